@@ -1,1 +1,17 @@
-"""shoal.model."""
+"""shoal.model: the immutable mesh snapshot and the proxies that ask for config."""
+
+from shoal.model.build import RegistryInstance, build_snapshot
+from shoal.model.proxy import Proxy, ProxyError, parse_proxy
+from shoal.model.snapshot import Endpoint, MeshSnapshot, Port, Service
+
+__all__ = [
+    "Endpoint",
+    "MeshSnapshot",
+    "Port",
+    "Proxy",
+    "ProxyError",
+    "RegistryInstance",
+    "Service",
+    "build_snapshot",
+    "parse_proxy",
+]

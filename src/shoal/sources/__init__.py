@@ -1,1 +1,1 @@
-"""shoal.sources."""
+"""shoal.sources: where config and workloads come from (files, local processes, Kubernetes)."""

@@ -1,0 +1,69 @@
+"""The `shoal` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from shoal import __version__
+from shoal.controlplane.app import ControlPlane, Settings
+
+
+def _control_plane(args: argparse.Namespace) -> int:
+    config_dir = Path(args.config_dir).resolve()
+    if not config_dir.is_dir():
+        print(f"shoal: --config-dir {config_dir}: not a directory", file=sys.stderr)
+        return 2
+    settings = Settings(
+        config_dir=config_dir,
+        host=args.host,
+        xds_port=args.xds_port,
+        admin_port=args.admin_port,
+        debounce_s=args.debounce_ms / 1000,
+        test_hooks=args.test_hooks,
+    )
+    asyncio.run(ControlPlane(settings).run())
+    return 0
+
+
+def _version(_: argparse.Namespace) -> int:
+    print(f"shoal {__version__}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="shoal", description="A service mesh in Python.")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    cp = sub.add_parser("control-plane", help="serve xDS from a directory of Istio YAML")
+    cp.add_argument("--config-dir", required=True, help="folder of Istio-compatible YAML files")
+    cp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    cp.add_argument("--xds-port", type=int, default=15010)
+    cp.add_argument("--admin-port", type=int, default=15014)
+    cp.add_argument("--debounce-ms", type=int, default=100, help="quiet time before a push")
+    cp.add_argument("--kubernetes", action="store_true", help=argparse.SUPPRESS)
+    cp.add_argument("--test-hooks", action="store_true", help=argparse.SUPPRESS)
+    cp.set_defaults(func=_control_plane)
+
+    ver = sub.add_parser("version", help="print the version")
+    ver.set_defaults(func=_version)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The control plane's admin HTTP API: readiness, sync status and config errors.
+
+`/debug/syncz` is a contract (DESIGN.md): one object per connected proxy with, per xDS type,
+the last version sent and ACKed and the last NACK's error.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from shoal.controlplane.testhooks import poison_view
+
+if TYPE_CHECKING:
+    from shoal.controlplane.app import ControlPlane
+
+
+def _app(cp: ControlPlane) -> web.Application:
+    async def ready(_: web.Request) -> web.Response:
+        if cp.snapshot is None:
+            return web.Response(status=503, text="no snapshot yet\n")
+        return web.Response(text="ok\n")
+
+    async def syncz(_: web.Request) -> web.Response:
+        return web.json_response(cp.ads.syncz())
+
+    async def config(_: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "version": cp.snapshot.version if cp.snapshot else None,
+                "resources": len(cp.store.resources) if hasattr(cp.store, "resources") else None,
+                "services": len(cp.snapshot.services) if cp.snapshot else 0,
+                "errors": [e.to_json() for e in cp.errors],
+            }
+        )
+
+    async def poison(request: web.Request) -> web.Response:
+        cp.ads.view_filter = poison_view if request.method == "POST" else None
+        if cp.ads.generator is not None:
+            cp.ads.update(cp.ads.generator)
+        return web.Response(text="ok\n")
+
+    app = web.Application()
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/debug/syncz", syncz)
+    app.router.add_get("/debug/config", config)
+    if cp.settings.test_hooks:
+        app.router.add_post("/debug/test/poison", poison)
+        app.router.add_delete("/debug/test/poison", poison)
+    return app
+
+
+async def start_admin(cp: ControlPlane, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(_app(cp), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

@@ -1,0 +1,157 @@
+"""Outbound clusters: one per service port, plus one per DestinationRule subset.
+
+Cluster bodies depend only on the service, its DestinationRule and the subset, so they are
+identical for every sidecar and generated once per snapshot.
+"""
+
+from __future__ import annotations
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import address_pb2, config_source_pb2, protocol_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from google.protobuf import any_pb2
+
+from shoal.api.destinationrule import DestinationRuleSpec, TrafficPolicy
+from shoal.generate.names import inbound_cluster, outbound_cluster
+from shoal.generate.prepared import PreparedResource, prepare
+from shoal.model import MeshSnapshot, Port, Service
+
+# Istio's default connect timeout for outbound clusters.
+CONNECT_TIMEOUT_S = 10
+_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+_LB = {
+    "ROUND_ROBIN": cluster_pb2.Cluster.ROUND_ROBIN,
+    "LEAST_REQUEST": cluster_pb2.Cluster.LEAST_REQUEST,
+    "LEAST_CONN": cluster_pb2.Cluster.LEAST_REQUEST,
+    "RANDOM": cluster_pb2.Cluster.RANDOM,
+}
+
+
+def _ads() -> config_source_pb2.ConfigSource:
+    return config_source_pb2.ConfigSource(
+        ads=config_source_pb2.AggregatedConfigSource(),
+        resource_api_version=config_source_pb2.V3,
+    )
+
+
+def _lb_policy(*policies: TrafficPolicy | None) -> int:
+    """The most specific policy that sets a load balancer wins (subset over service)."""
+    for policy in policies:
+        if policy is not None and policy.load_balancer is not None:
+            simple = policy.load_balancer.simple
+            if simple in _LB:
+                return _LB[simple]
+    # Istio's default since 1.14: least request, which copes best with uneven backends.
+    return cluster_pb2.Cluster.LEAST_REQUEST
+
+
+def _http2(cluster: cluster_pb2.Cluster) -> None:
+    opts = http_protocol_options_pb2.HttpProtocolOptions(
+        explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
+            http2_protocol_options=protocol_pb2.Http2ProtocolOptions()
+        )
+    )
+    packed = any_pb2.Any()
+    packed.Pack(opts)
+    cluster.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(packed)
+
+
+def _dns_assignment(name: str, service: Service, port: Port) -> endpoint_pb2.ClusterLoadAssignment:
+    targets = [(e.address, e.port_for(port)) for e in service.endpoints] or [
+        (service.hostname, port.target_port or port.number)
+    ]
+    return endpoint_pb2.ClusterLoadAssignment(
+        cluster_name=name,
+        endpoints=[
+            endpoint_components_pb2.LocalityLbEndpoints(
+                lb_endpoints=[
+                    endpoint_components_pb2.LbEndpoint(
+                        endpoint=endpoint_components_pb2.Endpoint(
+                            address=address_pb2.Address(
+                                socket_address=address_pb2.SocketAddress(address=host, port_value=p)
+                            )
+                        )
+                    )
+                    for host, p in targets
+                ]
+            )
+        ],
+    )
+
+
+def outbound(
+    service: Service, port: Port, subset: str, dr: DestinationRuleSpec | None
+) -> PreparedResource:
+    """The cluster for one (service, port, subset)."""
+    name = outbound_cluster(port.number, subset, service.hostname)
+    sub = next((s for s in dr.subsets if s.name == subset), None) if dr else None
+    cluster = cluster_pb2.Cluster(name=name)
+    cluster.connect_timeout.FromSeconds(CONNECT_TIMEOUT_S)
+    cluster.lb_policy = _lb_policy(  # type: ignore[assignment]
+        sub.traffic_policy if sub else None, dr.traffic_policy if dr else None
+    )
+    uses_eds = False
+    if service.resolution in ("DNS", "DNS_ROUND_ROBIN"):
+        cluster.type = (  # type: ignore[assignment]
+            cluster_pb2.Cluster.STRICT_DNS
+            if service.resolution == "DNS"
+            else cluster_pb2.Cluster.LOGICAL_DNS
+        )
+        cluster.dns_lookup_family = cluster_pb2.Cluster.V4_PREFERRED  # type: ignore[assignment]
+        cluster.load_assignment.CopyFrom(_dns_assignment(name, service, port))
+    elif service.resolution == "NONE" and not service.endpoints:
+        # Passthrough: send to wherever the caller was going (needs traffic capture).
+        cluster.type = cluster_pb2.Cluster.ORIGINAL_DST  # type: ignore[assignment]
+        cluster.lb_policy = cluster_pb2.Cluster.CLUSTER_PROVIDED  # type: ignore[assignment]
+    else:
+        cluster.type = cluster_pb2.Cluster.EDS  # type: ignore[assignment]
+        cluster.eds_cluster_config.eds_config.CopyFrom(_ads())
+        cluster.eds_cluster_config.service_name = name
+        uses_eds = True
+    if port.is_http2:
+        _http2(cluster)
+    return prepare(name, cluster, uses_eds=uses_eds)
+
+
+def inbound(app_port: int) -> PreparedResource:
+    """The cluster a sidecar's inbound listener forwards to: the app on loopback."""
+    name = inbound_cluster(app_port)
+    cluster = cluster_pb2.Cluster(name=name, type=cluster_pb2.Cluster.STATIC)
+    cluster.connect_timeout.FromSeconds(CONNECT_TIMEOUT_S)
+    cluster.load_assignment.CopyFrom(
+        endpoint_pb2.ClusterLoadAssignment(
+            cluster_name=name,
+            endpoints=[
+                endpoint_components_pb2.LocalityLbEndpoints(
+                    lb_endpoints=[
+                        endpoint_components_pb2.LbEndpoint(
+                            endpoint=endpoint_components_pb2.Endpoint(
+                                address=address_pb2.Address(
+                                    socket_address=address_pb2.SocketAddress(
+                                        address="127.0.0.1", port_value=app_port
+                                    )
+                                )
+                            )
+                        )
+                    ]
+                )
+            ],
+        )
+    )
+    return prepare(name, cluster)
+
+
+def service_clusters(snapshot: MeshSnapshot, service: Service) -> list[PreparedResource]:
+    """Every outbound cluster of one service: per port, whole service and each subset."""
+    dr_res = snapshot.dr_by_host.get(service.hostname)
+    dr = (
+        dr_res.spec if dr_res is not None and isinstance(dr_res.spec, DestinationRuleSpec) else None
+    )
+    out = []
+    for port in service.ports:
+        out.append(outbound(service, port, "", dr))
+        if dr is not None:
+            out.extend(outbound(service, port, s.name, dr) for s in dr.subsets)
+    return out

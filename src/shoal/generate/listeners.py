@@ -1,0 +1,114 @@
+"""LDS: a sidecar's listeners.
+
+In INTERCEPTION_MODE NONE (no iptables) the sidecar has an outbound HTTP listener on
+127.0.0.1:OUTBOUND_PORT that routes by Host header through RDS, and, when the node says where
+its app listens (APP_PORT), an inbound listener on INBOUND_PORT that forwards to the app.
+Listener bodies change only when ports change, so routing changes never drain connections.
+"""
+
+from __future__ import annotations
+
+from envoy.config.core.v3 import address_pb2, config_source_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from google.protobuf import any_pb2
+
+from shoal.generate.names import (
+    INBOUND_LISTENER,
+    OUTBOUND_LISTENER,
+    OUTBOUND_ROUTE,
+    inbound_cluster,
+)
+from shoal.generate.prepared import PreparedResource, prepare
+from shoal.model import Proxy
+
+_HCM = "envoy.filters.network.http_connection_manager"
+
+
+def _packed(message: object) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)  # type: ignore[arg-type]
+    return packed
+
+
+def _router() -> hcm_pb2.HttpFilter:
+    return hcm_pb2.HttpFilter(
+        name="envoy.filters.http.router", typed_config=_packed(router_pb2.Router())
+    )
+
+
+def _listener(
+    name: str, host: str, port: int, hcm: hcm_pb2.HttpConnectionManager
+) -> listener_pb2.Listener:
+    listener = listener_pb2.Listener(
+        name=name,
+        address=address_pb2.Address(
+            socket_address=address_pb2.SocketAddress(address=host, port_value=port)
+        ),
+        filter_chains=[
+            listener_components_pb2.FilterChain(
+                filters=[listener_components_pb2.Filter(name=_HCM, typed_config=_packed(hcm))]
+            )
+        ],
+    )
+    return listener
+
+
+def _hcm(stat_prefix: str) -> hcm_pb2.HttpConnectionManager:
+    hcm = hcm_pb2.HttpConnectionManager(stat_prefix=stat_prefix, http_filters=[_router()])
+    hcm.normalize_path.value = True
+    hcm.merge_slashes = True
+    hcm.path_with_escaped_slashes_action = hcm_pb2.HttpConnectionManager.KEEP_UNCHANGED  # type: ignore[assignment]
+    return hcm
+
+
+def outbound_listener(port: int) -> PreparedResource:
+    """Plain HTTP on loopback; the Host header picks the service (RDS ``outbound_http``)."""
+    hcm = _hcm("outbound_http")
+    hcm.rds.route_config_name = OUTBOUND_ROUTE
+    hcm.rds.config_source.CopyFrom(
+        config_source_pb2.ConfigSource(
+            ads=config_source_pb2.AggregatedConfigSource(),
+            resource_api_version=config_source_pb2.V3,
+        )
+    )
+    return prepare(OUTBOUND_LISTENER, _listener(OUTBOUND_LISTENER, "127.0.0.1", port, hcm))
+
+
+def inbound_listener(host: str, port: int, app_port: int) -> PreparedResource:
+    """Traffic for this workload: everything to the local app."""
+    hcm = _hcm("inbound_http")
+    cluster = inbound_cluster(app_port)
+    route = rc.Route(match=rc.RouteMatch(prefix="/"))
+    route.route.cluster = cluster
+    route.route.timeout.FromSeconds(0)
+    hcm.route_config.CopyFrom(
+        route_pb2.RouteConfiguration(
+            name="inbound",
+            virtual_hosts=[rc.VirtualHost(name="inbound", domains=["*"], routes=[route])],
+        )
+    )
+    return prepare(
+        INBOUND_LISTENER,
+        _listener(INBOUND_LISTENER, host, port, hcm),
+        refs=frozenset({cluster}),
+    )
+
+
+def sidecar_listeners(proxy: Proxy) -> list[PreparedResource]:
+    out = []
+    if proxy.outbound_port is not None:
+        out.append(outbound_listener(proxy.outbound_port))
+    elif proxy.interception_mode == "REDIRECT":
+        # Without capture rules in place yet, REDIRECT sidecars get the Host-routed listener on
+        # Istio's outbound capture port; original-destination routing arrives with capture.
+        out.append(outbound_listener(15001))
+    if proxy.inbound_port is not None and proxy.app_port is not None:
+        host = proxy.instance_ips[0] if proxy.instance_ips else proxy.ip
+        out.append(inbound_listener(host, proxy.inbound_port, proxy.app_port))
+    return out

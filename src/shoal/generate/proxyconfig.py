@@ -1,0 +1,130 @@
+"""Per-snapshot generation with sharing: each distinct resource is built and serialized once.
+
+`ConfigGenerator` wraps one `MeshSnapshot`. Resources are memoized under the inputs they
+depend on: clusters and endpoints on nothing proxy-specific, the outbound route table on the
+proxy's namespace (and labels only when a rule matches on source labels), listeners on the
+proxy's ports. A thousand sidecars in one namespace therefore cost one generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from shoal.generate import clusters, endpoints, listeners, routes
+from shoal.generate.prepared import CLUSTER, ENDPOINT, LISTENER, ROUTE, PreparedResource
+from shoal.model import MeshSnapshot, Proxy
+
+ResourceMap = Mapping[str, PreparedResource]
+
+
+@dataclass(frozen=True)
+class ProxyView:
+    """Everything one proxy should hold, by type URL then resource name."""
+
+    version: str
+    resources: Mapping[str, ResourceMap]
+
+    def of(self, type_url: str) -> ResourceMap:
+        return self.resources.get(type_url, _EMPTY)
+
+
+_EMPTY: ResourceMap = MappingProxyType({})
+
+
+def _by_name(items: list[PreparedResource]) -> ResourceMap:
+    return MappingProxyType({r.name: r for r in sorted(items, key=lambda r: r.name)})
+
+
+class ConfigGenerator:
+    """Generates and memoizes the resources of one snapshot."""
+
+    def __init__(self, snapshot: MeshSnapshot) -> None:
+        self.snapshot = snapshot
+        self._clusters: ResourceMap | None = None
+        self._endpoints: ResourceMap | None = None
+        self._routes: dict[tuple[object, ...], ResourceMap] = {}
+        self._listeners: dict[tuple[object, ...], ResourceMap] = {}
+        self._views: dict[tuple[object, ...], ProxyView] = {}
+        self._source_sensitive = any(
+            m.source_labels
+            for vs in snapshot.virtual_services
+            for http in getattr(vs.spec, "http", ())
+            for m in http.match
+        )
+
+    def clusters(self) -> ResourceMap:
+        if self._clusters is None:
+            items = [
+                c
+                for s in self.snapshot.services.values()
+                for c in clusters.service_clusters(self.snapshot, s)
+            ]
+            self._clusters = _by_name(items)
+        return self._clusters
+
+    def endpoints(self) -> ResourceMap:
+        if self._endpoints is None:
+            items = [
+                a
+                for s in self.snapshot.services.values()
+                for a in endpoints.service_assignments(self.snapshot, s)
+            ]
+            self._endpoints = _by_name(items)
+        return self._endpoints
+
+    def _route_key(self, proxy: Proxy) -> tuple[object, ...]:
+        return (proxy.namespace, proxy.labels_key if self._source_sensitive else ())
+
+    def routes(self, proxy: Proxy) -> ResourceMap:
+        key = self._route_key(proxy)
+        found = self._routes.get(key)
+        if found is None:
+            found = self._routes[key] = _by_name([routes.outbound_routes(self.snapshot, proxy)])
+        return found
+
+    def _listener_key(self, proxy: Proxy) -> tuple[object, ...]:
+        return (
+            proxy.interception_mode,
+            proxy.outbound_port,
+            proxy.inbound_port,
+            proxy.app_port,
+            proxy.instance_ips[:1],
+        )
+
+    def listeners(self, proxy: Proxy) -> ResourceMap:
+        key = self._listener_key(proxy)
+        found = self._listeners.get(key)
+        if found is None:
+            found = self._listeners[key] = _by_name(listeners.sidecar_listeners(proxy))
+        return found
+
+    def inbound_clusters(self, proxy: Proxy) -> list[PreparedResource]:
+        if proxy.inbound_port is not None and proxy.app_port is not None:
+            return [clusters.inbound(proxy.app_port)]
+        return []
+
+    def view(self, proxy: Proxy) -> ProxyView:
+        """What `proxy` should hold under this snapshot (shared objects, no copies)."""
+        key = (self._route_key(proxy), self._listener_key(proxy))
+        found = self._views.get(key)
+        if found is not None:
+            return found
+        cds = self.clusters()
+        extra = self.inbound_clusters(proxy)
+        if extra:
+            cds = MappingProxyType({**cds, **{c.name: c for c in extra}})
+        found = ProxyView(
+            version=self.snapshot.version,
+            resources=MappingProxyType(
+                {
+                    CLUSTER: cds,
+                    ENDPOINT: self.endpoints(),
+                    LISTENER: self.listeners(proxy),
+                    ROUTE: self.routes(proxy),
+                }
+            ),
+        )
+        self._views[key] = found
+        return found

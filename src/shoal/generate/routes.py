@@ -1,0 +1,224 @@
+"""RDS: the outbound route table of a sidecar, from VirtualServices (or the default route).
+
+One virtual host per (service, port). Its domains are the names a caller may use for the
+service: the full name and, from the service's own namespace, the short names, each with and
+without the port, plus the service's addresses. Envoy refuses a route table in which two
+virtual hosts share a domain, so each domain is claimed once (first service in name order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from envoy.config.core.v3 import base_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+from envoy.type.matcher.v3 import regex_pb2, string_pb2
+
+from shoal.api import fqdn, short_names
+from shoal.api.virtualservice import (
+    Destination,
+    HeaderOperations,
+    Headers,
+    HTTPMatchRequest,
+    HTTPRoute,
+    StringMatch,
+    VirtualServiceSpec,
+)
+from shoal.generate.names import OUTBOUND_ROUTE, outbound_cluster
+from shoal.generate.prepared import PreparedResource, prepare
+from shoal.model import MeshSnapshot, Port, Proxy, Service
+
+_OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+_APPEND = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
+
+
+def _string_matcher(m: StringMatch, ignore_case: bool = False) -> string_pb2.StringMatcher:
+    if m.exact is not None:
+        return string_pb2.StringMatcher(exact=m.exact, ignore_case=ignore_case)
+    if m.prefix is not None:
+        return string_pb2.StringMatcher(prefix=m.prefix, ignore_case=ignore_case)
+    return string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=m.regex or ""))
+
+
+def _header(name: str, m: StringMatch, invert: bool = False) -> rc.HeaderMatcher:
+    if m.exact is None and m.prefix is None and m.regex is None:
+        # `{}` in Istio means "the header is present"
+        return rc.HeaderMatcher(name=name, present_match=True, invert_match=invert)
+    return rc.HeaderMatcher(name=name, string_match=_string_matcher(m), invert_match=invert)
+
+
+def _route_match(m: HTTPMatchRequest | None) -> rc.RouteMatch:
+    match = rc.RouteMatch()
+    if m is None or m.uri is None:
+        match.prefix = "/"
+    elif m.uri.exact is not None:
+        match.path = m.uri.exact
+    elif m.uri.prefix is not None:
+        match.prefix = m.uri.prefix
+    else:
+        match.safe_regex.regex = m.uri.regex or ""
+    if m is None:
+        return match
+    if m.ignore_uri_case:
+        match.case_sensitive.value = False
+    for name, sm in sorted(m.headers.items()):
+        match.headers.append(_header(name.lower(), sm))
+    for name, sm in sorted(m.without_headers.items()):
+        match.headers.append(_header(name.lower(), sm, invert=True))
+    for pseudo, sm in ((":method", m.method), (":authority", m.authority), (":scheme", m.scheme)):
+        if sm is not None:
+            match.headers.append(_header(pseudo, sm))
+    for name, sm in sorted(m.query_params.items()):
+        match.query_parameters.append(
+            rc.QueryParameterMatcher(name=name, string_match=_string_matcher(sm))
+        )
+    return match
+
+
+def _applies(m: HTTPMatchRequest, port: Port, proxy: Proxy) -> bool:
+    """Match conditions Istio evaluates when generating config, not per request."""
+    if m.port is not None and m.port != port.number:
+        return False
+    if m.gateways and "mesh" not in m.gateways:
+        return False
+    if m.source_namespace and m.source_namespace != proxy.namespace:
+        return False
+    return all(proxy.labels.get(k) == v for k, v in m.source_labels.items())
+
+
+def _header_options(ops: HeaderOperations) -> list[base_pb2.HeaderValueOption]:
+    out = [
+        base_pb2.HeaderValueOption(
+            header=base_pb2.HeaderValue(key=k, value=v), append_action=_OVERWRITE
+        )
+        for k, v in sorted(ops.set.items())
+    ]
+    out += [
+        base_pb2.HeaderValueOption(
+            header=base_pb2.HeaderValue(key=k, value=v), append_action=_APPEND
+        )
+        for k, v in sorted(ops.add.items())
+    ]
+    return out
+
+
+def _apply_headers(target: rc.Route | rc.WeightedCluster.ClusterWeight, h: Headers | None) -> None:
+    if h is None:
+        return
+    if h.request is not None:
+        target.request_headers_to_add.extend(_header_options(h.request))
+        target.request_headers_to_remove.extend(h.request.remove)
+    if h.response is not None:
+        target.response_headers_to_add.extend(_header_options(h.response))
+        target.response_headers_to_remove.extend(h.response.remove)
+
+
+def _cluster_for(snapshot: MeshSnapshot, dest: Destination, namespace: str, port: Port) -> str:
+    host = fqdn(dest.host, namespace)
+    if dest.port is not None:
+        number = dest.port.number
+    else:
+        target = snapshot.services.get(host)
+        # validation guarantees a port is given whenever the destination has several
+        number = target.ports[0].number if target and len(target.ports) == 1 else port.number
+    return outbound_cluster(number, dest.subset, host)
+
+
+def _action(
+    snapshot: MeshSnapshot, http: HTTPRoute, namespace: str, port: Port, route: rc.Route
+) -> None:
+    action = route.route
+    dests = [d for d in http.route if d.weight > 0 or len(http.route) == 1]
+    if len(dests) == 1 and dests[0].headers is None:
+        action.cluster = _cluster_for(snapshot, dests[0].destination, namespace, port)
+    else:
+        for d in dests:
+            cw = rc.WeightedCluster.ClusterWeight(
+                name=_cluster_for(snapshot, d.destination, namespace, port)
+            )
+            cw.weight.value = d.weight or 100
+            _apply_headers(cw, d.headers)
+            action.weighted_clusters.clusters.append(cw)
+    # Istio disables Envoy's 15 s default: no route timeout unless the VirtualService sets one.
+    action.timeout.FromNanoseconds(int((http.timeout or 0.0) * 1e9))
+    _apply_headers(route, http.headers)
+
+
+def _routes(
+    snapshot: MeshSnapshot, vs: VirtualServiceSpec, namespace: str, port: Port, proxy: Proxy
+) -> list[rc.Route]:
+    out: list[rc.Route] = []
+    for http in vs.http:
+        matches: Sequence[HTTPMatchRequest | None] = http.match or [None]
+        for m in matches:
+            if m is not None and not _applies(m, port, proxy):
+                continue
+            route = rc.Route(name=http.name or (m.name if m else ""), match=_route_match(m))
+            _action(snapshot, http, namespace, port, route)
+            out.append(route)
+    return out
+
+
+def _default_route(service: Service, port: Port) -> rc.Route:
+    route = rc.Route(name="default", match=rc.RouteMatch(prefix="/"))
+    route.route.cluster = outbound_cluster(port.number, "", service.hostname)
+    route.route.timeout.FromSeconds(0)
+    return route
+
+
+def _default_port(service: Service) -> Port | None:
+    http = [p for p in service.ports if p.is_http]
+    return next((p for p in http if p.number == 80), http[0] if http else None)
+
+
+def _names(service: Service, proxy: Proxy) -> list[str]:
+    names = short_names(service.hostname)
+    if service.namespace != proxy.namespace:
+        # short names resolve in the caller's namespace; only qualified ones cross namespaces
+        names = [n for n in names if "." in n]
+    return [*names, *service.addresses]
+
+
+def route_refs(config: route_pb2.RouteConfiguration) -> frozenset[str]:
+    refs: set[str] = set()
+    for vh in config.virtual_hosts:
+        for r in vh.routes:
+            if r.route.cluster:
+                refs.add(r.route.cluster)
+            refs.update(cw.name for cw in r.route.weighted_clusters.clusters)
+    return frozenset(refs)
+
+
+def virtual_hosts(snapshot: MeshSnapshot, proxy: Proxy) -> Iterable[rc.VirtualHost]:
+    claimed: set[str] = set()
+    for service in snapshot.services.values():
+        default = _default_port(service)
+        vs_res = snapshot.vs_by_host.get(service.hostname, ())
+        vs = vs_res[0] if vs_res else None
+        for port in service.ports:
+            if not port.is_http:
+                continue
+            domains = []
+            for name in _names(service, proxy):
+                candidates = [f"{name}:{port.number}"] + ([name] if port is default else [])
+                domains += [d for d in candidates if d not in claimed]
+            if not domains:
+                continue
+            claimed.update(domains)
+            if vs is not None and isinstance(vs.spec, VirtualServiceSpec):
+                routes = _routes(snapshot, vs.spec, vs.meta.namespace, port, proxy)
+            else:
+                routes = [_default_route(service, port)]
+            yield rc.VirtualHost(
+                name=f"{service.hostname}:{port.number}", domains=domains, routes=routes
+            )
+
+
+def outbound_routes(snapshot: MeshSnapshot, proxy: Proxy) -> PreparedResource:
+    """The sidecar's outbound route table (named ``outbound_http``)."""
+    config = route_pb2.RouteConfiguration(
+        name=OUTBOUND_ROUTE, virtual_hosts=list(virtual_hosts(snapshot, proxy))
+    )
+    config.validate_clusters.value = False
+    return prepare(OUTBOUND_ROUTE, config, refs=route_refs(config))

@@ -1,0 +1,129 @@
+"""Build a `MeshSnapshot` from validated config resources and registry instances.
+
+ServiceEntries and WorkloadEntries are the registry when there is no Kubernetes; local
+processes started by `shoal up` arrive as extra `RegistryInstance`s. Both end up as
+`Endpoint`s of `Service`s here, so generation never needs to know where a workload came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from shoal.api import ConfigError, Resource, fqdn
+from shoal.api.destinationrule import DestinationRuleSpec
+from shoal.api.serviceentry import ServiceEntrySpec, WorkloadEntrySpec
+from shoal.api.virtualservice import VirtualServiceSpec
+from shoal.model.snapshot import Endpoint, MeshSnapshot, Port, Service
+
+
+@dataclass(frozen=True)
+class RegistryInstance:
+    """A workload instance registered by a source other than config (e.g. `shoal up`)."""
+
+    hostname: str
+    endpoint: Endpoint
+    namespace: str = "default"
+
+
+def _endpoint(spec: WorkloadEntrySpec) -> Endpoint:
+    return Endpoint(
+        address=spec.address,
+        labels=MappingProxyType(dict(spec.labels)),
+        ports=MappingProxyType(dict(spec.ports)),
+        weight=spec.weight or 1,
+        service_account=spec.service_account,
+    )
+
+
+def _service(
+    host: str, res: Resource, spec: ServiceEntrySpec, entries: Sequence[Resource]
+) -> Service:
+    ports = tuple(
+        Port(number=p.number, name=p.name, protocol=p.protocol, target_port=p.target_port)
+        for p in spec.ports
+    )
+    endpoints = [_endpoint(e) for e in spec.endpoints]
+    if spec.workload_selector is not None:
+        selector = spec.workload_selector.labels
+        for we in entries:
+            assert isinstance(we.spec, WorkloadEntrySpec)
+            if we.meta.namespace == res.meta.namespace and all(
+                we.spec.labels.get(k) == v for k, v in selector.items()
+            ):
+                endpoints.append(_endpoint(we.spec))
+    return Service(
+        hostname=host,
+        namespace=res.meta.namespace,
+        ports=ports,
+        addresses=tuple(spec.addresses),
+        resolution=spec.resolution,
+        location=spec.location,
+        endpoints=tuple(sorted(endpoints, key=lambda e: (e.address, sorted(e.ports.items())))),
+        export_to=tuple(spec.export_to),
+    )
+
+
+def build_snapshot(
+    version: str,
+    resources: Iterable[Resource],
+    instances: Iterable[RegistryInstance] = (),
+    errors: Sequence[ConfigError] = (),
+) -> MeshSnapshot:
+    """Index validated resources into a snapshot. Resources must already be validated."""
+    by_kind: dict[str, list[Resource]] = {}
+    for res in sorted(resources, key=lambda r: r.key):
+        by_kind.setdefault(res.kind, []).append(res)
+    entries = by_kind.get("WorkloadEntry", [])
+
+    services: dict[str, Service] = {}
+    for res in by_kind.get("ServiceEntry", []):
+        assert isinstance(res.spec, ServiceEntrySpec)
+        for host in res.spec.hosts:
+            name = fqdn(host, res.meta.namespace)
+            # first ServiceEntry (in namespace/name order) wins a host, as in Istio
+            services.setdefault(name, _service(name, res, res.spec, entries))
+
+    extra: dict[str, list[Endpoint]] = {}
+    for inst in instances:
+        extra.setdefault(inst.hostname, []).append(inst.endpoint)
+    for host, eps in extra.items():
+        svc = services.get(host)
+        if svc is not None:
+            merged = tuple(
+                sorted((*svc.endpoints, *eps), key=lambda e: (e.address, sorted(e.ports.items())))
+            )
+            services[host] = Service(
+                hostname=svc.hostname,
+                namespace=svc.namespace,
+                ports=svc.ports,
+                addresses=svc.addresses,
+                resolution=svc.resolution,
+                location=svc.location,
+                endpoints=merged,
+                export_to=svc.export_to,
+            )
+
+    vs_by_host: dict[str, list[Resource]] = {}
+    for res in by_kind.get("VirtualService", []):
+        assert isinstance(res.spec, VirtualServiceSpec)
+        if res.spec.gateways and "mesh" not in res.spec.gateways:
+            continue  # bound to gateways only: not for sidecars
+        for host in res.spec.hosts:
+            vs_by_host.setdefault(fqdn(host, res.meta.namespace), []).append(res)
+
+    dr_by_host: dict[str, Resource] = {}
+    for res in by_kind.get("DestinationRule", []):
+        assert isinstance(res.spec, DestinationRuleSpec)
+        dr_by_host.setdefault(fqdn(res.spec.host, res.meta.namespace), res)
+
+    return MeshSnapshot(
+        version=version,
+        services=MappingProxyType(dict(sorted(services.items()))),
+        virtual_services=tuple(by_kind.get("VirtualService", [])),
+        destination_rules=tuple(by_kind.get("DestinationRule", [])),
+        errors=tuple(errors),
+        vs_by_host=MappingProxyType({h: tuple(v) for h, v in sorted(vs_by_host.items())}),
+        dr_by_host=MappingProxyType(dict(sorted(dr_by_host.items()))),
+    )

@@ -1,0 +1,108 @@
+"""Who is asking: a `Proxy` parsed from an Envoy node id and node metadata.
+
+The node id follows Istio's shape, ``<type>~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local``,
+and the metadata carries the keys listed in DESIGN.md. Envoy sends metadata as a protobuf
+Struct, so every scalar may arrive as a string or a number; parsing accepts both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+ProxyType = Literal["sidecar", "router", "node"]
+InterceptionMode = Literal["REDIRECT", "NONE"]
+
+_PROXY_TYPES: tuple[ProxyType, ...] = ("sidecar", "router", "node")
+
+
+class ProxyError(ValueError):
+    """The node id or metadata does not describe a proxy shoal can configure."""
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """A connected Envoy, as far as config generation needs to know it."""
+
+    node_id: str
+    type: ProxyType
+    ip: str
+    workload: str
+    namespace: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    service_account: str = "default"
+    instance_ips: tuple[str, ...] = ()
+    workload_name: str = ""
+    interception_mode: InterceptionMode = "REDIRECT"
+    outbound_port: int | None = None
+    inbound_port: int | None = None
+    # shoal extension: where the local application listens, so the inbound listener can
+    # forward to it in INTERCEPTION_MODE NONE (Istio learns this from the pod spec).
+    app_port: int | None = None
+
+    @property
+    def labels_key(self) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted(self.labels.items()))
+
+
+def _port(metadata: Mapping[str, object], key: str) -> int | None:
+    raw = metadata.get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise ProxyError(f"node metadata {key}={raw!r} is not a port number") from None
+    if not 0 < value < 65536:
+        raise ProxyError(f"node metadata {key}={value} is outside 1..65535")
+    return value
+
+
+def _labels(raw: object) -> dict[str, str]:
+    if raw is None or raw == "":
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ProxyError(f"node metadata LABELS must be a map, got {type(raw).__name__}")
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def parse_proxy(node_id: str, metadata: Mapping[str, object]) -> Proxy:
+    """Build a `Proxy` from what Envoy sent as ``node.id`` and ``node.metadata``."""
+    parts = node_id.split("~")
+    if len(parts) != 4:
+        raise ProxyError(
+            f"node id {node_id!r} must look like TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local"
+        )
+    kind, ip, pod, domain = parts
+    if kind not in _PROXY_TYPES:
+        raise ProxyError(f"node id type {kind!r} must be one of {', '.join(_PROXY_TYPES)}")
+    proxy_type: ProxyType = (
+        "sidecar" if kind == "sidecar" else "router" if kind == "router" else "node"
+    )
+    namespace = str(metadata.get("NAMESPACE") or "")
+    if not namespace:
+        namespace = pod.rsplit(".", 1)[1] if "." in pod else domain.split(".", 1)[0] or "default"
+    mode_raw = str(metadata.get("INTERCEPTION_MODE") or "REDIRECT").upper()
+    if mode_raw not in ("REDIRECT", "NONE"):
+        raise ProxyError(f"node metadata INTERCEPTION_MODE={mode_raw!r} must be REDIRECT or NONE")
+    mode: InterceptionMode = "NONE" if mode_raw == "NONE" else "REDIRECT"
+    ips_raw = str(metadata.get("INSTANCE_IPS") or ip)
+    outbound = _port(metadata, "OUTBOUND_PORT")
+    if mode == "NONE" and outbound is None and proxy_type == "sidecar":
+        raise ProxyError("INTERCEPTION_MODE NONE needs node metadata OUTBOUND_PORT")
+    return Proxy(
+        node_id=node_id,
+        type=proxy_type,
+        ip=ip,
+        workload=pod,
+        namespace=namespace,
+        labels=_labels(metadata.get("LABELS")),
+        service_account=str(metadata.get("SERVICE_ACCOUNT") or "default"),
+        instance_ips=tuple(x.strip() for x in ips_raw.split(",") if x.strip()),
+        workload_name=str(metadata.get("WORKLOAD_NAME") or pod.split(".", 1)[0]),
+        interception_mode=mode,
+        outbound_port=outbound,
+        inbound_port=_port(metadata, "INBOUND_PORT"),
+        app_port=_port(metadata, "APP_PORT"),
+    )

@@ -1,0 +1,83 @@
+"""The immutable `MeshSnapshot`: every service, endpoint and routing rule at one instant.
+
+A snapshot is built once per config or registry change and then only read, by every proxy's
+config generation, so it carries the indexes generation needs (rules by host) precomputed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shoal.api import ConfigError, Resource
+
+HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
+
+
+@dataclass(frozen=True)
+class Port:
+    """One port of a service, as the ServiceEntry declares it."""
+
+    number: int
+    name: str
+    protocol: str
+    target_port: int | None = None
+
+    @property
+    def is_http(self) -> bool:
+        return self.protocol in HTTP_PROTOCOLS
+
+    @property
+    def is_http2(self) -> bool:
+        return self.protocol in ("HTTP2", "GRPC", "GRPC-WEB")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One workload instance that serves a service."""
+
+    address: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # port name -> port on the workload; absent names fall back to the service's target port
+    ports: Mapping[str, int] = field(default_factory=dict)
+    weight: int = 1
+    service_account: str = ""
+    healthy: bool = True
+
+    def port_for(self, port: Port) -> int:
+        return self.ports.get(port.name) or port.target_port or port.number
+
+    def matches(self, selector: Mapping[str, str]) -> bool:
+        return all(self.labels.get(k) == v for k, v in selector.items())
+
+
+@dataclass(frozen=True)
+class Service:
+    """A host in the mesh registry (from a ServiceEntry, later also Kubernetes Services)."""
+
+    hostname: str
+    namespace: str
+    ports: tuple[Port, ...]
+    addresses: tuple[str, ...] = ()
+    resolution: str = "STATIC"
+    location: str = "MESH_INTERNAL"
+    endpoints: tuple[Endpoint, ...] = ()
+    export_to: tuple[str, ...] = ()
+
+    def port(self, number: int) -> Port | None:
+        return next((p for p in self.ports if p.number == number), None)
+
+
+@dataclass(frozen=True)
+class MeshSnapshot:
+    """Everything a proxy's config is generated from. Never mutated after it is built."""
+
+    version: str
+    services: Mapping[str, Service]
+    virtual_services: tuple[Resource, ...] = ()
+    destination_rules: tuple[Resource, ...] = ()
+    errors: tuple[ConfigError, ...] = ()
+    # hostname -> the VirtualServices that bind it, in the order Istio evaluates them
+    # (oldest first; shoal uses namespace/name order since files carry no timestamps)
+    vs_by_host: Mapping[str, tuple[Resource, ...]] = field(default_factory=dict)
+    dr_by_host: Mapping[str, Resource] = field(default_factory=dict)

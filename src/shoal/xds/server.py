@@ -1,0 +1,253 @@
+"""The grpc.aio ADS server: state of the world and delta on one port.
+
+The servicer is thin: it turns protobuf requests into `messages.Request`, hands them and
+config changes to each stream's `StreamProtocol`, and writes the encoded responses. Responses
+are written as raw bytes (`wire.py`) so shared resources are never re-serialized per proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import grpc
+from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf import json_format
+
+from shoal.generate import SHORT_NAMES, ConfigGenerator, PreparedResource, ProxyView
+from shoal.generate.endpoints import empty_assignment
+from shoal.generate.prepared import ENDPOINT
+from shoal.model import Proxy, ProxyError, parse_proxy
+from shoal.xds.messages import Request, Response
+from shoal.xds.stream import StreamProtocol
+from shoal.xds.wire import encode_delta, encode_sotw
+
+log = logging.getLogger("shoal.xds")
+
+SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
+ViewFilter = Callable[[ProxyView], ProxyView]
+
+_SERVER_OPTIONS = [
+    # Envoy pings on its own schedule; refusing them would close streams with too_many_pings.
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 1000),
+    ("grpc.http2.max_ping_strikes", 0),
+    # A delta reconnect lists every resource Envoy holds; allow far more than 4 MiB.
+    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+    ("grpc.max_send_message_length", 256 * 1024 * 1024),
+]
+
+
+def _missing(type_url: str, name: str) -> PreparedResource | None:
+    return empty_assignment(name) if type_url == ENDPOINT else None
+
+
+_VIEW = object()
+_CLOSED = object()
+
+
+@dataclass
+class Connection:
+    """One connected proxy's stream."""
+
+    id: int
+    delta: bool
+    protocol: StreamProtocol
+    queue: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
+    proxy: Proxy | None = None
+    connected_at: float = field(default_factory=time.time)
+    view_pending: bool = False
+
+    def wake(self) -> None:
+        if not self.view_pending:
+            self.view_pending = True
+            self.queue.put_nowait(_VIEW)
+
+
+def _request(msg: discovery_pb2.DiscoveryRequest) -> Request:
+    return Request(
+        type_url=msg.type_url,
+        nonce=msg.response_nonce,
+        version=msg.version_info,
+        names=tuple(msg.resource_names),
+        error=msg.error_detail.message or f"code {msg.error_detail.code}"
+        if msg.HasField("error_detail")
+        else None,
+    )
+
+
+def _delta_request(msg: discovery_pb2.DeltaDiscoveryRequest) -> Request:
+    return Request(
+        type_url=msg.type_url,
+        nonce=msg.response_nonce,
+        subscribe=tuple(msg.resource_names_subscribe),
+        unsubscribe=tuple(msg.resource_names_unsubscribe),
+        initial_versions=dict(msg.initial_resource_versions),
+        error=msg.error_detail.message or f"code {msg.error_detail.code}"
+        if msg.HasField("error_detail")
+        else None,
+    )
+
+
+class AdsServer:
+    """Serves ADS to every proxy from the current `ConfigGenerator`."""
+
+    def __init__(self, boot_id: str) -> None:
+        self.boot_id = boot_id
+        self.generator: ConfigGenerator | None = None
+        self.view_filter: ViewFilter | None = None
+        self.connections: dict[int, Connection] = {}
+        self._ids = itertools.count(1)
+        self._server: grpc.aio.Server | None = None
+
+    # ------------------------------------------------------------------ config
+    def update(self, generator: ConfigGenerator) -> None:
+        """A new snapshot: every stream recomputes its view and pushes what changed."""
+        self.generator = generator
+        for conn in self.connections.values():
+            conn.wake()
+
+    def _view(self, proxy: Proxy) -> ProxyView | None:
+        if self.generator is None:
+            return None
+        view = self.generator.view(proxy)
+        return self.view_filter(view) if self.view_filter is not None else view
+
+    # ------------------------------------------------------------------ grpc
+    async def start(self, host: str, port: int) -> int:
+        server = grpc.aio.server(options=_SERVER_OPTIONS)
+        server.add_generic_rpc_handlers([self._handler()])
+        bound = server.add_insecure_port(f"{host}:{port}")
+        await server.start()
+        self._server = server
+        return bound
+
+    async def stop(self, grace: float = 1.0) -> None:
+        if self._server is not None:
+            await self._server.stop(grace)
+
+    def _handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                    self._sotw,
+                    request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+                    response_serializer=bytes,
+                ),
+                "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                    self._delta,
+                    request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+                    response_serializer=bytes,
+                ),
+            },
+        )
+
+    def _sotw(
+        self,
+        requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[bytes]:
+        return self._serve(requests, context, delta=False)
+
+    def _delta(
+        self,
+        requests: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[bytes]:
+        return self._serve(requests, context, delta=True)
+
+    async def _read(self, requests: AsyncIterator[object], queue: asyncio.Queue[object]) -> None:
+        try:
+            async for msg in requests:
+                queue.put_nowait(msg)
+        except (asyncio.CancelledError, grpc.aio.AioRpcError):
+            pass
+        finally:
+            queue.put_nowait(_CLOSED)
+
+    async def _serve(
+        self, requests: AsyncIterator[object], context: grpc.aio.ServicerContext, *, delta: bool
+    ) -> AsyncIterator[bytes]:
+        conn = Connection(
+            id=next(self._ids),
+            delta=delta,
+            protocol=StreamProtocol(delta=delta, boot_id=self.boot_id, missing=_missing),
+        )
+        encode = encode_delta if delta else encode_sotw
+        reader = asyncio.create_task(self._read(requests, conn.queue))
+        try:
+            while True:
+                item = await conn.queue.get()
+                if item is _CLOSED:
+                    return
+                responses: list[Response]
+                if item is _VIEW:
+                    conn.view_pending = False
+                    view = self._view(conn.proxy) if conn.proxy is not None else None
+                    responses = conn.protocol.on_view(view) if view is not None else []
+                else:
+                    assert isinstance(
+                        item, discovery_pb2.DiscoveryRequest | discovery_pb2.DeltaDiscoveryRequest
+                    )
+                    if conn.proxy is None:
+                        await self._identify(conn, item, context)
+                    req = (
+                        _delta_request(item)
+                        if isinstance(item, discovery_pb2.DeltaDiscoveryRequest)
+                        else _request(item)
+                    )
+                    if req.error:
+                        assert conn.proxy is not None
+                        log.warning(
+                            "NACK from %s for %s: %s", conn.proxy.node_id, req.type_url, req.error
+                        )
+                    responses = conn.protocol.on_request(req)
+                for resp in responses:
+                    yield encode(resp)
+        finally:
+            reader.cancel()
+            self.connections.pop(conn.id, None)
+            if conn.proxy is not None:
+                log.info("proxy %s disconnected", conn.proxy.node_id)
+
+    async def _identify(
+        self,
+        conn: Connection,
+        msg: discovery_pb2.DiscoveryRequest | discovery_pb2.DeltaDiscoveryRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> None:
+        """Parse the node: only the first request is sure to carry it."""
+        metadata = json_format.MessageToDict(msg.node.metadata) if msg.HasField("node") else {}
+        try:
+            conn.proxy = parse_proxy(msg.node.id, metadata)
+        except ProxyError as err:
+            log.warning("refusing xDS stream: %s", err)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        assert conn.proxy is not None
+        self.connections[conn.id] = conn
+        log.info("proxy %s connected (%s)", conn.proxy.node_id, "delta" if conn.delta else "sotw")
+        view = self._view(conn.proxy)
+        if view is not None:
+            conn.protocol.view = view
+
+    # ------------------------------------------------------------------ status
+    def syncz(self) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        for conn in sorted(self.connections.values(), key=lambda c: c.id):
+            if conn.proxy is None:
+                continue
+            types = {SHORT_NAMES.get(t, t): st for t, st in conn.protocol.status().items()}
+            out.append(
+                {
+                    "node": conn.proxy.node_id,
+                    "delta": conn.delta,
+                    "connected_at": conn.connected_at,
+                    "types": types,
+                }
+            )
+        return out

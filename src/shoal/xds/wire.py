@@ -1,0 +1,60 @@
+"""Encode responses straight to protobuf wire bytes from pre-serialized resources.
+
+Each resource's `Any` is serialized once per snapshot (`generate.prepare`). A response to one
+proxy is then a concatenation: field headers plus those shared bytes, with no protobuf object
+built per proxy. The layout is protobuf's deterministic one (fields in number order), so the
+bytes parse back to exactly the `DiscoveryResponse`/`DeltaDiscoveryResponse` they stand for
+(checked in tests/unit/xds/test_wire.py).
+"""
+
+from __future__ import annotations
+
+from shoal.generate import PreparedResource
+from shoal.xds.messages import Response
+
+_LEN = 2  # wire type: length-delimited
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        bits = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(bits | 0x80)
+        else:
+            out.append(bits)
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint((number << 3) | _LEN) + _varint(len(payload)) + payload
+
+
+def _str(number: int, text: str) -> bytes:
+    return _field(number, text.encode()) if text else b""
+
+
+def encode_sotw(resp: Response) -> bytes:
+    """DiscoveryResponse: version_info=1, resources=2, type_url=4, nonce=5."""
+    parts = [_str(1, resp.version)]
+    parts.extend(_field(2, r.any_bytes) for r in resp.resources)
+    parts.append(_str(4, resp.type_url))
+    parts.append(_str(5, resp.nonce))
+    return b"".join(parts)
+
+
+def _delta_resource(r: PreparedResource) -> bytes:
+    # discovery.v3.Resource: version=1, resource=2 (Any), name=3
+    return _str(1, r.version) + _field(2, r.any_bytes) + _str(3, r.name)
+
+
+def encode_delta(resp: Response) -> bytes:
+    """DeltaDiscoveryResponse: system_version_info=1, resources=2, type_url=4, nonce=5,
+    removed_resources=6."""
+    parts = [_str(1, resp.version)]
+    parts.extend(_field(2, _delta_resource(r)) for r in resp.resources)
+    parts.append(_str(4, resp.type_url))
+    parts.append(_str(5, resp.nonce))
+    parts.extend(_field(6, name.encode()) for name in resp.removed)
+    return b"".join(parts)

@@ -1,0 +1,222 @@
+"""The sans-IO xDS stream protocol, driven directly: no network, no grpc."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import pytest
+
+from shoal.generate import CLUSTER, ENDPOINT, LISTENER, ROUTE, PreparedResource, ProxyView
+from shoal.xds.messages import Request, Response
+from shoal.xds.stream import StreamProtocol
+
+
+def res(
+    type_url: str, name: str, version: str = "1", refs: tuple[str, ...] = (), eds: bool = False
+) -> PreparedResource:
+    return PreparedResource(
+        name=name,
+        type_url=type_url,
+        any_bytes=f"{name}:{version}".encode(),
+        version=version,
+        refs=frozenset(refs),
+        uses_eds=eds,
+    )
+
+
+def view(
+    clusters: dict[str, str], routes_to: tuple[str, ...], route_version: str = "1", eps: str = "1"
+) -> ProxyView:
+    cds = {n: res(CLUSTER, n, v, eds=True) for n, v in clusters.items()}
+    eds = {n: res(ENDPOINT, n, eps) for n in clusters}
+    lds = {"out": res(LISTENER, "out", "1", refs=())}
+    rds = {"outbound_http": res(ROUTE, "outbound_http", route_version, refs=routes_to)}
+    return ProxyView(
+        version="s",
+        resources=MappingProxyType({CLUSTER: cds, ENDPOINT: eds, LISTENER: lds, ROUTE: rds}),
+    )
+
+
+def missing(type_url: str, name: str) -> PreparedResource | None:
+    return res(ENDPOINT, name, "empty") if type_url == ENDPOINT else None
+
+
+def proto(delta: bool = False) -> StreamProtocol:
+    return StreamProtocol(delta=delta, boot_id="boot", missing=missing)
+
+
+def only(responses: list[Response], type_url: str) -> Response:
+    assert [r.type_url for r in responses] == [type_url], responses
+    return responses[0]
+
+
+def ack(p: StreamProtocol, r: Response, names: tuple[str, ...] = ()) -> list[Response]:
+    if p.delta:
+        return p.on_request(Request(type_url=r.type_url, nonce=r.nonce))
+    return p.on_request(Request(type_url=r.type_url, nonce=r.nonce, version=r.version, names=names))
+
+
+def connect_sotw(p: StreamProtocol, v: ProxyView) -> None:
+    """Drive a full initial sync the way Envoy does: CDS, EDS, LDS, RDS, all ACKed."""
+    p.on_view(v)
+    cds = only(p.on_request(Request(type_url=CLUSTER)), CLUSTER)
+    assert p.on_request(Request(type_url=LISTENER)) == []  # held until clusters are warm
+    assert ack(p, cds) == []  # EDS not requested yet
+    names = tuple(sorted(v.of(CLUSTER)))
+    eds = only(p.on_request(Request(type_url=ENDPOINT, names=names)), ENDPOINT)
+    lds = only(ack(p, eds, names), LISTENER)
+    assert ack(p, lds) == []
+    rds = only(p.on_request(Request(type_url=ROUTE, names=("outbound_http",))), ROUTE)
+    assert ack(p, rds, ("outbound_http",)) == []
+
+
+def test_initial_sync_orders_clusters_before_listeners_and_routes() -> None:
+    p = proto()
+    connect_sotw(p, view({"a": "1"}, ("a",)))
+    st = p.status()
+    assert all(s["sent"] == s["acked"] and s["nack"] is None for s in st.values())
+
+
+def test_route_to_new_cluster_waits_until_cluster_and_endpoints_are_acked() -> None:
+    p = proto()
+    connect_sotw(p, view({"a": "1"}, ("a",)))
+    cds = only(p.on_view(view({"a": "1", "b": "1"}, ("a", "b"), route_version="2")), CLUSTER)
+    # a is unchanged, b not yet subscribed: nothing for EDS, and the route waits
+    assert ack(p, cds) == []
+    last = p.types[ENDPOINT].last_nonce
+    eds = only(p.on_request(Request(type_url=ENDPOINT, nonce=last, names=("a", "b"))), ENDPOINT)
+    assert {r.name for r in eds.resources} == {"a", "b"}
+    rds = only(ack(p, eds, ("a", "b")), ROUTE)
+    assert rds.resources[0].version == "2"
+
+
+def test_eds_subscription_crossing_a_response_is_answered_on_the_ack() -> None:
+    p = proto()
+    connect_sotw(p, view({"a": "1"}, ("a",)))
+    eds = only(p.on_view(view({"a": "1"}, ("a",), eps="2")), ENDPOINT)
+    # Envoy subscribes to b with the previous nonce while our response is in flight: stale
+    assert p.on_request(Request(type_url=ENDPOINT, nonce="0", names=("a", "b"))) == []
+    # its ACK of the newer response carries the full subscription, which is then answered
+    again = only(ack(p, eds, ("a", "b")), ENDPOINT)
+    assert {r.name for r in again.resources} == {"a", "b"}
+
+
+def test_removed_cluster_is_kept_until_routes_stop_naming_it() -> None:
+    p = proto()
+    connect_sotw(p, view({"a": "1", "b": "1"}, ("a", "b")))
+    out = p.on_view(view({"a": "1"}, ("a",), route_version="2"))
+    # b is still named by the route Envoy holds, so CDS does not change: the route goes first
+    rds = only(out, ROUTE)
+    cds = only(ack(p, rds, ("outbound_http",)), CLUSTER)
+    assert {r.name for r in cds.resources} == {"a"}
+
+
+def test_nacked_version_is_never_resent() -> None:
+    p = proto()
+    connect_sotw(p, view({"a": "1"}, ("a",)))
+    cds = only(p.on_view(view({"a": "bad"}, ("a",))), CLUSTER)
+    out = p.on_request(
+        Request(type_url=CLUSTER, nonce=cds.nonce, version="old", error="invalid cluster")
+    )
+    assert out == []
+    assert p.status()[CLUSTER]["nack"] == "invalid cluster"
+    # the same content again (e.g. an unrelated push) is not resent
+    assert p.on_view(view({"a": "bad"}, ("a",))) == []
+    # new content is sent, and its ACK clears the error
+    fixed = only(p.on_view(view({"a": "2"}, ("a",))), CLUSTER)
+    assert fixed.version != cds.version
+    ack(p, fixed)
+    assert p.status()[CLUSTER]["nack"] is None
+
+
+def test_stale_nonce_is_ignored_in_state_of_the_world() -> None:
+    p = proto()
+    connect_sotw(p, view({"a": "1"}, ("a",)))
+    cds = only(p.on_view(view({"a": "2"}, ("a",))), CLUSTER)
+    assert p.on_request(Request(type_url=CLUSTER, nonce="stale", error="old")) == []
+    assert p.status()[CLUSTER]["nack"] is None
+    assert p.types[CLUSTER].inflight is not None and p.types[CLUSTER].inflight.nonce == cds.nonce
+
+
+def test_versions_never_repeat_across_restarts() -> None:
+    v = view({"a": "1"}, ("a",))
+    one, two = proto(), StreamProtocol(delta=False, boot_id="boot2", missing=missing)
+    one.on_view(v)
+    two.on_view(v)
+    a = only(one.on_request(Request(type_url=CLUSTER)), CLUSTER)
+    b = only(two.on_request(Request(type_url=CLUSTER)), CLUSTER)
+    assert a.version != b.version
+
+
+def test_unknown_eds_name_is_answered_with_an_empty_assignment() -> None:
+    p = proto()
+    p.on_view(view({"a": "1"}, ("a",)))
+    r = only(p.on_request(Request(type_url=ENDPOINT, names=("ghost",))), ENDPOINT)
+    assert [x.version for x in r.resources] == ["empty"]
+
+
+def test_endpoint_change_pushes_eds_only() -> None:
+    p = proto()
+    connect_sotw(p, view({"a": "1"}, ("a",)))
+    eds = only(p.on_view(view({"a": "1"}, ("a",), eps="2")), ENDPOINT)
+    assert [r.version for r in eds.resources] == ["2"]
+
+
+# ---------------------------------------------------------------- delta
+
+
+def connect_delta(p: StreamProtocol, v: ProxyView) -> None:
+    p.on_view(v)
+    cds = only(p.on_request(Request(type_url=CLUSTER)), CLUSTER)
+    assert p.on_request(Request(type_url=LISTENER)) == []
+    assert ack(p, cds) == []
+    eds = only(p.on_request(Request(type_url=ENDPOINT, subscribe=tuple(v.of(CLUSTER)))), ENDPOINT)
+    lds = only(ack(p, eds), LISTENER)
+    assert ack(p, lds) == []
+    rds = only(p.on_request(Request(type_url=ROUTE, subscribe=("outbound_http",))), ROUTE)
+    assert ack(p, rds) == []
+
+
+def test_delta_sends_only_changes_and_removals() -> None:
+    p = proto(delta=True)
+    connect_delta(p, view({"a": "1", "b": "1", "c": "1"}, ("a",)))
+    cds = only(p.on_view(view({"a": "2", "b": "1"}, ("a",))), CLUSTER)
+    assert [r.name for r in cds.resources] == ["a"]
+    assert cds.removed == ("c",)
+
+
+def test_delta_subscription_changes_are_honoured_with_a_stale_nonce() -> None:
+    p = proto(delta=True)
+    connect_delta(p, view({"a": "1"}, ("a",)))
+    eds = p.on_request(Request(type_url=ENDPOINT, nonce="stale", subscribe=("ghost",)))
+    assert [r.name for r in only(eds, ENDPOINT).resources] == ["ghost"]
+
+
+def test_delta_reconnect_sends_nothing_when_envoy_is_current() -> None:
+    v = view({"a": "1"}, ("a",))
+    first = proto(delta=True)
+    connect_delta(first, v)
+    held = dict(first.types[CLUSTER].held)
+    again = StreamProtocol(delta=True, boot_id="boot2", missing=missing)
+    again.on_view(v)
+    r = only(again.on_request(Request(type_url=CLUSTER, initial_versions=held)), CLUSTER)
+    assert r.resources == () and r.removed == ()
+
+
+def test_delta_reconnect_removes_what_was_deleted_meanwhile() -> None:
+    again = StreamProtocol(delta=True, boot_id="boot2", missing=missing)
+    again.on_view(view({"a": "1"}, ("a",)))
+    r = only(
+        again.on_request(Request(type_url=CLUSTER, initial_versions={"a": "1", "gone": "1"})),
+        CLUSTER,
+    )
+    assert r.removed == ("gone",)
+
+
+@pytest.mark.parametrize("delta", [False, True])
+def test_changed_cluster_gets_eds_again_even_if_endpoints_are_equal(delta: bool) -> None:
+    p = proto(delta=delta)
+    (connect_delta if delta else connect_sotw)(p, view({"a": "1"}, ("a",)))
+    cds = only(p.on_view(view({"a": "2"}, ("a",))), CLUSTER)
+    eds = only(ack(p, cds), ENDPOINT)
+    assert [r.name for r in eds.resources] == ["a"]
