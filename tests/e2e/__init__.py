@@ -1,0 +1,1 @@
+"""End-to-end tests: real shoal control plane, real Envoy, real HTTP."""
