@@ -1,0 +1,85 @@
+"""Host name resolution the way Istio does it: short names become cluster-local FQDNs.
+
+A VirtualService in namespace `shop` may name its destination `reviews`; that means
+`reviews.shop.svc.cluster.local`. Every comparison of hosts in shoal goes through `fqdn`
+so that the short and long spellings of one service are the same host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Collection
+
+CLUSTER_DOMAIN = "cluster.local"
+_LOCAL_SUFFIX = f".svc.{CLUSTER_DOMAIN}"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def fqdn(host: str, namespace: str, *, namespaces: Collection[str] | None = None) -> str:
+    """Resolve `host`, as written in a resource of `namespace`, to its full name.
+
+    "reviews" -> "reviews.<namespace>.svc.cluster.local"; "reviews.shop" and
+    "reviews.shop.svc" -> "reviews.shop.svc.cluster.local"; anything else (wildcards,
+    IPs, external names with more labels) is returned unchanged.
+
+    A two-label name is ambiguous ("reviews.shop" or "example.com"). When the caller
+    knows which namespaces exist it passes them as `namespaces`, and only names whose
+    second label is one of them are expanded; without it every two-label name is.
+    """
+    if host == "*" or host.startswith("*.") or _is_ip(host):
+        return host
+    labels = host.split(".")
+    if len(labels) == 1:
+        return f"{host}.{namespace}{_LOCAL_SUFFIX}"
+    if len(labels) == 2 and (namespaces is None or labels[1] in namespaces):
+        return f"{host}{_LOCAL_SUFFIX}"
+    if len(labels) == 3 and labels[2] == "svc":
+        return f"{host}.{CLUSTER_DOMAIN}"
+    return host
+
+
+def is_cluster_local(host: str) -> bool:
+    """True for "<service>.<namespace>.svc.cluster.local"."""
+    if not host.endswith(_LOCAL_SUFFIX):
+        return False
+    head = host.removesuffix(_LOCAL_SUFFIX).split(".")
+    return len(head) == 2 and all(head) and "*" not in host
+
+
+def short_names(fqdn: str) -> list[str]:
+    """The names a caller inside the mesh may use for `fqdn`, longest first."""
+    if not is_cluster_local(fqdn):
+        return [fqdn]
+    service, namespace = fqdn.removesuffix(_LOCAL_SUFFIX).split(".")
+    return [fqdn, f"{service}.{namespace}.svc", f"{service}.{namespace}", service]
+
+
+def host_matches(pattern: str, host: str) -> bool:
+    """True if `host` is `pattern`, or falls under the wildcard `pattern` ("*.example.com")."""
+    if pattern == "*":
+        return True
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
+    return pattern == host
+
+
+def check_host(host: str) -> str:
+    """Validate a host as written in config; return it, or raise ValueError saying why."""
+    if not host:
+        raise ValueError("host must not be empty")
+    if "://" in host or "/" in host:
+        raise ValueError(f"host {host!r} must be a name, not a URL")
+    if any(c.isspace() for c in host):
+        raise ValueError(f"host {host!r} must not contain whitespace")
+    if "*" in host and host != "*" and not (host.startswith("*.") and "*" not in host[1:]):
+        raise ValueError(f"host {host!r}: a wildcard is only allowed as the whole first label")
+    if any(not label for label in host.split(".")):
+        raise ValueError(f"host {host!r} has an empty label")
+    return host

@@ -1,0 +1,146 @@
+"""Loading a config file: YAML text in, validated Resources and located errors out.
+
+Each document is checked on its own, so one bad document never hides the good ones
+next to it. The result keeps, per document, the (kind, namespace, name) key whenever
+it can still be read, so the store can keep a refused resource's last good version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import cast
+
+from pydantic import ValidationError
+
+from shoal.api.errors import ConfigError, InvalidConfigError, render_path
+from shoal.api.kinds import KIND_SPECS, UnknownKindError, lookup
+from shoal.api.meta import ObjectMeta
+from shoal.api.resource import Origin, Resource, ResourceKey, Spec
+from shoal.api.validation_errors import translate, unknown_field_message
+from shoal.api.yamlload import YamlDocument, YamlSyntaxError, load_documents
+
+_ENVELOPE = ("apiVersion", "kind", "metadata", "spec", "status")
+
+
+@dataclass(frozen=True)
+class DocumentResult:
+    """The outcome of one non-empty document: a resource, or the errors that refused it."""
+
+    index: int
+    line: int
+    key: ResourceKey | None
+    resource: Resource | None
+    errors: tuple[ConfigError, ...]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """The outcome of one file; `syntax_error` is set when it is not YAML at all."""
+
+    file: str
+    syntax_error: ConfigError | None
+    documents: tuple[DocumentResult, ...]
+
+    @property
+    def resources(self) -> list[Resource]:
+        return [d.resource for d in self.documents if d.resource is not None]
+
+    @property
+    def errors(self) -> list[ConfigError]:
+        if self.syntax_error is not None:
+            return [self.syntax_error]
+        return sorted(e for d in self.documents for e in d.errors)
+
+
+def _readable_key(data: dict[object, object]) -> ResourceKey | None:
+    """The resource key, if kind and name can be read even from an invalid document."""
+    kind, meta = data.get("kind"), data.get("metadata")
+    if not isinstance(kind, str) or kind not in KIND_SPECS or not isinstance(meta, dict):
+        return None
+    name, namespace = meta.get("name"), meta.get("namespace", "default")
+    if not isinstance(name, str) or not isinstance(namespace, str):
+        return None
+    return (kind, namespace, name)
+
+
+def _document(file: str, doc: YamlDocument) -> DocumentResult:
+    origin = Origin(file, doc.line, MappingProxyType(doc.lines))
+    data = doc.data
+    if not isinstance(data, dict):
+        error = ConfigError(
+            file, doc.line, "", "a document must be a mapping with apiVersion, kind, metadata, spec"
+        )
+        return DocumentResult(doc.index, doc.line, None, None, (error, *doc.errors))
+
+    key = _readable_key(data)
+    kind = data.get("kind") if isinstance(data.get("kind"), str) else ""
+    label = f"{key[1]}/{key[2]}" if key else ""
+    errors = [dataclasses.replace(e, kind=str(kind), name=label) for e in doc.errors]
+
+    def fail(path: tuple[str | int, ...], message: str) -> None:
+        errors.append(
+            ConfigError(file, origin.line_of(path), render_path(path), message, str(kind), label)
+        )
+
+    for name in data:
+        if name not in _ENVELOPE:
+            fail((str(name),), unknown_field_message(str(name), _ENVELOPE))
+    api_version, kind_value = data.get("apiVersion"), data.get("kind")
+    spec_model = None
+    if not isinstance(api_version, str):
+        fail(("apiVersion",), "apiVersion is required and must be a string")
+    if not isinstance(kind_value, str):
+        fail(("kind",), "kind is required and must be a string")
+    if isinstance(api_version, str) and isinstance(kind_value, str):
+        try:
+            spec_model = lookup(api_version, kind_value).spec
+        except UnknownKindError as exc:
+            fail((exc.field,), str(exc))
+
+    meta: ObjectMeta | None = None
+    if "metadata" not in data:
+        fail(("metadata",), "metadata with at least a name is required")
+    else:
+        try:
+            meta = ObjectMeta.model_validate(data["metadata"])
+        except ValidationError as exc:
+            errors += translate(exc, ObjectMeta, ("metadata",), origin, kind=str(kind), name=label)
+
+    spec: Spec | None = None
+    if spec_model is not None:
+        raw_spec = data.get("spec")
+        try:
+            spec = cast(Spec, spec_model.model_validate({} if raw_spec is None else raw_spec))
+        except ValidationError as exc:
+            errors += translate(exc, spec_model, ("spec",), origin, kind=str(kind), name=label)
+
+    resource = None
+    if not errors and meta is not None and spec is not None and isinstance(api_version, str):
+        resource = Resource(api_version, str(kind), meta, spec, origin)
+    return DocumentResult(doc.index, doc.line, key, resource, tuple(errors))
+
+
+def parse_documents(path: str, text: str) -> FileResult:
+    """Parse and validate every document of one file, keeping per-document outcomes."""
+    try:
+        documents = load_documents(path, text)
+    except YamlSyntaxError as exc:
+        return FileResult(path, exc.error, ())
+    results = tuple(_document(path, doc) for doc in documents if doc.data is not None)
+    return FileResult(path, None, results)
+
+
+def parse_file(path: str, text: str) -> tuple[list[Resource], list[ConfigError]]:
+    """The valid resources of one file, and an error for everything that was refused."""
+    result = parse_documents(path, text)
+    return result.resources, result.errors
+
+
+def parse_text(text: str, path: str = "<text>") -> list[Resource]:
+    """Resources in `text`, or InvalidConfigError listing every problem (handy in tests)."""
+    resources, errors = parse_file(path, text)
+    if errors:
+        raise InvalidConfigError(errors)
+    return resources

@@ -1,0 +1,62 @@
+"""Istio fields shoal knows about but does not implement yet, per model.
+
+A field listed here is valid Istio; rejecting it with "unknown field" would tell the
+user their YAML is wrong when it is shoal that is behind. load.py consults this table
+when pydantic reports an extra field, so the models themselves stay unaware of it.
+Implementing a field means adding it to its model and removing it here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel
+
+from shoal.api.destinationrule import LoadBalancerSettings, TrafficPolicy
+from shoal.api.virtualservice import (
+    HTTPMatchRequest,
+    HTTPRoute,
+    VirtualServiceSpec,
+)
+
+NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
+    VirtualServiceSpec: frozenset({"tls"}),
+    HTTPRoute: frozenset(
+        {
+            "redirect",
+            "directResponse",
+            "delegate",
+            "rewrite",
+            "retries",
+            "fault",
+            "mirror",
+            "mirrors",
+            "mirrorPercent",
+            "mirrorPercentage",
+            "corsPolicy",
+        }
+    ),
+    HTTPMatchRequest: frozenset({"statPrefix"}),
+    TrafficPolicy: frozenset(
+        {
+            "connectionPool",
+            "outlierDetection",
+            "tls",
+            "portLevelSettings",
+            "tunnel",
+            "proxyProtocol",
+        }
+    ),
+    LoadBalancerSettings: frozenset(
+        {"consistentHash", "localityLbSetting", "warmupDurationSecs", "warmup"}
+    ),
+}
+
+
+def is_not_implemented(model: type[BaseModel], field: str) -> bool:
+    """True if `field` (camelCase or snake_case) is an Istio field of `model` shoal lacks."""
+    names = NOT_IMPLEMENTED.get(model, frozenset())
+    if field in names:
+        return True
+    head, *rest = field.split("_")
+    return head + "".join(part.title() for part in rest) in names

@@ -1,0 +1,193 @@
+"""VirtualService (networking.istio.io): how requests for a host are matched and routed.
+
+Only the routing features shoal turns into Envoy config are modelled; Istio fields that
+are not implemented yet are reported as such by load.py (see unimplemented.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Self, TypeVar
+
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from shoal.api.base import ApiModel, Bool, Host, Int, Port, field_error
+from shoal.api.duration import Duration
+from shoal.api.re2 import check_regex
+
+
+class StringMatch(ApiModel):
+    """Match a string exactly, by prefix, or by an RE2 regex.
+
+    At most one is set. An empty match is only meaningful for headers and query
+    parameters, where Istio reads it as "present"; elsewhere HTTPMatchRequest rejects it.
+    """
+
+    exact: str | None = None
+    prefix: str | None = None
+    regex: Annotated[str, AfterValidator(check_regex)] | None = None
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> Self:
+        given = [k for k in ("exact", "prefix", "regex") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"set only one of exact, prefix or regex (found {', '.join(given)})")
+        return self
+
+    @property
+    def is_empty(self) -> bool:
+        return self.exact is None and self.prefix is None and self.regex is None
+
+
+class HTTPMatchRequest(ApiModel):
+    """Conditions on a request; all given conditions must hold."""
+
+    name: str = ""
+    uri: StringMatch | None = None
+    scheme: StringMatch | None = None
+    method: StringMatch | None = None
+    authority: StringMatch | None = None
+    headers: dict[str, StringMatch] = Field(default_factory=dict)
+    query_params: dict[str, StringMatch] = Field(default_factory=dict)
+    ignore_uri_case: Bool = False
+    without_headers: dict[str, StringMatch] = Field(default_factory=dict)
+    port: Port | None = None
+    source_labels: dict[str, str] = Field(default_factory=dict)
+    gateways: list[str] = Field(default_factory=list)
+    source_namespace: str = ""
+
+    @field_validator("uri", "scheme", "method", "authority")
+    @classmethod
+    def _not_empty(cls, value: StringMatch | None) -> StringMatch | None:
+        if value is not None and value.is_empty:
+            raise ValueError("set one of exact, prefix or regex")
+        return value
+
+
+class PortSelector(ApiModel):
+    number: Port
+
+
+class Destination(ApiModel):
+    """A service (by host), optionally one subset of it and one of its ports."""
+
+    host: Host
+    subset: str = ""
+    port: PortSelector | None = None
+
+
+class HeaderOperations(ApiModel):
+    set: dict[str, str] = Field(default_factory=dict)
+    add: dict[str, str] = Field(default_factory=dict)
+    remove: list[str] = Field(default_factory=list)
+
+
+class Headers(ApiModel):
+    request: HeaderOperations | None = None
+    response: HeaderOperations | None = None
+
+
+class RouteDestination(ApiModel):
+    """A weighted destination of a TCP route."""
+
+    destination: Destination
+    weight: Annotated[Int, Field(ge=0, le=100)] = 0
+
+
+class HTTPRouteDestination(RouteDestination):
+    """A weighted destination of an HTTP route, with its own header changes."""
+
+    headers: Headers | None = None
+
+
+_R = TypeVar("_R", bound=RouteDestination)
+
+
+def _check_weights(route: Sequence[_R]) -> list[_R]:
+    """Apply Istio's weight rules; a lone destination without weight gets 100."""
+    if not route:
+        return []
+    if len(route) == 1:
+        only = route[0]
+        if only.weight == 0:
+            return [only.model_copy(update={"weight": 100})]
+        if only.weight != 100:
+            raise field_error(
+                "0.weight",
+                f"the only destination has weight {only.weight}; a single destination "
+                "receives all traffic, so leave weight out or set it to 100",
+            )
+        return [only]
+    total = sum(d.weight for d in route)
+    if total != 100:
+        weights = " + ".join(str(d.weight) for d in route)
+        raise ValueError(
+            f"weights of the {len(route)} destinations add up to {total} ({weights}); "
+            "they must add up to 100"
+        )
+    return list(route)
+
+
+class HTTPRoute(ApiModel):
+    """Requests matching `match` (or all, if empty) go to the weighted `route`."""
+
+    name: str = ""
+    match: list[HTTPMatchRequest] = Field(default_factory=list)
+    route: list[HTTPRouteDestination] = Field(default_factory=list)
+    timeout: Duration | None = None
+    headers: Headers | None = None
+
+    @field_validator("route")
+    @classmethod
+    def _weights(cls, value: list[HTTPRouteDestination]) -> list[HTTPRouteDestination]:
+        return _check_weights(value)
+
+    @model_validator(mode="after")
+    def _has_route(self) -> Self:
+        if not self.route:
+            raise field_error(
+                "route",
+                "an HTTP route needs at least one destination in 'route' "
+                "(redirect and directResponse are not implemented yet)",
+            )
+        return self
+
+
+class L4MatchAttributes(ApiModel):
+    """Conditions on a TCP connection."""
+
+    destination_subnets: list[str] = Field(default_factory=list)
+    port: Port | None = None
+    source_labels: dict[str, str] = Field(default_factory=dict)
+    gateways: list[str] = Field(default_factory=list)
+    source_namespace: str = ""
+
+
+class TCPRoute(ApiModel):
+    match: list[L4MatchAttributes] = Field(default_factory=list)
+    route: list[RouteDestination] = Field(min_length=1)
+
+    @field_validator("route")
+    @classmethod
+    def _weights(cls, value: list[RouteDestination]) -> list[RouteDestination]:
+        return _check_weights(value)
+
+
+class VirtualServiceSpec(ApiModel):
+    hosts: list[Host] = Field(default_factory=list)
+    gateways: list[str] = Field(default_factory=list)
+    http: list[HTTPRoute] = Field(default_factory=list)
+    tcp: list[TCPRoute] = Field(default_factory=list)
+    export_to: list[str] = Field(default_factory=list)
+
+    def destinations(self) -> list[tuple[tuple[str | int, ...], Destination]]:
+        """Every destination with its path below `spec`, e.g. ("http", 0, "route", 1)."""
+        found: list[tuple[tuple[str | int, ...], Destination]] = []
+        routes: list[tuple[str, int, Sequence[RouteDestination]]] = [
+            ("http", i, r.route) for i, r in enumerate(self.http)
+        ]
+        routes += [("tcp", i, r.route) for i, r in enumerate(self.tcp)]
+        for section, i, route in routes:
+            for j, dest in enumerate(route):
+                found.append(((section, i, "route", j, "destination"), dest.destination))
+        return found

@@ -1,0 +1,173 @@
+"""Multi-document YAML to plain Python, remembering the line of every field.
+
+PyYAML's constructors drop positions, so documents are composed into nodes and
+converted here, recording path -> line as we go. Two things PyYAML lets through are
+errors here: duplicate mapping keys (the later one silently wins in PyYAML, and in
+kubectl it is rejected) and tags other than YAML's core scalar types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from shoal.api.errors import ConfigError, render_path
+
+# libyaml's loader is much faster; PyYAML may be built without it.
+_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+Path = tuple[str | int, ...]
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = frozenset(f"{_TAG}{t}" for t in ("str", "int", "float", "bool", "null"))
+# Timestamps stay text: fields such as creationTimestamp are strings in shoal's models.
+_TIMESTAMP = f"{_TAG}timestamp"
+_MERGE = f"{_TAG}merge"
+# Aliases can expand a small file exponentially ("billion laughs"); stop early.
+MAX_NODES = 200_000
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """One document: its data, the line it starts on, and the line of every path in it."""
+
+    index: int
+    line: int
+    data: object
+    lines: dict[Path, int]
+    errors: tuple[ConfigError, ...]
+
+
+class YamlSyntaxError(Exception):
+    """The text is not YAML; `error` says where."""
+
+    def __init__(self, error: ConfigError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Converter:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: dict[Path, int] = {}
+        self.errors: list[ConfigError] = []
+        self.visited = 0
+        self.active: set[int] = set()
+        self.constructor = SafeConstructor()
+
+    def error(self, node: Node, path: Path, message: str) -> None:
+        self.errors.append(
+            ConfigError(self.file, node.start_mark.line + 1, render_path(path), message)
+        )
+
+    def convert(self, node: Node, path: Path) -> object:
+        self.visited += 1
+        if self.visited > MAX_NODES:
+            raise YamlSyntaxError(
+                ConfigError(
+                    self.file,
+                    node.start_mark.line + 1,
+                    render_path(path),
+                    f"document too large: more than {MAX_NODES} values after expanding aliases",
+                )
+            )
+        if isinstance(node, ScalarNode):
+            return self.scalar(node, path)
+        if id(node) in self.active:  # an alias pointing at one of its own parents
+            self.error(node, path, "recursive YAML alias")
+            return None
+        self.active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                items = []
+                for i, item in enumerate(node.value):
+                    self.lines.setdefault((*path, i), item.start_mark.line + 1)
+                    items.append(self.convert(item, (*path, i)))
+                return items
+            if isinstance(node, MappingNode):
+                return self.mapping(node, path)
+        finally:
+            self.active.discard(id(node))
+        self.error(node, path, f"unsupported YAML node {node.tag}")
+        return None
+
+    def scalar(self, node: ScalarNode, path: Path) -> object:
+        if node.tag == _TIMESTAMP:
+            return node.value
+        if node.tag not in _SCALAR_TAGS:
+            self.error(node, path, f"unsupported YAML tag {node.tag!r}")
+            return None
+        return self.constructor.construct_object(node)
+
+    def mapping(self, node: MappingNode, path: Path) -> dict[object, object]:
+        result: dict[object, object] = {}
+        key_lines: dict[object, int] = {}
+        merged: list[dict[object, object]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merged.extend(self.merge_sources(value_node, path))
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self.error(key_node, path, "a mapping key must be a plain value")
+                continue
+            key = self.scalar(key_node, path)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                continue
+            if key in key_lines:
+                self.error(
+                    key_node,
+                    (*path, str(key)),
+                    f"duplicate key {key!r} (first given on line {key_lines[key]})",
+                )
+                continue
+            key_lines[key] = line
+            child: Path = (*path, key if isinstance(key, str) else str(key))
+            self.lines.setdefault(child, line)
+            result[key] = self.convert(value_node, child)
+        # Merge keys ("<<: *base") fill in only what the mapping does not set itself.
+        for source in merged:
+            for key, value in source.items():
+                result.setdefault(key, value)
+        return result
+
+    def merge_sources(self, node: Node, path: Path) -> list[dict[object, object]]:
+        nodes = node.value if isinstance(node, SequenceNode) else [node]
+        sources: list[dict[object, object]] = []
+        for source in nodes:
+            value = self.convert(source, path)
+            if isinstance(value, dict):
+                sources.append(value)
+            else:
+                self.error(source, path, "'<<' must merge a mapping or a list of mappings")
+        return sources
+
+
+def load_documents(file: str, text: str) -> list[YamlDocument]:
+    """Parse every document in `text`; raise YamlSyntaxError if it is not valid YAML.
+
+    Empty documents are returned with `data` None so document indexes stay meaningful.
+    """
+    try:
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        what = exc.problem or exc.context or "syntax error"
+        if exc.context and exc.problem:
+            what = f"{exc.problem} ({exc.context})"
+        raise YamlSyntaxError(ConfigError(file, line, "", f"invalid YAML: {what}")) from None
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(ConfigError(file, 1, "", f"invalid YAML: {exc}")) from None
+    documents = []
+    for index, node in enumerate(nodes):
+        converter = _Converter(file)
+        line = node.start_mark.line + 1
+        converter.lines[()] = line
+        data = converter.convert(node, ())
+        documents.append(YamlDocument(index, line, data, converter.lines, tuple(converter.errors)))
+    return documents
