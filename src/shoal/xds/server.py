@@ -8,6 +8,7 @@ are written as raw bytes (`wire.py`) so shared resources are never re-serialized
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import time
@@ -135,31 +136,17 @@ class AdsServer:
             SERVICE,
             {
                 "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
-                    self._sotw,
+                    functools.partial(self._serve, delta=False),
                     request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
                     response_serializer=bytes,
                 ),
                 "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
-                    self._delta,
+                    functools.partial(self._serve, delta=True),
                     request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
                     response_serializer=bytes,
                 ),
             },
         )
-
-    def _sotw(
-        self,
-        requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
-        context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[bytes]:
-        return self._serve(requests, context, delta=False)
-
-    def _delta(
-        self,
-        requests: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
-        context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[bytes]:
-        return self._serve(requests, context, delta=True)
 
     async def _read(self, requests: AsyncIterator[object], queue: asyncio.Queue[object]) -> None:
         try:
@@ -201,6 +188,7 @@ class AdsServer:
                         if isinstance(item, discovery_pb2.DeltaDiscoveryRequest)
                         else _request(item)
                     )
+                    log.debug("request %s", req)
                     if req.error:
                         assert conn.proxy is not None
                         log.warning(
@@ -208,6 +196,7 @@ class AdsServer:
                         )
                     responses = conn.protocol.on_request(req)
                 for resp in responses:
+                    log.debug("response %s %s %s", resp.type_url, resp.version, resp.nonce)
                     yield encode(resp)
         finally:
             reader.cancel()

@@ -9,9 +9,9 @@ responses to send, in order. All protocol rules live here:
 * A version Envoy NACKed is never sent again; versions are content hashes prefixed by a boot id,
   so they never repeat across control-plane restarts and equal content keeps its version.
 * Make before break: clusters and endpoints go first; listeners and routes are held back until
-  every cluster they name is ACKed with its endpoints; clusters still named by routes Envoy
-  holds are kept until the new routes are ACKed. After a cluster push, EDS is answered again
-  because changed clusters warm until their assignment arrives.
+  every cluster they name has been sent together with its endpoints; clusters still named by
+  routes Envoy holds are kept until the new routes are ACKed. With a cluster push, EDS is sent
+  again because changed clusters warm until their assignment arrives.
 """
 
 from __future__ import annotations
@@ -91,6 +91,9 @@ class StreamProtocol:
         self.view: ProxyView | None = None
         self.types: dict[str, TypeState] = {t: TypeState(t) for t in PUSH_ORDER}
         self._nonce = 0
+        # EDS clusters sent new or changed in CDS whose assignment has not been sent since:
+        # Envoy keeps them warming (and may hold back the CDS ACK) until EDS answers.
+        self._warming: set[str] = set()
 
     # ------------------------------------------------------------------ inputs
     def on_view(self, view: ProxyView) -> list[Response]:
@@ -163,10 +166,6 @@ class StreamProtocol:
         keep = {n: r for n, r in inflight.content.items() if ts.wildcard or n in ts.names}
         ts.held = {n: r.version for n, r in keep.items()}
         ts.held_objects = keep
-        if ts.type_url == CLUSTER:
-            # Changed clusters warm until EDS answers for them, even with equal endpoints.
-            eds = self.types[ENDPOINT]
-            eds.force.update(n for n in inflight.changed if inflight.content[n].uses_eds)
 
     # ------------------------------------------------------------------ targets
     def _refs_held(self, type_url: str) -> set[str]:
@@ -202,18 +201,18 @@ class StreamProtocol:
         return target
 
     def _ready_for(self, target: Mapping[str, PreparedResource]) -> bool:
-        """Listeners and routes wait until every cluster they name is warm in Envoy."""
-        cds, eds = self.types[CLUSTER], self.types[ENDPOINT]
-        if cds.inflight is not None or eds.inflight is not None or eds.force:
-            return False
+        """Listeners and routes wait until every cluster they name has been sent, with its
+        endpoints. Envoy applies one ADS stream in order, so sent-before is warm-before;
+        waiting for ACKs instead would deadlock, since Envoy may ACK clusters only once warm."""
         assert self.view is not None
+        cds = self.types[CLUSTER]
+        sent = cds.inflight.content if cds.inflight is not None else cds.held_objects
         known = self.view.of(CLUSTER)
         for res in target.values():
             for name in res.refs:
-                if name not in cds.held and name in known:
+                if name in self._warming:
                     return False
-                cluster = cds.held_objects.get(name)
-                if cluster is not None and cluster.uses_eds and name not in eds.held:
+                if name not in sent and name not in cds.held and name in known:
                     return False
         return True
 
@@ -226,8 +225,6 @@ class StreamProtocol:
             ts = self.types[type_url]
             if not ts.requested or ts.inflight is not None:
                 continue
-            if type_url == ENDPOINT and self.types[CLUSTER].inflight is not None:
-                continue  # Envoy pauses EDS while it applies clusters; answer after
             target = self._target(ts)
             if type_url in (LISTENER, ROUTE) and not self._ready_for(target):
                 continue
@@ -238,6 +235,8 @@ class StreamProtocol:
 
     def _respond(self, ts: TypeState, target: dict[str, PreparedResource]) -> Response | None:
         forced = {n for n in ts.force if n in target}
+        if ts.type_url == ENDPOINT:
+            forced |= self._warming & target.keys()
         if self.delta:
             changed = {
                 n: r for n, r in target.items() if ts.held.get(n) != r.version or n in forced
@@ -268,6 +267,10 @@ class StreamProtocol:
             nonce=nonce, version=version, base_version=base, content=target, changed=differs
         )
         ts.force.clear()
+        if ts.type_url == CLUSTER:
+            self._warming |= {n for n in differs if target[n].uses_eds}
+        elif ts.type_url == ENDPOINT:
+            self._warming -= target.keys()
         ts.sent_version = version
         ts.last_nonce = nonce
         resources = tuple(changed[n] for n in sorted(changed))

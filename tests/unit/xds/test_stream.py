@@ -60,13 +60,16 @@ def connect_sotw(p: StreamProtocol, v: ProxyView) -> None:
     """Drive a full initial sync the way Envoy does: CDS, EDS, LDS, RDS, all ACKed."""
     p.on_view(v)
     cds = only(p.on_request(Request(type_url=CLUSTER)), CLUSTER)
-    assert p.on_request(Request(type_url=LISTENER)) == []  # held until clusters are warm
-    assert ack(p, cds) == []  # EDS not requested yet
+    lds = only(p.on_request(Request(type_url=LISTENER)), LISTENER)
+    # the route names cluster a, which is still warming: it waits for a's endpoints
+    assert p.on_request(Request(type_url=ROUTE, names=("outbound_http",))) == []
     names = tuple(sorted(v.of(CLUSTER)))
-    eds = only(p.on_request(Request(type_url=ENDPOINT, names=names)), ENDPOINT)
-    lds = only(ack(p, eds, names), LISTENER)
+    # Envoy may ask for endpoints before it ACKs the clusters (it ACKs them once warm)
+    eds, rds = p.on_request(Request(type_url=ENDPOINT, names=names))
+    assert (eds.type_url, rds.type_url) == (ENDPOINT, ROUTE)
+    assert ack(p, cds) == []
     assert ack(p, lds) == []
-    rds = only(p.on_request(Request(type_url=ROUTE, names=("outbound_http",))), ROUTE)
+    assert ack(p, eds, names) == []
     assert ack(p, rds, ("outbound_http",)) == []
 
 
@@ -77,17 +80,26 @@ def test_initial_sync_orders_clusters_before_listeners_and_routes() -> None:
     assert all(s["sent"] == s["acked"] and s["nack"] is None for s in st.values())
 
 
-def test_route_to_new_cluster_waits_until_cluster_and_endpoints_are_acked() -> None:
+def test_route_to_new_cluster_waits_until_cluster_and_endpoints_are_sent() -> None:
     p = proto()
     connect_sotw(p, view({"a": "1"}, ("a",)))
     cds = only(p.on_view(view({"a": "1", "b": "1"}, ("a", "b"), route_version="2")), CLUSTER)
-    # a is unchanged, b not yet subscribed: nothing for EDS, and the route waits
+    # b is not subscribed yet: the route naming it waits, whatever happens to the CDS ACK
     assert ack(p, cds) == []
     last = p.types[ENDPOINT].last_nonce
-    eds = only(p.on_request(Request(type_url=ENDPOINT, nonce=last, names=("a", "b"))), ENDPOINT)
+    eds, rds = p.on_request(Request(type_url=ENDPOINT, nonce=last, names=("a", "b")))
     assert {r.name for r in eds.resources} == {"a", "b"}
-    rds = only(ack(p, eds, ("a", "b")), ROUTE)
-    assert rds.resources[0].version == "2"
+    assert rds.type_url == ROUTE and rds.resources[0].version == "2"
+
+
+def test_clusters_acked_only_once_warm_do_not_deadlock() -> None:
+    p = proto()
+    p.on_view(view({"a": "1"}, ("a",)))
+    only(p.on_request(Request(type_url=CLUSTER)), CLUSTER)
+    assert p.on_request(Request(type_url=ROUTE, names=("outbound_http",))) == []
+    # no CDS ACK yet: the EDS request is still answered, and the route follows it
+    out = p.on_request(Request(type_url=ENDPOINT, names=("a",)))
+    assert [r.type_url for r in out] == [ENDPOINT, ROUTE]
 
 
 def test_eds_subscription_crossing_a_response_is_answered_on_the_ack() -> None:
@@ -114,7 +126,7 @@ def test_removed_cluster_is_kept_until_routes_stop_naming_it() -> None:
 def test_nacked_version_is_never_resent() -> None:
     p = proto()
     connect_sotw(p, view({"a": "1"}, ("a",)))
-    cds = only(p.on_view(view({"a": "bad"}, ("a",))), CLUSTER)
+    cds, _ = p.on_view(view({"a": "bad"}, ("a",)))
     out = p.on_request(
         Request(type_url=CLUSTER, nonce=cds.nonce, version="old", error="invalid cluster")
     )
@@ -123,7 +135,7 @@ def test_nacked_version_is_never_resent() -> None:
     # the same content again (e.g. an unrelated push) is not resent
     assert p.on_view(view({"a": "bad"}, ("a",))) == []
     # new content is sent, and its ACK clears the error
-    fixed = only(p.on_view(view({"a": "2"}, ("a",))), CLUSTER)
+    fixed = p.on_view(view({"a": "2"}, ("a",)))[0]
     assert fixed.version != cds.version
     ack(p, fixed)
     assert p.status()[CLUSTER]["nack"] is None
@@ -132,7 +144,7 @@ def test_nacked_version_is_never_resent() -> None:
 def test_stale_nonce_is_ignored_in_state_of_the_world() -> None:
     p = proto()
     connect_sotw(p, view({"a": "1"}, ("a",)))
-    cds = only(p.on_view(view({"a": "2"}, ("a",))), CLUSTER)
+    cds = p.on_view(view({"a": "2"}, ("a",)))[0]
     assert p.on_request(Request(type_url=CLUSTER, nonce="stale", error="old")) == []
     assert p.status()[CLUSTER]["nack"] is None
     assert p.types[CLUSTER].inflight is not None and p.types[CLUSTER].inflight.nonce == cds.nonce
@@ -168,19 +180,19 @@ def test_endpoint_change_pushes_eds_only() -> None:
 def connect_delta(p: StreamProtocol, v: ProxyView) -> None:
     p.on_view(v)
     cds = only(p.on_request(Request(type_url=CLUSTER)), CLUSTER)
-    assert p.on_request(Request(type_url=LISTENER)) == []
-    assert ack(p, cds) == []
-    eds = only(p.on_request(Request(type_url=ENDPOINT, subscribe=tuple(v.of(CLUSTER)))), ENDPOINT)
-    lds = only(ack(p, eds), LISTENER)
-    assert ack(p, lds) == []
-    rds = only(p.on_request(Request(type_url=ROUTE, subscribe=("outbound_http",))), ROUTE)
-    assert ack(p, rds) == []
+    lds = only(p.on_request(Request(type_url=LISTENER)), LISTENER)
+    assert p.on_request(Request(type_url=ROUTE, subscribe=("outbound_http",))) == []
+    out = p.on_request(Request(type_url=ENDPOINT, subscribe=tuple(v.of(CLUSTER))))
+    assert [r.type_url for r in out] == [ENDPOINT, ROUTE]
+    for r in (cds, lds, *out):
+        assert ack(p, r) == []
 
 
 def test_delta_sends_only_changes_and_removals() -> None:
     p = proto(delta=True)
     connect_delta(p, view({"a": "1", "b": "1", "c": "1"}, ("a",)))
-    cds = only(p.on_view(view({"a": "2", "b": "1"}, ("a",))), CLUSTER)
+    cds, eds = p.on_view(view({"a": "2", "b": "1"}, ("a",)))
+    assert [r.name for r in eds.resources] == ["a"]  # a changed, so it warms: EDS again
     assert [r.name for r in cds.resources] == ["a"]
     assert cds.removed == ("c",)
 
@@ -217,6 +229,6 @@ def test_delta_reconnect_removes_what_was_deleted_meanwhile() -> None:
 def test_changed_cluster_gets_eds_again_even_if_endpoints_are_equal(delta: bool) -> None:
     p = proto(delta=delta)
     (connect_delta if delta else connect_sotw)(p, view({"a": "1"}, ("a",)))
-    cds = only(p.on_view(view({"a": "2"}, ("a",))), CLUSTER)
-    eds = only(ack(p, cds), ENDPOINT)
-    assert [r.name for r in eds.resources] == ["a"]
+    out = p.on_view(view({"a": "2"}, ("a",)))
+    assert [r.type_url for r in out] == [CLUSTER, ENDPOINT]
+    assert [r.name for r in out[1].resources] == ["a"]
