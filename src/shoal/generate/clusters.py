@@ -21,7 +21,7 @@ from shoal.model import MeshSnapshot, Port, Service
 CONNECT_TIMEOUT_S = 10
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
-_LB = {
+_LB: dict[str, cluster_pb2.Cluster.LbPolicy.ValueType] = {
     "ROUND_ROBIN": cluster_pb2.Cluster.ROUND_ROBIN,
     "LEAST_REQUEST": cluster_pb2.Cluster.LEAST_REQUEST,
     "LEAST_CONN": cluster_pb2.Cluster.LEAST_REQUEST,
@@ -36,7 +36,7 @@ def _ads() -> config_source_pb2.ConfigSource:
     )
 
 
-def _lb_policy(*policies: TrafficPolicy | None) -> int:
+def _lb_policy(*policies: TrafficPolicy | None) -> cluster_pb2.Cluster.LbPolicy.ValueType:
     """The most specific policy that sets a load balancer wins (subset over service)."""
     for policy in policies:
         if policy is not None and policy.load_balancer is not None:
@@ -89,24 +89,24 @@ def outbound(
     sub = next((s for s in dr.subsets if s.name == subset), None) if dr else None
     cluster = cluster_pb2.Cluster(name=name)
     cluster.connect_timeout.FromSeconds(CONNECT_TIMEOUT_S)
-    cluster.lb_policy = _lb_policy(  # type: ignore[assignment]
+    cluster.lb_policy = _lb_policy(
         sub.traffic_policy if sub else None, dr.traffic_policy if dr else None
     )
     uses_eds = False
     if service.resolution in ("DNS", "DNS_ROUND_ROBIN"):
-        cluster.type = (  # type: ignore[assignment]
+        cluster.type = (
             cluster_pb2.Cluster.STRICT_DNS
             if service.resolution == "DNS"
             else cluster_pb2.Cluster.LOGICAL_DNS
         )
-        cluster.dns_lookup_family = cluster_pb2.Cluster.V4_PREFERRED  # type: ignore[assignment]
+        cluster.dns_lookup_family = cluster_pb2.Cluster.V4_PREFERRED
         cluster.load_assignment.CopyFrom(_dns_assignment(name, service, port))
     elif service.resolution == "NONE" and not service.endpoints:
         # Passthrough: send to wherever the caller was going (needs traffic capture).
-        cluster.type = cluster_pb2.Cluster.ORIGINAL_DST  # type: ignore[assignment]
-        cluster.lb_policy = cluster_pb2.Cluster.CLUSTER_PROVIDED  # type: ignore[assignment]
+        cluster.type = cluster_pb2.Cluster.ORIGINAL_DST
+        cluster.lb_policy = cluster_pb2.Cluster.CLUSTER_PROVIDED
     else:
-        cluster.type = cluster_pb2.Cluster.EDS  # type: ignore[assignment]
+        cluster.type = cluster_pb2.Cluster.EDS
         cluster.eds_cluster_config.eds_config.CopyFrom(_ads())
         cluster.eds_cluster_config.service_name = name
         uses_eds = True

@@ -63,7 +63,7 @@ def _hcm(stat_prefix: str) -> hcm_pb2.HttpConnectionManager:
     hcm = hcm_pb2.HttpConnectionManager(stat_prefix=stat_prefix, http_filters=[_router()])
     hcm.normalize_path.value = True
     hcm.merge_slashes = True
-    hcm.path_with_escaped_slashes_action = hcm_pb2.HttpConnectionManager.KEEP_UNCHANGED  # type: ignore[assignment]
+    hcm.path_with_escaped_slashes_action = hcm_pb2.HttpConnectionManager.KEEP_UNCHANGED
     return hcm
 
 

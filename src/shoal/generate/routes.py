@@ -15,7 +15,7 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
-from shoal.api import fqdn, short_names
+from shoal.api import short_names
 from shoal.api.virtualservice import (
     Destination,
     HeaderOperations,
@@ -66,9 +66,9 @@ def _route_match(m: HTTPMatchRequest | None) -> rc.RouteMatch:
         match.headers.append(_header(name.lower(), sm))
     for name, sm in sorted(m.without_headers.items()):
         match.headers.append(_header(name.lower(), sm, invert=True))
-    for pseudo, sm in ((":method", m.method), (":authority", m.authority), (":scheme", m.scheme)):
-        if sm is not None:
-            match.headers.append(_header(pseudo, sm))
+    for pseudo, pm in ((":method", m.method), (":authority", m.authority), (":scheme", m.scheme)):
+        if pm is not None:
+            match.headers.append(_header(pseudo, pm))
     for name, sm in sorted(m.query_params.items()):
         match.query_parameters.append(
             rc.QueryParameterMatcher(name=name, string_match=_string_matcher(sm))
@@ -115,7 +115,7 @@ def _apply_headers(target: rc.Route | rc.WeightedCluster.ClusterWeight, h: Heade
 
 
 def _cluster_for(snapshot: MeshSnapshot, dest: Destination, namespace: str, port: Port) -> str:
-    host = fqdn(dest.host, namespace)
+    host = snapshot.resolve(dest.host, namespace)
     if dest.port is not None:
         number = dest.port.number
     else:

@@ -73,15 +73,24 @@ def build_snapshot(
 ) -> MeshSnapshot:
     """Index validated resources into a snapshot. Resources must already be validated."""
     by_kind: dict[str, list[Resource]] = {}
-    for res in sorted(resources, key=lambda r: r.key):
+    ordered = sorted(resources, key=lambda r: r.key)
+    for res in ordered:
         by_kind.setdefault(res.kind, []).append(res)
+    instances = tuple(instances)
+    # "a.b" means service a in namespace b only when b is a namespace the mesh knows
+    # (otherwise it is an external name like example.com): the same rule validation uses.
+    namespaces = frozenset({r.meta.namespace for r in ordered} | {i.namespace for i in instances})
+
+    def resolve(host: str, namespace: str) -> str:
+        return fqdn(host, namespace, namespaces=namespaces)
+
     entries = by_kind.get("WorkloadEntry", [])
 
     services: dict[str, Service] = {}
     for res in by_kind.get("ServiceEntry", []):
         assert isinstance(res.spec, ServiceEntrySpec)
         for host in res.spec.hosts:
-            name = fqdn(host, res.meta.namespace)
+            name = resolve(host, res.meta.namespace)
             # first ServiceEntry (in namespace/name order) wins a host, as in Istio
             services.setdefault(name, _service(name, res, res.spec, entries))
 
@@ -111,12 +120,12 @@ def build_snapshot(
         if res.spec.gateways and "mesh" not in res.spec.gateways:
             continue  # bound to gateways only: not for sidecars
         for host in res.spec.hosts:
-            vs_by_host.setdefault(fqdn(host, res.meta.namespace), []).append(res)
+            vs_by_host.setdefault(resolve(host, res.meta.namespace), []).append(res)
 
     dr_by_host: dict[str, Resource] = {}
     for res in by_kind.get("DestinationRule", []):
         assert isinstance(res.spec, DestinationRuleSpec)
-        dr_by_host.setdefault(fqdn(res.spec.host, res.meta.namespace), res)
+        dr_by_host.setdefault(resolve(res.spec.host, res.meta.namespace), res)
 
     return MeshSnapshot(
         version=version,
@@ -124,6 +133,7 @@ def build_snapshot(
         virtual_services=tuple(by_kind.get("VirtualService", [])),
         destination_rules=tuple(by_kind.get("DestinationRule", [])),
         errors=tuple(errors),
+        namespaces=namespaces,
         vs_by_host=MappingProxyType({h: tuple(v) for h, v in sorted(vs_by_host.items())}),
         dr_by_host=MappingProxyType(dict(sorted(dr_by_host.items()))),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shoal.api import ConfigError, Resource
+from shoal.api import ConfigError, Resource, fqdn
 
 HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
 
@@ -81,3 +81,8 @@ class MeshSnapshot:
     # (oldest first; shoal uses namespace/name order since files carry no timestamps)
     vs_by_host: Mapping[str, tuple[Resource, ...]] = field(default_factory=dict)
     dr_by_host: Mapping[str, Resource] = field(default_factory=dict)
+    namespaces: frozenset[str] = frozenset()
+
+    def resolve(self, host: str, namespace: str) -> str:
+        """A host as written in a rule of `namespace`, as the full name services are keyed by."""
+        return fqdn(host, namespace, namespaces=self.namespaces)

@@ -122,7 +122,7 @@ class AdsServer:
     async def start(self, host: str, port: int) -> int:
         server = grpc.aio.server(options=_SERVER_OPTIONS)
         server.add_generic_rpc_handlers([self._handler()])
-        bound = server.add_insecure_port(f"{host}:{port}")
+        bound: int = server.add_insecure_port(f"{host}:{port}")
         await server.start()
         self._server = server
         return bound
