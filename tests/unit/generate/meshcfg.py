@@ -1,0 +1,79 @@
+"""Small helpers to build snapshots from Istio YAML text for generation tests."""
+
+from __future__ import annotations
+
+from shoal.api import ConfigStore
+from shoal.generate import ConfigGenerator
+from shoal.model import MeshSnapshot, Proxy, build_snapshot, parse_proxy
+
+REVIEWS = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  addresses: [240.0.0.10]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 9080, name: http-alt, protocol: HTTP}]
+  endpoints:
+  - {address: 10.0.0.1, ports: {http: 8001, http-alt: 9001}, labels: {version: v1}}
+  - {address: 10.0.0.2, ports: {http: 8002, http-alt: 9002}, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}, trafficPolicy: {loadBalancer: {simple: RANDOM}}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}, uri: {prefix: /api}}]
+    route: [{destination: {host: reviews, subset: v2, port: {number: 80}}}]
+  - route:
+    - {destination: {host: reviews, subset: v1, port: {number: 80}}, weight: 80}
+    - {destination: {host: reviews, subset: v2, port: {number: 80}}, weight: 20}
+"""
+
+RATINGS = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: shop}
+spec:
+  hosts: [ratings.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  endpoints: [{address: 10.0.1.1}]
+"""
+
+
+def snapshot(*texts: str) -> MeshSnapshot:
+    result = ConfigStore().update({f"f{i}.yaml": t for i, t in enumerate(texts)})
+    assert not result.errors, [str(e) for e in result.errors]
+    return build_snapshot("test.1", result.resources, errors=result.errors)
+
+
+def sidecar(namespace: str = "default", name: str = "client", **meta: object) -> Proxy:
+    metadata: dict[str, object] = {
+        "NAMESPACE": namespace,
+        "INTERCEPTION_MODE": "NONE",
+        "OUTBOUND_PORT": "15001",
+        "LABELS": {"app": name},
+    }
+    metadata.update(meta)
+    return parse_proxy(
+        f"sidecar~127.0.0.1~{name}.{namespace}~{namespace}.svc.cluster.local", metadata
+    )
+
+
+def generator(*texts: str) -> ConfigGenerator:
+    return ConfigGenerator(snapshot(*texts))
