@@ -40,6 +40,8 @@ class Proxy:
     # shoal extension: where the local application listens, so the inbound listener can
     # forward to it in INTERCEPTION_MODE NONE (Istio learns this from the pod spec).
     app_port: int | None = None
+    # shoal extension: the Envoy admin port on loopback, so `shoal proxy-config` can find it
+    admin_port: int | None = None
 
     @property
     def labels_key(self) -> tuple[tuple[str, str], ...]:
@@ -105,4 +107,5 @@ def parse_proxy(node_id: str, metadata: Mapping[str, object]) -> Proxy:
         outbound_port=outbound,
         inbound_port=_port(metadata, "INBOUND_PORT"),
         app_port=_port(metadata, "APP_PORT"),
+        admin_port=_port(metadata, "ADMIN_PORT"),
     )

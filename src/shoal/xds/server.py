@@ -234,6 +234,12 @@ class AdsServer:
             out.append(
                 {
                     "node": conn.proxy.node_id,
+                    "workload": conn.proxy.workload_name,
+                    "namespace": conn.proxy.namespace,
+                    "labels": dict(conn.proxy.labels),
+                    "admin": f"127.0.0.1:{conn.proxy.admin_port}"
+                    if conn.proxy.admin_port
+                    else None,
                     "delta": conn.delta,
                     "connected_at": conn.connected_at,
                     "types": types,
