@@ -15,6 +15,7 @@ from shoal.api.errors import ConfigError, InvalidConfigError, render_path
 from shoal.api.hosts import fqdn, host_matches, is_cluster_local, short_names
 from shoal.api.kinds import KIND_SPECS, KINDS, KindSpec
 from shoal.api.load import DocumentResult, FileResult, parse_documents, parse_file, parse_text
+from shoal.api.localworkload import LocalWorkloadSpec
 from shoal.api.meta import ObjectMeta
 from shoal.api.resource import Origin, Resource, ResourceKey, Spec
 from shoal.api.serviceentry import (
@@ -59,6 +60,7 @@ __all__ = [
     "KindSpec",
     "L4MatchAttributes",
     "LoadBalancerSettings",
+    "LocalWorkloadSpec",
     "ObjectMeta",
     "Origin",
     "PortSelector",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from shoal.api.destinationrule import DestinationRuleSpec
+from shoal.api.localworkload import LocalWorkloadSpec
 from shoal.api.serviceentry import ServiceEntrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.api.workloadentry import WorkloadEntrySpec
@@ -38,6 +39,7 @@ _REGISTRY: tuple[KindSpec, ...] = (
     KindSpec("networking.istio.io", _ISTIO_NETWORKING, "WorkloadEntry", WorkloadEntrySpec),
     KindSpec("networking.istio.io", _ISTIO_NETWORKING, "VirtualService", VirtualServiceSpec),
     KindSpec("networking.istio.io", _ISTIO_NETWORKING, "DestinationRule", DestinationRuleSpec),
+    KindSpec("shoal.dev", ("v1alpha1",), "LocalWorkload", LocalWorkloadSpec),
 )
 
 KIND_SPECS: Mapping[str, KindSpec] = {k.kind: k for k in _REGISTRY}

@@ -13,12 +13,19 @@ from types import MappingProxyType
 
 from shoal.api.destinationrule import DestinationRuleSpec
 from shoal.api.errors import ConfigError, render_path
+from shoal.api.localworkload import LocalWorkloadSpec
 from shoal.api.meta import ObjectMeta
 from shoal.api.serviceentry import ServiceEntrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.api.workloadentry import WorkloadEntrySpec
 
-Spec = ServiceEntrySpec | WorkloadEntrySpec | VirtualServiceSpec | DestinationRuleSpec
+Spec = (
+    ServiceEntrySpec
+    | WorkloadEntrySpec
+    | VirtualServiceSpec
+    | DestinationRuleSpec
+    | LocalWorkloadSpec
+)
 Path = tuple[str | int, ...]
 ResourceKey = tuple[str, str, str]
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from shoal.api.destinationrule import DestinationRuleSpec
 from shoal.api.errors import ConfigError
 from shoal.api.hosts import fqdn, host_matches, is_cluster_local
+from shoal.api.localworkload import LocalWorkloadSpec
 from shoal.api.resource import Resource, ResourceKey
 from shoal.api.serviceentry import ServiceEntrySpec
 from shoal.api.virtualservice import Destination, VirtualServiceSpec
@@ -55,6 +56,9 @@ def _build_index(
                 index.ports[fqdn(host, ns, namespaces=namespaces)].update(
                     p.number for p in spec.ports
                 )
+        elif isinstance(spec, LocalWorkloadSpec):
+            host = fqdn(spec.service_name(resource.meta.name), ns, namespaces=namespaces)
+            index.ports[host].update(p.number for p in spec.ports)
         elif isinstance(spec, DestinationRuleSpec):
             host = fqdn(spec.host, ns, namespaces=namespaces)
             index.subsets[host].update(spec.subset_names())
@@ -141,8 +145,22 @@ def validate_references(
     namespaces |= {h.split(".")[1] for h in known_hosts if is_cluster_local(h)}
     index = _build_index(unique, namespaces, known_hosts)
     accepted = []
+    service_ports: dict[str, tuple[Resource, object]] = {}
     for resource in unique:
         found: list[ConfigError] = []
+        if isinstance(resource.spec, LocalWorkloadSpec):
+            host = fqdn(resource.spec.service_name(resource.meta.name), resource.meta.namespace)
+            ports = sorted((p.number, p.name, p.protocol) for p in resource.spec.ports)
+            first = service_ports.setdefault(host, (resource, ports))
+            if first[1] != ports:
+                found.append(
+                    resource.error(
+                        ("spec", "ports"),
+                        f"service {host!r} is also run by LocalWorkload "
+                        f"{first[0].namespaced_name} with different ports; "
+                        "workloads of one service must declare the same ports",
+                    )
+                )
         if isinstance(resource.spec, VirtualServiceSpec):
             for path, dest in resource.spec.destinations():
                 found += _check_destination(resource, ("spec", *path), dest, index, namespaces)

@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from shoal.api import ConfigError, Resource, fqdn
 from shoal.api.destinationrule import DestinationRuleSpec
+from shoal.api.localworkload import LocalWorkloadSpec
 from shoal.api.serviceentry import ServiceEntrySpec, WorkloadEntrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.model.snapshot import Endpoint, MeshSnapshot, Port, Service
@@ -93,6 +94,16 @@ def build_snapshot(
             name = resolve(host, res.meta.namespace)
             # first ServiceEntry (in namespace/name order) wins a host, as in Istio
             services.setdefault(name, _service(name, res, res.spec, entries))
+
+    for res in by_kind.get("LocalWorkload", []):
+        assert isinstance(res.spec, LocalWorkloadSpec)
+        name = resolve(res.spec.service_name(res.meta.name), res.meta.namespace)
+        ports = tuple(
+            Port(number=p.number, name=p.name, protocol=p.protocol, target_port=p.target_port)
+            for p in res.spec.ports
+        )
+        # endpoints arrive as registry instances while `shoal up` runs the replicas
+        services.setdefault(name, Service(hostname=name, namespace=res.meta.namespace, ports=ports))
 
     extra: dict[str, list[Endpoint]] = {}
     for inst in instances:
