@@ -59,17 +59,18 @@ def _listener(
     return listener
 
 
-def _hcm(stat_prefix: str) -> hcm_pb2.HttpConnectionManager:
-    hcm = hcm_pb2.HttpConnectionManager(stat_prefix=stat_prefix, http_filters=[_router()])
+def _hcm(stat_prefix: str, via: str) -> hcm_pb2.HttpConnectionManager:
+    # `via` makes the path through the mesh visible to apps and in responses
+    hcm = hcm_pb2.HttpConnectionManager(stat_prefix=stat_prefix, http_filters=[_router()], via=via)
     hcm.normalize_path.value = True
     hcm.merge_slashes = True
     hcm.path_with_escaped_slashes_action = hcm_pb2.HttpConnectionManager.KEEP_UNCHANGED
     return hcm
 
 
-def outbound_listener(port: int) -> PreparedResource:
+def outbound_listener(port: int, workload: str) -> PreparedResource:
     """Plain HTTP on loopback; the Host header picks the service (RDS ``outbound_http``)."""
-    hcm = _hcm("outbound_http")
+    hcm = _hcm("outbound_http", f"outbound {workload}")
     hcm.rds.route_config_name = OUTBOUND_ROUTE
     hcm.rds.config_source.CopyFrom(
         config_source_pb2.ConfigSource(
@@ -80,9 +81,9 @@ def outbound_listener(port: int) -> PreparedResource:
     return prepare(OUTBOUND_LISTENER, _listener(OUTBOUND_LISTENER, "127.0.0.1", port, hcm))
 
 
-def inbound_listener(host: str, port: int, app_port: int) -> PreparedResource:
+def inbound_listener(host: str, port: int, app_port: int, workload: str) -> PreparedResource:
     """Traffic for this workload: everything to the local app."""
-    hcm = _hcm("inbound_http")
+    hcm = _hcm("inbound_http", f"inbound {workload}")
     cluster = inbound_cluster(app_port)
     route = rc.Route(match=rc.RouteMatch(prefix="/"))
     route.route.cluster = cluster
@@ -103,12 +104,12 @@ def inbound_listener(host: str, port: int, app_port: int) -> PreparedResource:
 def sidecar_listeners(proxy: Proxy) -> list[PreparedResource]:
     out = []
     if proxy.outbound_port is not None:
-        out.append(outbound_listener(proxy.outbound_port))
+        out.append(outbound_listener(proxy.outbound_port, proxy.workload_name))
     elif proxy.interception_mode == "REDIRECT":
         # Without capture rules in place yet, REDIRECT sidecars get the Host-routed listener on
         # Istio's outbound capture port; original-destination routing arrives with capture.
-        out.append(outbound_listener(15001))
+        out.append(outbound_listener(15001, proxy.workload_name))
     if proxy.inbound_port is not None and proxy.app_port is not None:
         host = proxy.instance_ips[0] if proxy.instance_ips else proxy.ip
-        out.append(inbound_listener(host, proxy.inbound_port, proxy.app_port))
+        out.append(inbound_listener(host, proxy.inbound_port, proxy.app_port, proxy.workload_name))
     return out

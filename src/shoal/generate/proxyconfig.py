@@ -86,6 +86,7 @@ class ConfigGenerator:
 
     def _listener_key(self, proxy: Proxy) -> tuple[object, ...]:
         return (
+            proxy.workload_name,
             proxy.interception_mode,
             proxy.outbound_port,
             proxy.inbound_port,

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
 from shoal.api import short_names
@@ -125,6 +126,23 @@ def _cluster_for(snapshot: MeshSnapshot, dest: Destination, namespace: str, port
     return outbound_cluster(number, dest.subset, host)
 
 
+def default_retry_policy() -> rc.RetryPolicy:
+    """Istio's mesh-wide default: retry twice, on another host, when the request never reached
+    an app (connect failure, reset, 503 from an upstream sidecar whose app is gone)."""
+    policy = rc.RetryPolicy(
+        retry_on="connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+        retriable_status_codes=[503],
+        host_selection_retry_max_attempts=5,
+    )
+    policy.num_retries.value = 2
+    predicate = policy.retry_host_predicate.add(name="envoy.retry_host_predicates.previous_hosts")
+    predicate.typed_config.Pack(previous_hosts_pb2.PreviousHostsPredicate())
+    return policy
+
+
+_DEFAULT_RETRY = default_retry_policy()
+
+
 def _action(
     snapshot: MeshSnapshot, http: HTTPRoute, namespace: str, port: Port, route: rc.Route
 ) -> None:
@@ -142,6 +160,7 @@ def _action(
             action.weighted_clusters.clusters.append(cw)
     # Istio disables Envoy's 15 s default: no route timeout unless the VirtualService sets one.
     action.timeout.FromNanoseconds(int((http.timeout or 0.0) * 1e9))
+    action.retry_policy.CopyFrom(_DEFAULT_RETRY)
     _apply_headers(route, http.headers)
 
 
@@ -164,6 +183,7 @@ def _default_route(service: Service, port: Port) -> rc.Route:
     route = rc.Route(name="default", match=rc.RouteMatch(prefix="/"))
     route.route.cluster = outbound_cluster(port.number, "", service.hostname)
     route.route.timeout.FromSeconds(0)
+    route.route.retry_policy.CopyFrom(_DEFAULT_RETRY)
     return route
 
 
