@@ -29,7 +29,8 @@ def _app(cp: ControlPlane) -> web.Application:
         return web.json_response(
             {
                 "version": cp.snapshot.version if cp.snapshot else None,
-                "resources": len(cp.store.resources) if hasattr(cp.store, "resources") else None,
+                "resources": len(cp.store.resources),
+                "instances": len(cp.instances),
                 "services": len(cp.snapshot.services) if cp.snapshot else 0,
                 "errors": [e.to_json() for e in cp.errors],
             }

@@ -12,13 +12,16 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from aiohttp import web
 
 from shoal.api import ConfigError, ConfigStore
 from shoal.controlplane.admin import start_admin
 from shoal.generate import ConfigGenerator
-from shoal.model import MeshSnapshot, build_snapshot
+from shoal.model import MeshSnapshot, RegistryInstance, build_snapshot
 from shoal.sources.directory import read_config_dir, watch_dir
 from shoal.xds.debounce import Debouncer
 from shoal.xds.server import AdsServer
@@ -43,6 +46,8 @@ def new_boot_id() -> str:
 
 
 class ControlPlane:
+    """Config directory and registry in, snapshots out to the ADS server."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.boot_id = new_boot_id()
@@ -50,49 +55,87 @@ class ControlPlane:
         self.ads = AdsServer(self.boot_id)
         self.snapshot: MeshSnapshot | None = None
         self.errors: tuple[ConfigError, ...] = ()
-        self._seq = 0
+        self.instances: tuple[RegistryInstance, ...] = ()
+        # called with every new snapshot (e.g. `shoal up` reconciles its replicas)
+        self.listeners: list[Callable[[MeshSnapshot], None]] = []
+        self.xds_port = settings.xds_port
         self.stopping = asyncio.Event()
+        self._seq = 0
+        self._files_dirty = True
+        self._built_instances: tuple[RegistryInstance, ...] | None = None
+        self._debouncer = Debouncer(settings.debounce_s, settings.max_debounce_s, self.apply)
+        self._watcher: asyncio.Task[None] | None = None
+        self._admin: web.AppRunner | None = None
 
-    def reload(self) -> None:
-        """Read the directory, validate, and push a new snapshot if the config changed."""
+    # ------------------------------------------------------------------ events
+    def config_changed(self) -> None:
+        self._files_dirty = True
+        self._debouncer.trigger()
+
+    def set_instances(self, instances: Iterable[RegistryInstance]) -> None:
+        """Replace the registry's workload instances (local replicas); pushes after debounce."""
+        self.instances = tuple(instances)
+        self._debouncer.trigger()
+
+    def apply(self) -> None:
+        """Re-read the directory if it changed and push a new snapshot if anything did."""
         started = time.perf_counter()
-        result = self.store.update(read_config_dir(self.settings.config_dir))
-        if result.errors != self.errors:
-            for err in result.errors:
-                if err not in self.errors:
-                    log.error("%s", err)
-            self.errors = result.errors
-        if not result.changed and self.snapshot is not None:
+        changed = self.snapshot is None or self.instances != self._built_instances
+        if self._files_dirty:
+            self._files_dirty = False
+            result = self.store.update(read_config_dir(self.settings.config_dir))
+            changed = changed or result.changed
+            if result.errors != self.errors:
+                for err in result.errors:
+                    if err not in self.errors:
+                        log.error("%s", err)
+                self.errors = result.errors
+        if not changed:
             return
         self._seq += 1
         version = f"{self.boot_id}.{self._seq}"
-        self.snapshot = build_snapshot(version, result.resources, errors=result.errors)
+        self._built_instances = self.instances
+        self.snapshot = build_snapshot(
+            version, self.store.resources, self.instances, errors=self.errors
+        )
         self.ads.update(ConfigGenerator(self.snapshot))
         log.info(
-            "snapshot %s: %d services, %d resources, built in %.1f ms",
+            "snapshot %s: %d services, %d instances, built in %.1f ms",
             version,
             len(self.snapshot.services),
-            len(result.resources),
+            len(self.instances),
             (time.perf_counter() - started) * 1000,
         )
+        for listener in self.listeners:
+            listener(self.snapshot)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        s = self.settings
+        self.apply()
+        self.xds_port = await self.ads.start(s.host, s.xds_port)
+        self._admin = await start_admin(self, s.host, s.admin_port)
+        log.info("xDS on %s:%d, admin on %s:%d", s.host, self.xds_port, s.host, s.admin_port)
+        self._watcher = asyncio.create_task(
+            watch_dir(str(s.config_dir), self.config_changed, self.stopping)
+        )
+
+    async def stop(self) -> None:
+        log.info("stopping")
+        self.stopping.set()
+        if self._watcher is not None:
+            await self._watcher
+        if self._admin is not None:
+            await self._admin.cleanup()
+        await self.ads.stop(grace=0.5)
 
     async def run(self) -> None:
-        s = self.settings
-        self.reload()
-        port = await self.ads.start(s.host, s.xds_port)
-        runner = await start_admin(self, s.host, s.admin_port)
-        log.info("xDS on %s:%d, admin on %s:%d", s.host, port, s.host, s.admin_port)
+        """Serve until SIGTERM or SIGINT."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        debouncer = Debouncer(s.debounce_s, s.max_debounce_s, self.reload)
-        watcher = asyncio.create_task(
-            watch_dir(str(s.config_dir), debouncer.trigger, self.stopping)
-        )
+        await self.start()
         try:
             await self.stopping.wait()
         finally:
-            log.info("stopping")
-            await watcher
-            await runner.cleanup()
-            await self.ads.stop(grace=0.5)
+            await self.stop()

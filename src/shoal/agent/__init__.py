@@ -1,0 +1,1 @@
+"""shoal.agent: runs one Envoy for one workload (bootstrap, process care, health)."""

@@ -1,0 +1,132 @@
+"""The Envoy bootstrap a sidecar starts from: its identity, its admin port and where ADS is.
+
+Everything else arrives over xDS. The node id and metadata follow DESIGN.md, so the control
+plane can tell who is asking; the ADS stream reconnects within a second of a control-plane
+restart (Envoy's default backoff would grow to 30 s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+ApiType = Literal["GRPC", "DELTA_GRPC"]
+
+
+@dataclass(frozen=True)
+class SidecarIdentity:
+    """Who the sidecar is and where it listens."""
+
+    name: str  # the replica ("pod") name, e.g. reviews-v1-0
+    namespace: str = "default"
+    workload: str = ""  # e.g. reviews-v1; replicas of one workload share it
+    labels: Mapping[str, str] = field(default_factory=dict)
+    service_account: str = "default"
+    ip: str = "127.0.0.1"
+    outbound_port: int | None = None
+    inbound_port: int | None = None
+    app_port: int | None = None
+
+    @property
+    def node_id(self) -> str:
+        ns = self.namespace
+        return f"sidecar~{self.ip}~{self.name}.{ns}~{ns}.svc.cluster.local"
+
+
+def _metadata(ident: SidecarIdentity, admin_port: int) -> dict[str, object]:
+    meta: dict[str, object] = {
+        "NAMESPACE": ident.namespace,
+        "LABELS": dict(ident.labels),
+        "SERVICE_ACCOUNT": ident.service_account,
+        "INSTANCE_IPS": ident.ip,
+        "WORKLOAD_NAME": ident.workload or ident.name,
+        "INTERCEPTION_MODE": "NONE",
+        "ADMIN_PORT": str(admin_port),
+    }
+    for key, value in (
+        ("OUTBOUND_PORT", ident.outbound_port),
+        ("INBOUND_PORT", ident.inbound_port),
+        ("APP_PORT", ident.app_port),
+    ):
+        if value is not None:
+            meta[key] = str(value)
+    return meta
+
+
+def sidecar_bootstrap(
+    ident: SidecarIdentity,
+    *,
+    xds_host: str,
+    xds_port: int,
+    admin_port: int,
+    api_type: ApiType = "GRPC",
+) -> dict[str, object]:
+    """The bootstrap as a JSON-ready dict (Envoy reads JSON and YAML alike)."""
+    ads = {"ads": {}, "resource_api_version": "V3"}
+    return {
+        "node": {
+            "id": ident.node_id,
+            "cluster": ident.workload or ident.name,
+            "metadata": _metadata(ident, admin_port),
+        },
+        "admin": {
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}
+        },
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": api_type,
+                "transport_api_version": "V3",
+                "set_node_on_first_message_only": True,
+                "grpc_services": [
+                    {
+                        "envoy_grpc": {"cluster_name": "xds-grpc"},
+                        "retry_policy": {
+                            "retry_back_off": {"base_interval": "0.1s", "max_interval": "1s"}
+                        },
+                    }
+                ],
+            },
+            "cds_config": ads,
+            "lds_config": ads,
+        },
+        "static_resources": {
+            "clusters": [
+                {
+                    "name": "xds-grpc",
+                    "type": "STATIC",
+                    "connect_timeout": "1s",
+                    "typed_extension_protocol_options": {
+                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                            "@type": "type.googleapis.com/"
+                            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                            "explicit_http_config": {
+                                "http2_protocol_options": {
+                                    "connection_keepalive": {"interval": "30s", "timeout": "5s"}
+                                }
+                            },
+                        }
+                    },
+                    "load_assignment": {
+                        "cluster_name": "xds-grpc",
+                        "endpoints": [
+                            {
+                                "lb_endpoints": [
+                                    {
+                                        "endpoint": {
+                                            "address": {
+                                                "socket_address": {
+                                                    "address": xds_host,
+                                                    "port_value": xds_port,
+                                                }
+                                            }
+                                        }
+                                    }
+                                ]
+                            }
+                        ],
+                    },
+                }
+            ]
+        },
+    }

@@ -1,0 +1,73 @@
+"""`shoal agent`: one sidecar's caretaker. Writes the bootstrap, runs Envoy, serves health.
+
+Stops cleanly on SIGTERM/SIGINT: Envoy drains, then exits, then the agent; nothing is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from shoal.agent.bootstrap import ApiType, SidecarIdentity, sidecar_bootstrap
+from shoal.agent.health import start_health
+from shoal.agent.process import EnvoyProcess
+
+log = logging.getLogger("shoal.agent")
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    identity: SidecarIdentity
+    xds_host: str
+    xds_port: int
+    admin_port: int
+    health_port: int | None = None
+    api_type: ApiType = "GRPC"
+    envoy: str | None = None
+    concurrency: int = 1
+    drain_s: float = 2.0
+    envoy_log_level: str = "warning"
+
+
+async def run_agent(settings: AgentSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    with tempfile.TemporaryDirectory(prefix="shoal-agent-") as workdir:
+        path = Path(workdir) / "envoy-bootstrap.json"
+        bootstrap = sidecar_bootstrap(
+            settings.identity,
+            xds_host=settings.xds_host,
+            xds_port=settings.xds_port,
+            admin_port=settings.admin_port,
+            api_type=settings.api_type,
+        )
+        path.write_text(json.dumps(bootstrap, indent=2))
+        envoy = EnvoyProcess(
+            path,
+            settings.admin_port,
+            envoy=settings.envoy,
+            concurrency=settings.concurrency,
+            drain_s=settings.drain_s,
+            log_level=settings.envoy_log_level,
+        )
+        runner = (
+            await start_health(envoy, "127.0.0.1", settings.health_port)
+            if settings.health_port
+            else None
+        )
+        task = asyncio.create_task(envoy.run())
+        log.info("agent for %s: envoy admin :%d", settings.identity.node_id, settings.admin_port)
+        try:
+            await stop.wait()
+        finally:
+            await envoy.stop()
+            await task
+            if runner is not None:
+                await runner.cleanup()
