@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import tempfile
 from dataclasses import dataclass
@@ -32,6 +33,16 @@ class AgentSettings:
     concurrency: int = 1
     drain_s: float = 2.0
     envoy_log_level: str = "warning"
+
+
+async def _orphan_watch(stop: asyncio.Event) -> None:
+    """If whoever started the agent dies without stopping it, stop anyway: no orphan Envoy."""
+    parent = os.getppid()
+    while not stop.is_set():
+        await asyncio.sleep(1)
+        if os.getppid() != parent:
+            log.warning("parent %d is gone; stopping", parent)
+            stop.set()
 
 
 async def run_agent(settings: AgentSettings) -> None:
@@ -64,9 +75,11 @@ async def run_agent(settings: AgentSettings) -> None:
         )
         task = asyncio.create_task(envoy.run())
         log.info("agent for %s: envoy admin :%d", settings.identity.node_id, settings.admin_port)
+        watchdog = asyncio.create_task(_orphan_watch(stop))
         try:
             await stop.wait()
         finally:
+            watchdog.cancel()
             await envoy.stop()
             await task
             if runner is not None:

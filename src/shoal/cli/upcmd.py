@@ -1,0 +1,34 @@
+"""`shoal up DIR`: a whole mesh on this machine from a folder of YAML (see shoal.runtime)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from shoal.runtime.up import UpSettings, run_up
+
+
+def _run(args: argparse.Namespace) -> int:
+    config_dir = Path(args.dir).resolve()
+    if not config_dir.is_dir():
+        print(f"shoal up: {config_dir}: not a directory", file=sys.stderr)
+        return 2
+    settings = UpSettings(
+        config_dir=config_dir,
+        xds_port=args.xds_port,
+        admin_port=args.admin_port,
+        live_status=not args.no_status,
+    )
+    asyncio.run(run_up(settings))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("up", help="run the control plane, workloads and sidecars from DIR")
+    p.add_argument("dir", help="folder with LocalWorkload and Istio YAML")
+    p.add_argument("--xds-port", type=int, default=15010)
+    p.add_argument("--admin-port", type=int, default=15014)
+    p.add_argument("--no-status", action="store_true", help="no live table, log lines only")
+    p.set_defaults(func=_run)

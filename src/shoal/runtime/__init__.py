@@ -1,0 +1,1 @@
+"""shoal.runtime: `shoal up` — workloads and their sidecars as local processes."""

@@ -1,0 +1,201 @@
+"""One replica of a LocalWorkload: its app process and its sidecar (a `shoal agent`).
+
+The sidecar starts first and stays up while the app restarts. The replica is registered as an
+endpoint of its service only while its app accepts connections, and is removed the moment the
+app exits, so callers stop being routed to it within one debounce window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from shoal.api import LocalWorkloadSpec, Resource
+from shoal.model import Endpoint, RegistryInstance
+from shoal.runtime.child import Child
+from shoal.runtime.ports import PortAllocator
+
+log = logging.getLogger("shoal.runtime")
+
+_BACKOFF_MIN = 0.5
+_BACKOFF_MAX = 10.0
+
+
+@dataclass
+class ReplicaPorts:
+    app: int
+    inbound: int
+    outbound: int
+    admin: int
+    health: int
+
+    @classmethod
+    def allocate(cls, ports: PortAllocator) -> ReplicaPorts:
+        return cls(ports.take(), ports.take(), ports.take(), ports.take(), ports.take())
+
+
+@dataclass
+class ReplicaState:
+    state: str = "starting"
+    restarts: int = 0
+    last_exit: int | None = None
+    since: float = field(default_factory=time.time)
+
+
+def _command(argv: list[str]) -> list[str]:
+    # "python" means the interpreter running shoal, so samples run from the same venv
+    if argv and argv[0] in ("python", "python3"):
+        return [sys.executable, *argv[1:]]
+    return argv
+
+
+class Replica:
+    def __init__(
+        self,
+        workload: Resource,
+        *,
+        index: int,
+        hostname: str,
+        ports: ReplicaPorts,
+        xds_port: int,
+        on_change: Callable[[], None],
+    ) -> None:
+        assert isinstance(workload.spec, LocalWorkloadSpec)
+        self.workload = workload
+        self.spec: LocalWorkloadSpec = workload.spec
+        self.index = index
+        self.hostname = hostname
+        self.ports = ports
+        self.xds_port = xds_port
+        self.name = f"{workload.meta.name}-{index}"
+        self.status = ReplicaState()
+        self.registered = False
+        self._on_change = on_change
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self.agent: Child | None = None
+        self.app: Child | None = None
+
+    @property
+    def namespace(self) -> str:
+        return self.workload.meta.namespace
+
+    @property
+    def node_id(self) -> str:
+        ns = self.namespace
+        return f"sidecar~127.0.0.1~{self.name}.{ns}~{ns}.svc.cluster.local"
+
+    def instance(self) -> RegistryInstance:
+        endpoint = Endpoint(
+            address="127.0.0.1",
+            labels=MappingProxyType(dict(self.spec.labels)),
+            # every service port enters through the sidecar's inbound listener
+            ports=MappingProxyType({p.name: self.ports.inbound for p in self.spec.ports}),
+            service_account=self.spec.service_account or "default",
+        )
+        return RegistryInstance(hostname=self.hostname, endpoint=endpoint, namespace=self.namespace)
+
+    # ------------------------------------------------------------------ processes
+    def _agent_argv(self) -> list[str]:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(self.spec.labels.items()))
+        p = self.ports
+        return [
+            sys.executable, "-m", "shoal.cli.main", "--log-level", "WARNING", "agent",
+            "--name", self.name,
+            "--namespace", self.namespace,
+            "--workload", self.workload.meta.name,
+            "--labels", labels,
+            "--service-account", self.spec.service_account or "default",
+            "--xds-address", f"127.0.0.1:{self.xds_port}",
+            "--outbound-port", str(p.outbound),
+            "--inbound-port", str(p.inbound),
+            "--app-port", str(p.app),
+            "--admin-port", str(p.admin),
+            "--health-port", str(p.health),
+            "--drain-seconds", "1",
+        ]  # fmt: skip
+
+    def _app_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        env.update(self.spec.env)
+        env.update(
+            {
+                "PORT": str(self.ports.app),
+                # apps reach other services by name through their own sidecar
+                "HTTP_PROXY": f"http://127.0.0.1:{self.ports.outbound}",
+                "http_proxy": f"http://127.0.0.1:{self.ports.outbound}",
+                "SHOAL_SERVICE": self.hostname.split(".", 1)[0],
+                "SHOAL_VERSION": self.spec.labels.get("version", "v1"),
+                "SHOAL_REPLICA": self.name,
+                "SHOAL_NAMESPACE": self.namespace,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return env
+
+    async def _app_listening(self, within: float) -> bool:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline and self.app is not None and self.app.running:
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", self.ports.app)
+                writer.close()
+                await writer.wait_closed()
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    def _set(self, state: str, registered: bool) -> None:
+        self.status.state = state
+        self.status.since = time.time()
+        if registered != self.registered:
+            self.registered = registered
+            self._on_change()
+
+    async def _run(self) -> None:
+        self.agent = Child(f"{self.name}/sidecar", self._agent_argv(), dict(os.environ))
+        await self.agent.start()
+        backoff = _BACKOFF_MIN
+        while not self._stopping:
+            self.app = Child(self.name, _command(list(self.spec.command)), self._app_env())
+            started = time.monotonic()
+            await self.app.start()
+            if await self._app_listening(within=30):
+                self._set("running", registered=True)
+            code = await self.app.wait()
+            self.status.last_exit = code
+            self._set("exited", registered=False)
+            if self._stopping:
+                return
+            if time.monotonic() - started > 10:
+                backoff = _BACKOFF_MIN
+            self.status.restarts += 1
+            log.warning("%s exited with %s; restarting in %.1f s", self.name, code, backoff)
+            self.status.state = f"restarting in {backoff:.1f}s"
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _BACKOFF_MAX)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """App first (callers are deregistered before it goes), then its sidecar."""
+        self._stopping = True
+        self._set("stopping", registered=False)
+        if self.app is not None:
+            await self.app.stop()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.app is not None:
+            await self.app.stop()
+        if self.agent is not None:
+            await self.agent.stop(grace=5)
+        self.status.state = "stopped"

@@ -1,0 +1,87 @@
+"""Keeps the replicas of every LocalWorkload running and the registry in step with them.
+
+On each new snapshot it reconciles: new workloads and added replicas start, removed ones
+stop, and a workload whose spec changed is restarted replica by replica. Registered replicas
+are handed to the control plane as registry instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from shoal.api import LocalWorkloadSpec, Resource
+from shoal.controlplane.app import ControlPlane
+from shoal.model import MeshSnapshot
+from shoal.runtime.ports import PortAllocator
+from shoal.runtime.replica import Replica, ReplicaPorts
+
+log = logging.getLogger("shoal.runtime")
+
+Key = tuple[str, str]  # (namespace, workload name)
+
+
+class Supervisor:
+    def __init__(self, cp: ControlPlane) -> None:
+        self.cp = cp
+        self.ports = PortAllocator()
+        self.replicas: dict[Key, list[Replica]] = {}
+        self._specs: dict[Key, Resource] = {}
+        self._pending: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        cp.listeners.append(self.on_snapshot)
+
+    def _registry_changed(self) -> None:
+        self.cp.set_instances(
+            r.instance() for reps in self.replicas.values() for r in reps if r.registered
+        )
+
+    def workloads(self) -> list[Resource]:
+        return [r for r in self.cp.store.resources if r.kind == "LocalWorkload"]
+
+    def on_snapshot(self, snapshot: MeshSnapshot) -> None:
+        self.reconcile(snapshot)
+
+    def reconcile(self, snapshot: MeshSnapshot) -> None:
+        if self._stopping:
+            return  # replicas deregistering on the way down must not start new ones
+        wanted = {(r.meta.namespace, r.meta.name): r for r in self.workloads()}
+        for key in list(self.replicas):
+            res = wanted.get(key)
+            if res is None or res != self._specs.get(key):
+                self._retire(self.replicas.pop(key))
+                self._specs.pop(key, None)
+        for key, res in wanted.items():
+            assert isinstance(res.spec, LocalWorkloadSpec)
+            hostname = snapshot.resolve(res.spec.service_name(res.meta.name), res.meta.namespace)
+            current = self.replicas.setdefault(key, [])
+            self._specs[key] = res
+            while len(current) < res.spec.replicas:
+                replica = Replica(
+                    res,
+                    index=len(current),
+                    hostname=hostname,
+                    ports=ReplicaPorts.allocate(self.ports),
+                    xds_port=self.cp.xds_port,
+                    on_change=self._registry_changed,
+                )
+                current.append(replica)
+                replica.start()
+                log.info("started %s (service %s)", replica.name, hostname)
+            while len(current) > res.spec.replicas:
+                self._retire([current.pop()])
+
+    def _retire(self, replicas: list[Replica]) -> None:
+        for replica in replicas:
+            task = asyncio.create_task(replica.stop())
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        everyone = [r for reps in self.replicas.values() for r in reps]
+        self.replicas.clear()
+        await asyncio.gather(*(r.stop() for r in everyone), *self._pending)
+
+    def all(self) -> list[Replica]:
+        return [r for key in sorted(self.replicas) for r in self.replicas[key]]
