@@ -90,6 +90,19 @@ def sidecar_bootstrap(
             "cds_config": ads,
             "lds_config": ads,
         },
+        # an explicit connection limit (Envoy warns at start-up without one)
+        "overload_manager": {
+            "resource_monitors": [
+                {
+                    "name": "envoy.resource_monitors.global_downstream_max_connections",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.resource_monitors."
+                        "downstream_connections.v3.DownstreamConnectionsConfig",
+                        "max_active_downstream_connections": 50000,
+                    },
+                }
+            ]
+        },
         "static_resources": {
             "clusters": [
                 {

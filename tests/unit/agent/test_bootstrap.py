@@ -1,0 +1,60 @@
+"""The agent's bootstrap carries the DESIGN.md node contract, and Envoy accepts it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from shoal.agent.bootstrap import SidecarIdentity, sidecar_bootstrap
+from shoal.agent.process import find_envoy
+from shoal.model import parse_proxy
+
+IDENT = SidecarIdentity(
+    name="reviews-v1-0",
+    namespace="shop",
+    workload="reviews-v1",
+    labels={"app": "reviews", "version": "v1"},
+    service_account="reviews",
+    outbound_port=15001,
+    inbound_port=15006,
+    app_port=8080,
+)
+
+
+def test_node_parses_back_to_the_same_proxy() -> None:
+    boot = sidecar_bootstrap(IDENT, xds_host="127.0.0.1", xds_port=15010, admin_port=15000)
+    node = boot["node"]
+    assert isinstance(node, dict)
+    proxy = parse_proxy(node["id"], node["metadata"])
+    assert proxy.node_id == "sidecar~127.0.0.1~reviews-v1-0.shop~shop.svc.cluster.local"
+    assert (proxy.namespace, proxy.workload_name, proxy.service_account) == (
+        "shop",
+        "reviews-v1",
+        "reviews",
+    )
+    assert dict(proxy.labels) == {"app": "reviews", "version": "v1"}
+    assert proxy.interception_mode == "NONE"
+    assert (proxy.outbound_port, proxy.inbound_port, proxy.app_port, proxy.admin_port) == (
+        15001,
+        15006,
+        8080,
+        15000,
+    )
+
+
+def test_envoy_validates_the_bootstrap_for_both_api_types(tmp_path: Path) -> None:
+    for api_type in ("GRPC", "DELTA_GRPC"):
+        path = tmp_path / f"{api_type}.json"
+        boot = sidecar_bootstrap(
+            IDENT, xds_host="127.0.0.1", xds_port=15010, admin_port=15000, api_type=api_type
+        )
+        path.write_text(json.dumps(boot))
+        proc = subprocess.run(
+            [find_envoy(), "--mode", "validate", "-c", str(path), "-l", "error"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
