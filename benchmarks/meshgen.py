@@ -154,6 +154,6 @@ def generate_mesh(s: int, e: int = 10, k: int = 1, v: float = 0.5) -> dict[str, 
 
 def mesh_size(files: dict[str, str]) -> str:
     """A one-line description: files, documents, bytes."""
-    docs = sum(text.count("\nkind: ") + text.startswith("kind: ") for text in files.values())
+    docs = sum(text.count("\nkind: ") for text in files.values())
     size = sum(len(text) for text in files.values())
     return f"{len(files)} files, {docs} resources, {size / 1e6:.1f} MB of YAML"
