@@ -65,12 +65,16 @@ def sidecar_bootstrap(
     admin_port: int,
     api_type: ApiType = "GRPC",
 ) -> dict[str, Any]:
-    """Return an Envoy bootstrap that gets all its config from shoal over ADS."""
+    """Return an Envoy bootstrap that gets all its config from shoal over ADS.
+
+    ``ADMIN_PORT`` joins the metadata (unless the caller set it) because only the bootstrap
+    knows the admin port, and the control plane reports it in syncz for ``shoal proxy-config``.
+    """
     return {
         "node": {
             "id": node_id,
             "cluster": metadata.get("WORKLOAD_NAME", "shoal"),
-            "metadata": metadata,
+            "metadata": {"ADMIN_PORT": str(admin_port), **metadata},
         },
         "admin": {
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}

@@ -1,4 +1,4 @@
-"""The `shoal` command."""
+"""The `shoal` command: an argparse dispatcher; each subcommand lives in its own module."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from shoal import __version__
+from shoal.cli import analyze, proxyconfig, proxystatus
 from shoal.controlplane.app import ControlPlane, Settings
 
 
@@ -51,6 +52,11 @@ def parser() -> argparse.ArgumentParser:
 
     ver = sub.add_parser("version", help="print the version")
     ver.set_defaults(func=_version)
+
+    # Each command lives in its own module and adds its own subparser.
+    analyze.register(sub)
+    proxystatus.register(sub)
+    proxyconfig.register(sub)
     return p
 
 
