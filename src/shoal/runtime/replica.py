@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+import aiohttp
+
 from shoal.api import LocalWorkloadSpec, Resource
 from shoal.model import Endpoint, RegistryInstance
 from shoal.runtime.child import Child
@@ -151,6 +153,18 @@ class Replica:
             await asyncio.sleep(0.05)
         return False
 
+    async def _sidecar_ready(self, within: float) -> bool:
+        url = f"http://127.0.0.1:{self.ports.health}/healthz/ready"
+        deadline = time.monotonic() + within
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
+            while time.monotonic() < deadline and not self._stopping:
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with http.get(url) as resp:
+                        if resp.status == 200:
+                            return True
+                await asyncio.sleep(0.1)
+        return False
+
     def _set(self, state: str, registered: bool) -> None:
         self.status.state = state
         self.status.since = time.time()
@@ -161,6 +175,11 @@ class Replica:
     async def _run(self) -> None:
         self.agent = Child(f"{self.name}/sidecar", self._agent_argv(), dict(os.environ))
         await self.agent.start()
+        # Like Istio's holdApplicationUntilProxyStarts: an app that calls out at start-up
+        # must find its sidecar already configured.
+        self.status.state = "sidecar starting"
+        if not await self._sidecar_ready(within=30):
+            log.warning("%s: sidecar not ready after 30 s; starting the app anyway", self.name)
         backoff = _BACKOFF_MIN
         while not self._stopping:
             self.app = Child(self.name, _command(list(self.spec.command)), self._app_env())
