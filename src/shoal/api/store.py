@@ -43,6 +43,8 @@ class ConfigStore:
         self._accepted: dict[ResourceKey, Resource] = {}
         self._last: tuple[Resource, ...] = ()
         self._known_hosts = known_hosts
+        # path -> (text, parse result): an edit re-parses one file, not the whole folder
+        self._parsed: dict[str, tuple[str, FileResult]] = {}
 
     @property
     def resources(self) -> tuple[Resource, ...]:
@@ -109,13 +111,21 @@ class ConfigStore:
         ]
         return accepted, noted
 
+    def _parse(self, path: str, text: str) -> FileResult:
+        cached = self._parsed.get(path)
+        if cached is not None and cached[0] == text:
+            return cached[1]
+        result = parse_documents(path, text)
+        self._parsed[path] = (text, result)
+        return result
+
     def update(self, files: Mapping[str, str]) -> StoreResult:
         """Load `files` (path -> full text, every config file there is) and move on."""
         candidates: list[Resource] = []
         errors: list[ConfigError] = []
         file_candidates: dict[str, list[Resource]] = {}
         for path in sorted(files):
-            found, found_errors = self._candidates(parse_documents(path, files[path]))
+            found, found_errors = self._candidates(self._parse(path, files[path]))
             file_candidates[path] = found
             candidates += found
             errors += found_errors
@@ -123,6 +133,8 @@ class ConfigStore:
         errors += reference_errors
 
         self._file_candidates = file_candidates
+        for gone in self._parsed.keys() - files.keys():
+            del self._parsed[gone]
         self._accepted = {r.key: r for r in accepted}
         resources = tuple(sorted(accepted, key=lambda r: r.key))
         changed = resources != self._last
