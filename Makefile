@@ -25,9 +25,10 @@ test: lint
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
+# DEMO_ARGS lets tests pick free ports: make demo DEMO_ARGS="--xds-port 0 ..."
+DEMO_ARGS ?=
 demo: $(STAMP)
-	@echo "make demo arrives with issue 3 (shoal up). Until then: make test, or"
-	@echo "  $(BIN)/shoal control-plane --config-dir examples/split"
+	$(BIN)/shoal up examples/demo $(DEMO_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/generate_bench.py

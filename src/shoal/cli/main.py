@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from shoal import __version__
-from shoal.cli import analyze, proxyconfig, proxystatus
+from shoal.cli import agentcmd, analyze, proxyconfig, proxystatus, upcmd
 from shoal.controlplane.app import ControlPlane, Settings
 
 
@@ -50,6 +50,9 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--test-hooks", action="store_true", help=argparse.SUPPRESS)
     cp.set_defaults(func=_control_plane)
 
+    upcmd.register(sub)
+    agentcmd.register(sub)
+
     ver = sub.add_parser("version", help="print the version")
     ver.set_defaults(func=_version)
 
@@ -67,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # watchfiles logs every change at INFO: noise when the folder also holds logs
+    logging.getLogger("watchfiles").setLevel(max(logging.WARNING, logging.root.level))
     code: int = args.func(args)
     return code
 

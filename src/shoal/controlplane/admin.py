@@ -42,10 +42,17 @@ def _app(cp: ControlPlane) -> web.Application:
             cp.ads.update(cp.ads.generator)
         return web.Response(text="ok\n")
 
+    async def extra(request: web.Request) -> web.Response:
+        view = cp.debug_views.get(request.match_info["name"])
+        if view is None:
+            raise web.HTTPNotFound(text="no such debug view\n")
+        return web.json_response(view())
+
     app = web.Application()
     app.router.add_get("/ready", ready)
     app.router.add_get("/debug/syncz", syncz)
     app.router.add_get("/debug/config", config)
+    app.router.add_get("/debug/{name}", extra)
     if cp.settings.test_hooks:
         app.router.add_post("/debug/test/poison", poison)
         app.router.add_delete("/debug/test/poison", poison)

@@ -58,6 +58,8 @@ class ControlPlane:
         self.instances: tuple[RegistryInstance, ...] = ()
         # called with every new snapshot (e.g. `shoal up` reconciles its replicas)
         self.listeners: list[Callable[[MeshSnapshot], None]] = []
+        # extra JSON views served at /debug/<name> (e.g. `shoal up` adds "workloads")
+        self.debug_views: dict[str, Callable[[], object]] = {}
         self.xds_port = settings.xds_port
         self.stopping = asyncio.Event()
         self._seq = 0

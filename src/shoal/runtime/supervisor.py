@@ -8,6 +8,7 @@ are handed to the control plane as registry instances.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 from shoal.api import LocalWorkloadSpec, Resource
@@ -30,6 +31,7 @@ class Supervisor:
         self._pending: set[asyncio.Task[None]] = set()
         self._stopping = False
         cp.listeners.append(self.on_snapshot)
+        cp.debug_views["workloads"] = self.describe
 
     def _registry_changed(self) -> None:
         self.cp.set_instances(
@@ -82,6 +84,26 @@ class Supervisor:
         everyone = [r for reps in self.replicas.values() for r in reps]
         self.replicas.clear()
         await asyncio.gather(*(r.stop() for r in everyone), *self._pending)
+
+    def describe(self) -> list[dict[str, object]]:
+        """Every replica with its processes and ports (`GET /debug/workloads`)."""
+        return [
+            {
+                "workload": r.workload.meta.name,
+                "namespace": r.namespace,
+                "service": r.hostname,
+                "replica": r.name,
+                "node": r.node_id,
+                "labels": dict(r.spec.labels),
+                "state": r.status.state,
+                "restarts": r.status.restarts,
+                "registered": r.registered,
+                "app_pid": r.app.pid if r.app is not None and r.app.running else None,
+                "sidecar_pid": r.agent.pid if r.agent is not None and r.agent.running else None,
+                "ports": dataclasses.asdict(r.ports),
+            }
+            for r in self.all()
+        ]
 
     def all(self) -> list[Replica]:
         return [r for key in sorted(self.replicas) for r in self.replicas[key]]
