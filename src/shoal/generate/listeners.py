@@ -12,12 +12,11 @@ from envoy.config.core.v3 import address_pb2, config_source_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
-from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
-from google.protobuf import any_pb2
 
+from shoal.generate.httpfilters import inbound_http_filters, outbound_http_filters, packed
 from shoal.generate.names import (
     INBOUND_LISTENER,
     OUTBOUND_LISTENER,
@@ -25,21 +24,9 @@ from shoal.generate.names import (
     inbound_cluster,
 )
 from shoal.generate.prepared import PreparedResource, prepare
-from shoal.model import Proxy
+from shoal.model import MeshSnapshot, Proxy
 
 _HCM = "envoy.filters.network.http_connection_manager"
-
-
-def _packed(message: object) -> any_pb2.Any:
-    packed = any_pb2.Any()
-    packed.Pack(message)  # type: ignore[arg-type]
-    return packed
-
-
-def _router() -> hcm_pb2.HttpFilter:
-    return hcm_pb2.HttpFilter(
-        name="envoy.filters.http.router", typed_config=_packed(router_pb2.Router())
-    )
 
 
 def _listener(
@@ -52,25 +39,31 @@ def _listener(
         ),
         filter_chains=[
             listener_components_pb2.FilterChain(
-                filters=[listener_components_pb2.Filter(name=_HCM, typed_config=_packed(hcm))]
+                filters=[listener_components_pb2.Filter(name=_HCM, typed_config=packed(hcm))]
             )
         ],
     )
     return listener
 
 
-def _hcm(stat_prefix: str, via: str) -> hcm_pb2.HttpConnectionManager:
+def _hcm(
+    stat_prefix: str, via: str, filters: list[hcm_pb2.HttpFilter]
+) -> hcm_pb2.HttpConnectionManager:
     # `via` makes the path through the mesh visible to apps and in responses
-    hcm = hcm_pb2.HttpConnectionManager(stat_prefix=stat_prefix, http_filters=[_router()], via=via)
+    hcm = hcm_pb2.HttpConnectionManager(stat_prefix=stat_prefix, http_filters=filters, via=via)
     hcm.normalize_path.value = True
     hcm.merge_slashes = True
     hcm.path_with_escaped_slashes_action = hcm_pb2.HttpConnectionManager.KEEP_UNCHANGED
     return hcm
 
 
-def outbound_listener(port: int, workload: str) -> PreparedResource:
+def outbound_listener(snapshot: MeshSnapshot, proxy: Proxy, port: int) -> PreparedResource:
     """Plain HTTP on loopback; the Host header picks the service (RDS ``outbound_http``)."""
-    hcm = _hcm("outbound_http", f"outbound {workload}")
+    hcm = _hcm(
+        "outbound_http",
+        f"outbound {proxy.workload_name}",
+        outbound_http_filters(snapshot, proxy),
+    )
     hcm.rds.route_config_name = OUTBOUND_ROUTE
     hcm.rds.config_source.CopyFrom(
         config_source_pb2.ConfigSource(
@@ -81,9 +74,15 @@ def outbound_listener(port: int, workload: str) -> PreparedResource:
     return prepare(OUTBOUND_LISTENER, _listener(OUTBOUND_LISTENER, "127.0.0.1", port, hcm))
 
 
-def inbound_listener(host: str, port: int, app_port: int, workload: str) -> PreparedResource:
+def inbound_listener(
+    snapshot: MeshSnapshot, proxy: Proxy, host: str, port: int, app_port: int
+) -> PreparedResource:
     """Traffic for this workload: everything to the local app."""
-    hcm = _hcm("inbound_http", f"inbound {workload}")
+    hcm = _hcm(
+        "inbound_http",
+        f"inbound {proxy.workload_name}",
+        inbound_http_filters(snapshot, proxy),
+    )
     cluster = inbound_cluster(app_port)
     route = rc.Route(match=rc.RouteMatch(prefix="/"))
     route.route.cluster = cluster
@@ -101,15 +100,15 @@ def inbound_listener(host: str, port: int, app_port: int, workload: str) -> Prep
     )
 
 
-def sidecar_listeners(proxy: Proxy) -> list[PreparedResource]:
+def sidecar_listeners(snapshot: MeshSnapshot, proxy: Proxy) -> list[PreparedResource]:
     out = []
     if proxy.outbound_port is not None:
-        out.append(outbound_listener(proxy.outbound_port, proxy.workload_name))
+        out.append(outbound_listener(snapshot, proxy, proxy.outbound_port))
     elif proxy.interception_mode == "REDIRECT":
         # Without capture rules in place yet, REDIRECT sidecars get the Host-routed listener on
         # Istio's outbound capture port; original-destination routing arrives with capture.
-        out.append(outbound_listener(15001, proxy.workload_name))
+        out.append(outbound_listener(snapshot, proxy, 15001))
     if proxy.inbound_port is not None and proxy.app_port is not None:
         host = proxy.instance_ips[0] if proxy.instance_ips else proxy.ip
-        out.append(inbound_listener(host, proxy.inbound_port, proxy.app_port, proxy.workload_name))
+        out.append(inbound_listener(snapshot, proxy, host, proxy.inbound_port, proxy.app_port))
     return out

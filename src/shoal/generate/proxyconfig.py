@@ -98,7 +98,9 @@ class ConfigGenerator:
         key = self._listener_key(proxy)
         found = self._listeners.get(key)
         if found is None:
-            found = self._listeners[key] = _by_name(listeners.sidecar_listeners(proxy))
+            found = self._listeners[key] = _by_name(
+                listeners.sidecar_listeners(self.snapshot, proxy)
+            )
         return found
 
     def inbound_clusters(self, proxy: Proxy) -> list[PreparedResource]:

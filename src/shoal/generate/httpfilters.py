@@ -1,0 +1,42 @@
+"""The HTTP filter chains of a sidecar's listeners, in the order Envoy runs them.
+
+Each concern that needs an HTTP filter (fault injection, CORS, rate limiting, authorization,
+...) contributes it here, so listeners.py stays about addresses and ports. Filters that are
+configured per route (fault, CORS) are placed with an empty listener-level config and take
+their settings from the route's `typed_per_filter_config`.
+"""
+
+from __future__ import annotations
+
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+
+from shoal.model import MeshSnapshot, Proxy
+
+
+def packed(message: Message) -> any_pb2.Any:
+    out = any_pb2.Any()
+    out.Pack(message)
+    return out
+
+
+def http_filter(name: str, config: Message) -> hcm_pb2.HttpFilter:
+    return hcm_pb2.HttpFilter(name=name, typed_config=packed(config))
+
+
+def router() -> hcm_pb2.HttpFilter:
+    return http_filter("envoy.filters.http.router", router_pb2.Router())
+
+
+def outbound_http_filters(snapshot: MeshSnapshot, proxy: Proxy) -> list[hcm_pb2.HttpFilter]:
+    """Filters on the caller's side (the outbound listener); the router is always last."""
+    return [router()]
+
+
+def inbound_http_filters(snapshot: MeshSnapshot, proxy: Proxy) -> list[hcm_pb2.HttpFilter]:
+    """Filters on the callee's side (the inbound listener); the router is always last."""
+    return [router()]
