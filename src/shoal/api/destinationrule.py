@@ -1,31 +1,19 @@
-"""DestinationRule (networking.istio.io): subsets of a service and how traffic to it is
-balanced.
+"""DestinationRule (networking.istio.io): subsets of a service and the traffic policy
+(load balancing, connection pools, outlier detection, retry budget) that applies to them.
 
-Only load-balancer selection is implemented; Istio's other traffic-policy fields are
-reported as not implemented yet by load.py (see unimplemented.py).
+The traffic-policy models live in trafficpolicy.py; TLS origination is not implemented
+yet and is reported as such by load.py (see unimplemented.py).
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 from pydantic import Field, field_validator
 
 from shoal.api.base import ApiModel, Host, field_error
 from shoal.api.serviceentry import WorkloadSelector
+from shoal.api.trafficpolicy import LoadBalancerSettings, TrafficPolicy, effective_policy
 
-
-class LoadBalancerSettings(ApiModel):
-    simple: (
-        Literal[
-            "UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH", "ROUND_ROBIN", "LEAST_REQUEST"
-        ]
-        | None
-    ) = None
-
-
-class TrafficPolicy(ApiModel):
-    load_balancer: LoadBalancerSettings | None = None
+__all__ = ["DestinationRuleSpec", "LoadBalancerSettings", "Subset", "TrafficPolicy"]
 
 
 class Subset(ApiModel):
@@ -58,3 +46,8 @@ class DestinationRuleSpec(ApiModel):
 
     def subset_names(self) -> list[str]:
         return [s.name for s in self.subsets]
+
+    def policy_for(self, port: int | None, subset: str = "") -> TrafficPolicy | None:
+        """The traffic policy of the cluster for (`port`, `subset`), levels merged as Istio does."""
+        sub = next((s for s in self.subsets if s.name == subset), None) if subset else None
+        return effective_policy(self.traffic_policy, sub.traffic_policy if sub else None, port)

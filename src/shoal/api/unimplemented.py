@@ -13,6 +13,12 @@ from collections.abc import Mapping
 from pydantic import BaseModel
 
 from shoal.api.destinationrule import LoadBalancerSettings, TrafficPolicy
+from shoal.api.trafficpolicy import (
+    HTTPSettings,
+    OutlierDetection,
+    PortTrafficPolicy,
+    RetryBudget,
+)
 from shoal.api.virtualservice import (
     HTTPMatchRequest,
     HTTPRoute,
@@ -37,18 +43,13 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
         }
     ),
     HTTPMatchRequest: frozenset({"statPrefix"}),
-    TrafficPolicy: frozenset(
-        {
-            "connectionPool",
-            "outlierDetection",
-            "tls",
-            "portLevelSettings",
-            "tunnel",
-            "proxyProtocol",
-        }
-    ),
+    TrafficPolicy: frozenset({"tls", "tunnel", "proxyProtocol"}),
+    PortTrafficPolicy: frozenset({"tls"}),
+    HTTPSettings: frozenset({"useClientProtocol", "http2KeepAlive"}),
+    OutlierDetection: frozenset({"consecutiveErrors", "outlierDetectionHttpErrorCodes"}),
+    RetryBudget: frozenset({"budgetInterval"}),
     LoadBalancerSettings: frozenset(
-        {"consistentHash", "localityLbSetting", "warmupDurationSecs", "warmup"}
+        {"localityLbSetting", "zoneAwareLbSetting", "warmupDurationSecs", "warmup"}
     ),
 }
 

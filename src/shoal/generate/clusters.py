@@ -1,5 +1,8 @@
 """Outbound clusters: one per service port, plus one per DestinationRule subset.
 
+The DestinationRule's traffic policy (merged for the port and subset) is applied by
+clusterpolicy.py.
+
 Cluster bodies depend only on the service, its DestinationRule and the subset, so they are
 identical for every sidecar and generated once per snapshot.
 """
@@ -7,26 +10,17 @@ identical for every sidecar and generated once per snapshot.
 from __future__ import annotations
 
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import address_pb2, config_source_pb2, protocol_pb2
+from envoy.config.core.v3 import address_pb2, config_source_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
-from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
-from google.protobuf import any_pb2
 
-from shoal.api.destinationrule import DestinationRuleSpec, TrafficPolicy
+from shoal.api.destinationrule import DestinationRuleSpec
+from shoal.generate.clusterpolicy import apply_traffic_policy
 from shoal.generate.names import inbound_cluster, outbound_cluster
 from shoal.generate.prepared import PreparedResource, prepare
 from shoal.model import MeshSnapshot, Port, Service
 
 # Istio's default connect timeout for outbound clusters.
 CONNECT_TIMEOUT_S = 10
-_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-
-_LB: dict[str, cluster_pb2.Cluster.LbPolicy.ValueType] = {
-    "ROUND_ROBIN": cluster_pb2.Cluster.ROUND_ROBIN,
-    "LEAST_REQUEST": cluster_pb2.Cluster.LEAST_REQUEST,
-    "LEAST_CONN": cluster_pb2.Cluster.LEAST_REQUEST,
-    "RANDOM": cluster_pb2.Cluster.RANDOM,
-}
 
 
 def _ads() -> config_source_pb2.ConfigSource:
@@ -34,28 +28,6 @@ def _ads() -> config_source_pb2.ConfigSource:
         ads=config_source_pb2.AggregatedConfigSource(),
         resource_api_version=config_source_pb2.V3,
     )
-
-
-def _lb_policy(*policies: TrafficPolicy | None) -> cluster_pb2.Cluster.LbPolicy.ValueType:
-    """The most specific policy that sets a load balancer wins (subset over service)."""
-    for policy in policies:
-        if policy is not None and policy.load_balancer is not None:
-            simple = policy.load_balancer.simple
-            if simple in _LB:
-                return _LB[simple]
-    # Istio's default since 1.14: least request, which copes best with uneven backends.
-    return cluster_pb2.Cluster.LEAST_REQUEST
-
-
-def _http2(cluster: cluster_pb2.Cluster) -> None:
-    opts = http_protocol_options_pb2.HttpProtocolOptions(
-        explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
-            http2_protocol_options=protocol_pb2.Http2ProtocolOptions()
-        )
-    )
-    packed = any_pb2.Any()
-    packed.Pack(opts)
-    cluster.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(packed)
 
 
 def _dns_assignment(name: str, service: Service, port: Port) -> endpoint_pb2.ClusterLoadAssignment:
@@ -86,12 +58,9 @@ def outbound(
 ) -> PreparedResource:
     """The cluster for one (service, port, subset)."""
     name = outbound_cluster(port.number, subset, service.hostname)
-    sub = next((s for s in dr.subsets if s.name == subset), None) if dr else None
     cluster = cluster_pb2.Cluster(name=name)
     cluster.connect_timeout.FromSeconds(CONNECT_TIMEOUT_S)
-    cluster.lb_policy = _lb_policy(
-        sub.traffic_policy if sub else None, dr.traffic_policy if dr else None
-    )
+    apply_traffic_policy(cluster, dr.policy_for(port.number, subset) if dr else None, port)
     uses_eds = False
     if service.resolution in ("DNS", "DNS_ROUND_ROBIN"):
         cluster.type = (
@@ -110,8 +79,6 @@ def outbound(
         cluster.eds_cluster_config.eds_config.CopyFrom(_ads())
         cluster.eds_cluster_config.service_name = name
         uses_eds = True
-    if port.is_http2:
-        _http2(cluster)
     return prepare(name, cluster, uses_eds=uses_eds)
 
 

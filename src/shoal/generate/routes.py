@@ -26,6 +26,7 @@ from shoal.api.virtualservice import (
     StringMatch,
     VirtualServiceSpec,
 )
+from shoal.generate.hashpolicy import hash_policies
 from shoal.generate.names import OUTBOUND_ROUTE, outbound_cluster
 from shoal.generate.prepared import PreparedResource, prepare
 from shoal.model import MeshSnapshot, Port, Proxy, Service
@@ -158,6 +159,7 @@ def _action(
             cw.weight.value = d.weight or 100
             _apply_headers(cw, d.headers)
             action.weighted_clusters.clusters.append(cw)
+    action.hash_policy.extend(hash_policies(snapshot, action))
     # Istio disables Envoy's 15 s default: no route timeout unless the VirtualService sets one.
     action.timeout.FromNanoseconds(int((http.timeout or 0.0) * 1e9))
     action.retry_policy.CopyFrom(_DEFAULT_RETRY)
@@ -230,6 +232,7 @@ def virtual_hosts(snapshot: MeshSnapshot, proxy: Proxy) -> Iterable[rc.VirtualHo
                 routes = _routes(snapshot, vs.spec, vs.meta.namespace, port, proxy)
             else:
                 routes = [_default_route(service, port)]
+                routes[0].route.hash_policy.extend(hash_policies(snapshot, routes[0].route))
             yield rc.VirtualHost(
                 name=f"{service.hostname}:{port.number}", domains=domains, routes=routes
             )

@@ -103,14 +103,14 @@ def test_unimplemented_destination_rule_fields() -> None:
         spec:
           host: reviews
           trafficPolicy:
-            connectionPool: {tcp: {maxConnections: 1}}
+            tls: {mode: SIMPLE}
             loadBalancer:
-              consistentHash: {httpHeaderName: x-user}
+              warmupDurationSecs: 10s
         """
     )
     assert [(e.field, e.line) for e in errors] == [
-        ("spec.trafficPolicy.connectionPool", 7),
-        ("spec.trafficPolicy.loadBalancer.consistentHash", 9),
+        ("spec.trafficPolicy.tls", 7),
+        ("spec.trafficPolicy.loadBalancer.warmupDurationSecs", 9),
     ]
     assert all("does not implement yet" in e.message for e in errors)
 

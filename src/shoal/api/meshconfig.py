@@ -1,0 +1,22 @@
+"""`MeshConfig` (shoal.dev/v1alpha1): mesh-wide defaults, the part of Istio's MeshConfig shoal uses.
+
+Istio keeps these in the `istio` ConfigMap; shoal reads them from a config kind so they live
+beside the rest of the YAML and are watched like it. Field names are Istio's
+(istio.mesh.v1alpha1.MeshConfig):
+
+* `defaultHttpRetryPolicy` — the retry policy of every HTTP route whose VirtualService sets
+  no `retries` (and of routes no VirtualService covers). Absent: Istio's built-in default
+  (2 attempts on connect-failure, refused-stream, unavailable, cancelled and 503, on another
+  host). `attempts: 0` turns default retries off.
+
+One MeshConfig per mesh; if several exist the first in namespace/name order wins.
+"""
+
+from __future__ import annotations
+
+from shoal.api.base import ApiModel
+from shoal.api.routepolicies import HTTPRetry
+
+
+class MeshConfigSpec(ApiModel):
+    default_http_retry_policy: HTTPRetry | None = None
