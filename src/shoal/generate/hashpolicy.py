@@ -10,6 +10,7 @@ order) that has one supplies the key, as in Istio.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeAlias
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 
@@ -18,7 +19,7 @@ from shoal.api.trafficpolicy import ConsistentHashLB
 from shoal.generate.names import parse_outbound
 from shoal.model import MeshSnapshot
 
-HashPolicy = rc.RouteAction.HashPolicy
+HashPolicy: TypeAlias = rc.RouteAction.HashPolicy
 
 
 def consistent_hash(snapshot: MeshSnapshot, cluster: str) -> ConsistentHashLB | None:
