@@ -12,8 +12,12 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from shoal.api.destinationrule import DestinationRuleSpec
+from shoal.api.gateway import GatewaySpec
+from shoal.api.localgateway import LocalGatewaySpec
 from shoal.api.localworkload import LocalWorkloadSpec
+from shoal.api.ratelimit import LocalRateLimitSpec
 from shoal.api.serviceentry import ServiceEntrySpec
+from shoal.api.sidecar import SidecarSpec
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.api.workloadentry import WorkloadEntrySpec
 
@@ -40,6 +44,10 @@ _REGISTRY: tuple[KindSpec, ...] = (
     KindSpec("networking.istio.io", _ISTIO_NETWORKING, "VirtualService", VirtualServiceSpec),
     KindSpec("networking.istio.io", _ISTIO_NETWORKING, "DestinationRule", DestinationRuleSpec),
     KindSpec("shoal.dev", ("v1alpha1",), "LocalWorkload", LocalWorkloadSpec),
+    KindSpec("networking.istio.io", _ISTIO_NETWORKING, "Sidecar", SidecarSpec),
+    KindSpec("networking.istio.io", _ISTIO_NETWORKING, "Gateway", GatewaySpec),
+    KindSpec("shoal.dev", ("v1alpha1",), "LocalRateLimit", LocalRateLimitSpec),
+    KindSpec("shoal.dev", ("v1alpha1",), "LocalGateway", LocalGatewaySpec),
 )
 
 KIND_SPECS: Mapping[str, KindSpec] = {k.kind: k for k in _REGISTRY}

@@ -13,9 +13,13 @@ from types import MappingProxyType
 
 from shoal.api.destinationrule import DestinationRuleSpec
 from shoal.api.errors import ConfigError, render_path
+from shoal.api.gateway import GatewaySpec
+from shoal.api.localgateway import LocalGatewaySpec
 from shoal.api.localworkload import LocalWorkloadSpec
 from shoal.api.meta import ObjectMeta
+from shoal.api.ratelimit import LocalRateLimitSpec
 from shoal.api.serviceentry import ServiceEntrySpec
+from shoal.api.sidecar import SidecarSpec
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.api.workloadentry import WorkloadEntrySpec
 
@@ -25,6 +29,10 @@ Spec = (
     | VirtualServiceSpec
     | DestinationRuleSpec
     | LocalWorkloadSpec
+    | SidecarSpec
+    | GatewaySpec
+    | LocalRateLimitSpec
+    | LocalGatewaySpec
 )
 Path = tuple[str | int, ...]
 ResourceKey = tuple[str, str, str]

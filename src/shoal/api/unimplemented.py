@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pydantic import BaseModel
 
 from shoal.api.destinationrule import LoadBalancerSettings, TrafficPolicy
+from shoal.api.gateway import Server, ServerTLSSettings
+from shoal.api.sidecar import SidecarSpec
 from shoal.api.trafficpolicy import (
     HTTPSettings,
     OutlierDetection,
@@ -48,6 +50,22 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
     HTTPSettings: frozenset({"useClientProtocol", "http2KeepAlive"}),
     OutlierDetection: frozenset({"consecutiveErrors", "outlierDetectionHttpErrorCodes"}),
     RetryBudget: frozenset({"budgetInterval"}),
+    # Sidecar scoping (which services a sidecar sees) is a later issue.
+    SidecarSpec: frozenset({"egress", "ingress", "inboundConnectionPool"}),
+    Server: frozenset({"bind", "defaultEndpoint"}),
+    ServerTLSSettings: frozenset(
+        {
+            "httpsRedirect",
+            "serverCertificate",
+            "privateKey",
+            "caCertificates",
+            "caCrl",
+            "subjectAltNames",
+            "verifyCertificateSpki",
+            "verifyCertificateHash",
+            "cipherSuites",
+        }
+    ),
     LoadBalancerSettings: frozenset(
         {"localityLbSetting", "zoneAwareLbSetting", "warmupDurationSecs", "warmup"}
     ),

@@ -21,8 +21,9 @@ from aiohttp import web
 from shoal.api import ConfigError, ConfigStore
 from shoal.controlplane.admin import start_admin
 from shoal.generate import ConfigGenerator
-from shoal.model import MeshSnapshot, RegistryInstance, build_snapshot
+from shoal.model import Credential, MeshSnapshot, RegistryInstance, build_snapshot
 from shoal.sources.directory import read_config_dir, watch_dir
+from shoal.sources.secrets import read_credentials
 from shoal.xds.debounce import Debouncer
 from shoal.xds.server import AdsServer
 
@@ -56,6 +57,7 @@ class ControlPlane:
         self.snapshot: MeshSnapshot | None = None
         self.errors: tuple[ConfigError, ...] = ()
         self.instances: tuple[RegistryInstance, ...] = ()
+        self.credentials: dict[str, Credential] = {}
         # called with every new snapshot (e.g. `shoal up` reconciles its replicas)
         self.listeners: list[Callable[[MeshSnapshot], None]] = []
         # extra JSON views served at /debug/<name> (e.g. `shoal up` adds "workloads")
@@ -87,6 +89,9 @@ class ControlPlane:
             self._files_dirty = False
             result = self.store.update(read_config_dir(self.settings.config_dir))
             changed = changed or result.changed
+            credentials = read_credentials(self.settings.config_dir)
+            changed = changed or credentials != self.credentials
+            self.credentials = credentials
             if result.errors != self.errors:
                 for err in result.errors:
                     if err not in self.errors:
@@ -98,7 +103,11 @@ class ControlPlane:
         version = f"{self.boot_id}.{self._seq}"
         self._built_instances = self.instances
         self.snapshot = build_snapshot(
-            version, self.store.resources, self.instances, errors=self.errors
+            version,
+            self.store.resources,
+            self.instances,
+            errors=self.errors,
+            credentials=self.credentials,
         )
         self.ads.update(ConfigGenerator(self.snapshot))
         log.info(

@@ -15,6 +15,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
+from shoal.generate import outbound_policy, ratelimit
 from shoal.model import MeshSnapshot, Proxy
 
 
@@ -34,9 +35,9 @@ def router() -> hcm_pb2.HttpFilter:
 
 def outbound_http_filters(snapshot: MeshSnapshot, proxy: Proxy) -> list[hcm_pb2.HttpFilter]:
     """Filters on the caller's side (the outbound listener); the router is always last."""
-    return [router()]
+    return [*outbound_policy.http_filters(snapshot, proxy), router()]
 
 
 def inbound_http_filters(snapshot: MeshSnapshot, proxy: Proxy) -> list[hcm_pb2.HttpFilter]:
     """Filters on the callee's side (the inbound listener); the router is always last."""
-    return [router()]
+    return [*ratelimit.http_filters(snapshot, proxy), router()]

@@ -2,8 +2,10 @@
 
 `ConfigGenerator` wraps one `MeshSnapshot`. Resources are memoized under the inputs they
 depend on: clusters and endpoints on nothing proxy-specific, the outbound route table on the
-proxy's namespace (and labels only when a rule matches on source labels), listeners on the
-proxy's ports. A thousand sidecars in one namespace therefore cost one generation.
+proxy's namespace and outbound traffic policy (and labels only when a rule matches on source
+labels), listeners on the proxy's ports (and labels only when a LocalRateLimit exists).
+Gateway proxies (`router`) get listeners and routes from generate/gateway.py instead.
+A thousand sidecars in one namespace therefore cost one generation.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from shoal.generate import clusters, endpoints, listeners, routes
+from shoal.generate import clusters, endpoints, gateway, listeners, outbound_policy, routes
 from shoal.generate.prepared import CLUSTER, ENDPOINT, LISTENER, ROUTE, PreparedResource
 from shoal.model import MeshSnapshot, Proxy
 
@@ -47,6 +49,7 @@ class ConfigGenerator:
         self._routes: dict[tuple[object, ...], ResourceMap] = {}
         self._listeners: dict[tuple[object, ...], ResourceMap] = {}
         self._views: dict[tuple[object, ...], ProxyView] = {}
+        self._cds_with: dict[tuple[str, ...], ResourceMap] = {}
         self._source_sensitive = any(
             m.source_labels
             for vs in snapshot.virtual_services
@@ -75,18 +78,33 @@ class ConfigGenerator:
         return self._endpoints
 
     def _route_key(self, proxy: Proxy) -> tuple[object, ...]:
-        return (proxy.namespace, proxy.labels_key if self._source_sensitive else ())
+        if proxy.type == "router":
+            # gateway routes depend on which Gateways select the router, i.e. on its labels
+            return ("router", proxy.namespace, proxy.labels_key)
+        return (
+            proxy.namespace,
+            proxy.labels_key if self._source_sensitive else (),
+            outbound_policy.outbound_mode(self.snapshot, proxy),
+        )
 
     def routes(self, proxy: Proxy) -> ResourceMap:
         key = self._route_key(proxy)
         found = self._routes.get(key)
         if found is None:
-            found = self._routes[key] = _by_name([routes.outbound_routes(self.snapshot, proxy)])
+            if proxy.type == "router":
+                made = gateway.router_routes(self.snapshot, proxy)
+            else:
+                made = [routes.outbound_routes(self.snapshot, proxy)]
+            found = self._routes[key] = _by_name(made)
         return found
 
     def _listener_key(self, proxy: Proxy) -> tuple[object, ...]:
         return (
+            proxy.type,
             proxy.workload_name,
+            # inbound filters (rate limits) and gateway servers select proxies by labels
+            proxy.namespace,
+            proxy.labels_key if self.snapshot.rate_limits or proxy.type == "router" else (),
             proxy.interception_mode,
             proxy.outbound_port,
             proxy.inbound_port,
@@ -98,15 +116,19 @@ class ConfigGenerator:
         key = self._listener_key(proxy)
         found = self._listeners.get(key)
         if found is None:
-            found = self._listeners[key] = _by_name(
-                listeners.sidecar_listeners(self.snapshot, proxy)
-            )
+            if proxy.type == "router":
+                made = gateway.router_listeners(self.snapshot, proxy)
+            else:
+                made = listeners.sidecar_listeners(self.snapshot, proxy)
+            found = self._listeners[key] = _by_name(made)
         return found
 
     def inbound_clusters(self, proxy: Proxy) -> list[PreparedResource]:
+        """Clusters only some proxies hold: the local app, the catch-all forward proxy."""
+        extra = outbound_policy.clusters(proxy)
         if proxy.inbound_port is not None and proxy.app_port is not None:
-            return [clusters.inbound(proxy.app_port)]
-        return []
+            extra.append(clusters.inbound(proxy.app_port))
+        return extra
 
     def view(self, proxy: Proxy) -> ProxyView:
         """What `proxy` should hold under this snapshot (shared objects, no copies)."""
@@ -117,7 +139,14 @@ class ConfigGenerator:
         cds = self.clusters()
         extra = self.inbound_clusters(proxy)
         if extra:
-            cds = MappingProxyType({**cds, **{c.name: c for c in extra}})
+            # proxies needing the same extra clusters share one map
+            names = tuple(c.name for c in extra)
+            merged = self._cds_with.get(names)
+            if merged is None:
+                merged = self._cds_with[names] = MappingProxyType(
+                    {**cds, **{c.name: c for c in extra}}
+                )
+            cds = merged
         found = ProxyView(
             version=self.snapshot.version,
             resources=MappingProxyType(

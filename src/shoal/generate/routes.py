@@ -27,6 +27,7 @@ from shoal.api.virtualservice import (
     VirtualServiceSpec,
 )
 from shoal.generate.hashpolicy import hash_policies
+from shoal.generate import outbound_policy
 from shoal.generate.names import OUTBOUND_ROUTE, outbound_cluster
 from shoal.generate.prepared import PreparedResource, prepare
 from shoal.model import MeshSnapshot, Port, Proxy, Service
@@ -241,7 +242,22 @@ def virtual_hosts(snapshot: MeshSnapshot, proxy: Proxy) -> Iterable[rc.VirtualHo
 def outbound_routes(snapshot: MeshSnapshot, proxy: Proxy) -> PreparedResource:
     """The sidecar's outbound route table (named ``outbound_http``)."""
     config = route_pb2.RouteConfiguration(
-        name=OUTBOUND_ROUTE, virtual_hosts=list(virtual_hosts(snapshot, proxy))
+        name=OUTBOUND_ROUTE,
+        virtual_hosts=[
+            *virtual_hosts(snapshot, proxy),
+            # the `*` host: unknown hosts pass through (ALLOW_ANY) or get 502 (REGISTRY_ONLY)
+            *outbound_policy.catch_all(snapshot, proxy),
+        ],
     )
     config.validate_clusters.value = False
     return prepare(OUTBOUND_ROUTE, config, refs=route_refs(config))
+
+
+def build_route(
+    snapshot: MeshSnapshot, http: HTTPRoute, namespace: str, port: Port, m: HTTPMatchRequest | None
+) -> rc.Route:
+    """One Envoy route for match `m` of `http` (a VirtualService in `namespace`), for callers
+    that decide applicability themselves (gateways, see generate/gateway.py)."""
+    route = rc.Route(name=http.name or (m.name if m else ""), match=_route_match(m))
+    _action(snapshot, http, namespace, port, route)
+    return route

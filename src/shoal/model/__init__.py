@@ -2,9 +2,10 @@
 
 from shoal.model.build import RegistryInstance, build_snapshot
 from shoal.model.proxy import Proxy, ProxyError, parse_proxy
-from shoal.model.snapshot import Endpoint, MeshSnapshot, Port, Service
+from shoal.model.snapshot import Credential, Endpoint, MeshSnapshot, Port, Service
 
 __all__ = [
+    "Credential",
     "Endpoint",
     "MeshSnapshot",
     "Port",

@@ -7,7 +7,7 @@ processes started by `shoal up` arrive as extra `RegistryInstance`s. Both end up
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -16,7 +16,7 @@ from shoal.api.destinationrule import DestinationRuleSpec
 from shoal.api.localworkload import LocalWorkloadSpec
 from shoal.api.serviceentry import ServiceEntrySpec, WorkloadEntrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
-from shoal.model.snapshot import Endpoint, MeshSnapshot, Port, Service
+from shoal.model.snapshot import Credential, Endpoint, MeshSnapshot, Port, Service
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ def build_snapshot(
     resources: Iterable[Resource],
     instances: Iterable[RegistryInstance] = (),
     errors: Sequence[ConfigError] = (),
+    credentials: Mapping[str, Credential] | None = None,
 ) -> MeshSnapshot:
     """Index validated resources into a snapshot. Resources must already be validated."""
     by_kind: dict[str, list[Resource]] = {}
@@ -147,4 +148,8 @@ def build_snapshot(
         namespaces=namespaces,
         vs_by_host=MappingProxyType({h: tuple(v) for h, v in sorted(vs_by_host.items())}),
         dr_by_host=MappingProxyType(dict(sorted(dr_by_host.items()))),
+        gateways=tuple(by_kind.get("Gateway", [])),
+        sidecars=tuple(by_kind.get("Sidecar", [])),
+        rate_limits=tuple(by_kind.get("LocalRateLimit", [])),
+        credentials=MappingProxyType(dict(sorted((credentials or {}).items()))),
     )

@@ -69,6 +69,15 @@ class Service:
 
 
 @dataclass(frozen=True)
+class Credential:
+    """A TLS certificate chain and key for gateways (`credentialName`), read by sources."""
+
+    name: str
+    cert_pem: str
+    key_pem: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class MeshSnapshot:
     """Everything a proxy's config is generated from. Never mutated after it is built."""
 
@@ -82,6 +91,12 @@ class MeshSnapshot:
     vs_by_host: Mapping[str, tuple[Resource, ...]] = field(default_factory=dict)
     dr_by_host: Mapping[str, Resource] = field(default_factory=dict)
     namespaces: frozenset[str] = frozenset()
+    # edge patterns: Gateways (for router proxies), Sidecars (outbound traffic policy),
+    # LocalRateLimits, and gateway credentials by name
+    gateways: tuple[Resource, ...] = ()
+    sidecars: tuple[Resource, ...] = ()
+    rate_limits: tuple[Resource, ...] = ()
+    credentials: Mapping[str, Credential] = field(default_factory=dict)
 
     def resolve(self, host: str, namespace: str) -> str:
         """A host as written in a rule of `namespace`, as the full name services are keyed by."""

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import watchfiles
 
+from shoal.sources.secrets import is_secret_file
+
 log = logging.getLogger("shoal.sources")
 
 _SUFFIXES = (".yaml", ".yml")
@@ -53,4 +55,4 @@ async def watch_dir(base: str, on_change: Callable[[], None], stop: asyncio.Even
 
 def _relevant(base: str, path: str) -> bool:
     rel = os.path.relpath(os.path.realpath(path), base)
-    return not rel.startswith("..") and _wanted(Path(rel))
+    return not rel.startswith("..") and (_wanted(Path(rel)) or is_secret_file(Path(rel)))

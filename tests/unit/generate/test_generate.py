@@ -114,7 +114,12 @@ def test_route_refs_name_exactly_the_clusters_routes_use() -> None:
     res = generator(REVIEWS).routes(sidecar())["outbound_http"]
     host = "reviews.default.svc.cluster.local"
     # the VirtualService binds both ports and names port 80 explicitly, as in Istio
-    assert res.refs == {f"outbound|80|v1|{host}", f"outbound|80|v2|{host}"}
+    # plus the catch-all `*` host's dynamic forward proxy (ALLOW_ANY, Istio's default)
+    assert res.refs == {
+        f"outbound|80|v1|{host}",
+        f"outbound|80|v2|{host}",
+        "dynamic_forward_proxy_cluster",
+    }
 
 
 def test_snapshot_resolves_two_label_names_only_for_known_namespaces() -> None:

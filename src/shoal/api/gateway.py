@@ -1,0 +1,97 @@
+"""Gateway (networking.istio.io): the ports an edge proxy (`router` node) listens on.
+
+Each server is one port with a protocol: HTTP/HTTP2/GRPC (routes from VirtualServices bound
+to the gateway), HTTPS (the same, behind TLS termination with the certificate named by
+`tls.credentialName`), TCP-like protocols (TCP, MONGO, MYSQL, REDIS: the bound
+VirtualServices' `tcp` routes) and TLS with `mode: SIMPLE` (terminated, then `tcp` routes).
+TLS passthrough, mutual TLS and file-path certificates are not implemented yet.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+
+from shoal.api.base import ApiModel, Port, field_error
+from shoal.api.serviceentry import Protocol
+
+HTTP_LIKE = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
+TCP_LIKE = frozenset({"TCP", "MONGO", "MYSQL", "REDIS"})
+
+
+class GatewayPort(ApiModel):
+    number: Port
+    name: str = ""
+    protocol: Protocol
+    target_port: Port | None = None
+
+
+class ServerTLSSettings(ApiModel):
+    """TLS of one server; only SIMPLE termination with a named credential for now."""
+
+    mode: Literal["PASSTHROUGH", "SIMPLE", "MUTUAL", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL"] = (
+        "PASSTHROUGH"
+    )
+    credential_name: str = ""
+    min_protocol_version: str = ""
+    max_protocol_version: str = ""
+
+    @model_validator(mode="after")
+    def _simple_with_credential(self) -> Self:
+        if self.mode != "SIMPLE":
+            raise field_error(
+                "mode",
+                f"TLS mode {self.mode} is an Istio mode that shoal does not implement yet; "
+                "use SIMPLE with credentialName",
+            )
+        if not self.credential_name:
+            raise field_error(
+                "credentialName",
+                "SIMPLE TLS needs credentialName (the secret directory "
+                "<config-dir>/secrets/<name>/ with tls.crt and tls.key)",
+            )
+        return self
+
+
+class Server(ApiModel):
+    port: GatewayPort
+    hosts: list[str] = Field(min_length=1)
+    tls: ServerTLSSettings | None = None
+    name: str = ""
+
+    @model_validator(mode="after")
+    def _protocol_and_tls(self) -> Self:
+        protocol = self.port.protocol
+        if protocol in ("HTTPS", "TLS") and self.tls is None:
+            raise field_error("tls", f"a {protocol} server needs tls (mode SIMPLE)")
+        if protocol not in ("HTTPS", "TLS") and self.tls is not None:
+            raise field_error(
+                "tls", f"tls on a {protocol} server (e.g. httpsRedirect) is not implemented yet"
+            )
+        if protocol not in HTTP_LIKE | TCP_LIKE | {"HTTPS", "TLS"}:
+            raise field_error(
+                "port.protocol", f"protocol {protocol} on a gateway is not implemented yet"
+            )
+        return self
+
+    @property
+    def is_http(self) -> bool:
+        return self.port.protocol in HTTP_LIKE or self.port.protocol == "HTTPS"
+
+
+class GatewaySpec(ApiModel):
+    selector: dict[str, str] = Field(default_factory=dict)
+    servers: list[Server] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_kind_per_port(self) -> Self:
+        seen: dict[int, bool] = {}
+        for i, server in enumerate(self.servers):
+            first = seen.setdefault(server.port.number, server.is_http)
+            if first != server.is_http:
+                raise field_error(
+                    f"servers.{i}.port.number",
+                    f"port {server.port.number} mixes HTTP and TCP servers",
+                )
+        return self
