@@ -27,11 +27,13 @@ class SidecarIdentity:
     outbound_port: int | None = None
     inbound_port: int | None = None
     app_port: int | None = None
+    # "sidecar", or "router" for a gateway (listeners come from Gateway resources)
+    type: str = "sidecar"
 
     @property
     def node_id(self) -> str:
         ns = self.namespace
-        return f"sidecar~{self.ip}~{self.name}.{ns}~{ns}.svc.cluster.local"
+        return f"{self.type}~{self.ip}~{self.name}.{ns}~{ns}.svc.cluster.local"
 
 
 def _metadata(ident: SidecarIdentity, admin_port: int) -> dict[str, object]:

@@ -20,6 +20,8 @@ def _labels(text: str) -> dict[str, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.mode == "sidecar" and args.outbound_port is None:
+        raise SystemExit("shoal agent: --outbound-port is required in sidecar mode")
     host, _, port = args.xds_address.rpartition(":")
     identity = SidecarIdentity(
         name=args.name,
@@ -30,6 +32,7 @@ def _run(args: argparse.Namespace) -> int:
         outbound_port=args.outbound_port,
         inbound_port=args.inbound_port,
         app_port=args.app_port,
+        type=args.mode,
     )
     settings = AgentSettings(
         identity=identity,
@@ -55,7 +58,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--labels", type=_labels, default={}, help="k=v,k2=v2")
     p.add_argument("--service-account", default="default")
     p.add_argument("--xds-address", default="127.0.0.1:15010")
-    p.add_argument("--outbound-port", type=int, required=True)
+    p.add_argument(
+        "--mode",
+        choices=["sidecar", "router"],
+        default="sidecar",
+        help="router: a gateway Envoy whose listeners come from Gateway resources",
+    )
+    p.add_argument("--outbound-port", type=int, help="required in sidecar mode")
     p.add_argument("--inbound-port", type=int)
     p.add_argument("--app-port", type=int)
     p.add_argument("--admin-port", type=int, default=15000)

@@ -14,6 +14,7 @@ import logging
 from shoal.api import LocalWorkloadSpec, Resource
 from shoal.controlplane.app import ControlPlane
 from shoal.model import MeshSnapshot
+from shoal.runtime.gateway import Gateways
 from shoal.runtime.ports import PortAllocator
 from shoal.runtime.replica import Replica, ReplicaPorts
 
@@ -30,6 +31,7 @@ class Supervisor:
         self._specs: dict[Key, Resource] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self.gateways = Gateways(self.ports)
         cp.listeners.append(self.on_snapshot)
         cp.debug_views["workloads"] = self.describe
 
@@ -72,6 +74,10 @@ class Supervisor:
                 log.info("started %s (service %s)", replica.name, hostname)
             while len(current) > res.spec.replicas:
                 self._retire([current.pop()])
+        gateways = [r for r in self.cp.store.resources if r.kind == "LocalGateway"]
+        task = asyncio.create_task(self.gateways.reconcile(gateways, self.cp.xds_port))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def _retire(self, replicas: list[Replica]) -> None:
         for replica in replicas:
@@ -84,6 +90,7 @@ class Supervisor:
         everyone = [r for reps in self.replicas.values() for r in reps]
         self.replicas.clear()
         await asyncio.gather(*(r.stop() for r in everyone), *self._pending)
+        await self.gateways.stop()
 
     def describe(self) -> list[dict[str, object]]:
         """Every replica with its processes and ports (`GET /debug/workloads`)."""
