@@ -34,6 +34,84 @@ ENVOY = shutil.which("envoy", path=str(Path(sys.executable).parent)) or "envoy"
 
 SUBSETS = ("v1", "v2")
 
+_DUR = st.sampled_from(["1ms", "250ms", "1s", "30s", "5m"])
+_N = st.integers(0, 1000)
+_LB = st.one_of(
+    st.builds(lambda s: {"simple": s}, st.sampled_from(["ROUND_ROBIN", "LEAST_REQUEST", "RANDOM"])),
+    st.builds(
+        lambda key, algo: {"consistentHash": {**key, **algo}},
+        st.sampled_from(
+            [
+                {"httpHeaderName": "x-user"},
+                {"useSourceIp": True},
+                {"httpQueryParameterName": "u"},
+                {"httpCookie": {"name": "s", "path": "/", "ttl": "0s"}},
+                {"httpCookie": {"name": "s", "attributes": [{"name": "SameSite", "value": "Lax"}]}},
+            ]
+        ),
+        st.sampled_from([{}, {"ringHash": {"minimumRingSize": 64}}, {"maglev": {"tableSize": 5}}]),
+    ),
+)
+_TCP = {"maxConnections": _N, "connectTimeout": _DUR, "maxConnectionDuration": _DUR}
+_HTTP = {"http1MaxPendingRequests": _N, "http2MaxRequests": _N, "maxRetries": _N}
+_POOL = st.fixed_dictionaries(
+    {},
+    optional={
+        "tcp": st.fixed_dictionaries(
+            {},
+            optional={
+                **_TCP,
+                "idleTimeout": _DUR,
+                "tcpKeepalive": st.fixed_dictionaries(
+                    {}, optional={"probes": st.integers(1, 9), "time": _DUR, "interval": _DUR}
+                ),
+            },
+        ),
+        "http": st.fixed_dictionaries(
+            {},
+            optional={
+                **_HTTP,
+                "maxRequestsPerConnection": _N,
+                "maxConcurrentStreams": _N,
+                "idleTimeout": _DUR,
+                "h2UpgradePolicy": st.sampled_from(["DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"]),
+            },
+        ),
+    },
+)
+_OUTLIER = st.fixed_dictionaries(
+    {},
+    optional={
+        "consecutive5xxErrors": st.integers(0, 10),
+        "consecutiveGatewayErrors": st.integers(0, 10),
+        "interval": _DUR,
+        "baseEjectionTime": _DUR,
+        "maxEjectionPercent": st.integers(0, 100),
+        "minHealthPercent": st.integers(0, 100),
+        "splitExternalLocalOriginErrors": st.booleans(),
+        "consecutiveLocalOriginFailures": st.integers(0, 10),
+    },
+)
+_PARTS = {"loadBalancer": _LB, "connectionPool": _POOL, "outlierDetection": _OUTLIER}
+
+
+def traffic_policy(numbers: list[int]) -> st.SearchStrategy[dict[str, Any]]:
+    """A DestinationRule trafficPolicy, possibly with a portLevelSettings entry."""
+    port_level = st.sampled_from(numbers).flatmap(
+        lambda n: st.fixed_dictionaries({"port": st.just({"number": n})}, optional=_PARTS)
+    )
+    budget = st.fixed_dictionaries(
+        {}, optional={"percent": st.floats(0, 100), "minRetryConcurrency": st.integers(0, 10)}
+    )
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            **_PARTS,
+            "retryBudget": budget,
+            "portLevelSettings": st.lists(port_level, max_size=1),
+        },
+    )
+
 
 @st.composite
 def mesh(draw: st.DrawFn) -> list[dict[str, Any]]:
@@ -72,7 +150,8 @@ def mesh(draw: st.DrawFn) -> list[dict[str, Any]]:
                 },
             }
         )
-        lb = draw(st.sampled_from(["ROUND_ROBIN", "LEAST_REQUEST", "RANDOM"]))
+        policy = draw(traffic_policy(numbers))
+        subset_policies = [draw(st.none() | traffic_policy(numbers)) for _ in SUBSETS]
         docs.append(
             {
                 "apiVersion": "networking.istio.io/v1",
@@ -80,8 +159,12 @@ def mesh(draw: st.DrawFn) -> list[dict[str, Any]]:
                 "metadata": {"name": f"svc{i}", "namespace": ns},
                 "spec": {
                     "host": host,
-                    "trafficPolicy": {"loadBalancer": {"simple": lb}},
-                    "subsets": [{"name": s, "labels": {"version": s}} for s in SUBSETS],
+                    "trafficPolicy": policy,
+                    "subsets": [
+                        {"name": s, "labels": {"version": s}}
+                        | ({"trafficPolicy": p} if p is not None else {})
+                        for s, p in zip(SUBSETS, subset_policies, strict=True)
+                    ],
                 },
             }
         )

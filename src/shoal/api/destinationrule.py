@@ -1,8 +1,9 @@
 """DestinationRule (networking.istio.io): subsets of a service and the traffic policy
 (load balancing, connection pools, outlier detection, retry budget) that applies to them.
 
-The traffic-policy models live in trafficpolicy.py; TLS origination is not implemented
-yet and is reported as such by load.py (see unimplemented.py).
+The traffic-policy models live in trafficpolicy.py. TLS origination and `workloadSelector`
+(a rule for some sidecars only) are not implemented yet and are reported as such by load.py
+(see unimplemented.py).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from shoal.api.base import ApiModel, Host, field_error
-from shoal.api.serviceentry import WorkloadSelector
 from shoal.api.trafficpolicy import LoadBalancerSettings, TrafficPolicy, effective_policy
 
 __all__ = ["DestinationRuleSpec", "LoadBalancerSettings", "Subset", "TrafficPolicy"]
@@ -29,7 +29,6 @@ class DestinationRuleSpec(ApiModel):
     traffic_policy: TrafficPolicy | None = None
     subsets: list[Subset] = Field(default_factory=list)
     export_to: list[str] = Field(default_factory=list)
-    workload_selector: WorkloadSelector | None = None
 
     @field_validator("subsets")
     @classmethod

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel
 
-from shoal.api.destinationrule import LoadBalancerSettings, TrafficPolicy
+from shoal.api.destinationrule import DestinationRuleSpec, LoadBalancerSettings, TrafficPolicy
 from shoal.api.gateway import Server, ServerTLSSettings
 from shoal.api.sidecar import SidecarSpec
 from shoal.api.trafficpolicy import (
@@ -45,6 +45,7 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
         }
     ),
     HTTPMatchRequest: frozenset({"statPrefix"}),
+    DestinationRuleSpec: frozenset({"workloadSelector"}),
     TrafficPolicy: frozenset({"tls", "tunnel", "proxyProtocol"}),
     PortTrafficPolicy: frozenset({"tls"}),
     HTTPSettings: frozenset({"useClientProtocol", "http2KeepAlive"}),
