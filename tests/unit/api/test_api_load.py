@@ -82,14 +82,14 @@ def test_unknown_field_names_file_line_path_and_suggests() -> None:
 def test_unimplemented_istio_field_is_not_called_a_typo() -> None:
     text = _vs(
         """\
-        - retries:
-            attempts: 3
-          route:
-          - destination: {host: reviews}
+        - delegate:
+            name: reviews-routes
+          match:
+          - uri: {prefix: /}
         """
     )
     (error,) = _errors(text)
-    assert error.field == "spec.http[0].retries"
+    assert error.field == "spec.http[0].delegate"
     assert error.line == 9
     assert "Istio field that shoal does not implement yet" in error.message
 
