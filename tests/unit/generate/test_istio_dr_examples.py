@@ -72,9 +72,7 @@ def test_istio_example_loads_and_generates(name: str, doc: str) -> None:
         return
     assert not result.errors, [str(e) for e in result.errors]
     gen = ConfigGenerator(build_snapshot("examples.1", result.resources))
-    clusters = {
-        n: unpack(r, cluster_pb2.Cluster()) for n, r in gen.clusters().items() if "|" in n
-    }
+    clusters = {n: unpack(r, cluster_pb2.Cluster()) for n, r in gen.clusters().items() if "|" in n}
     host = yaml.safe_load(doc)["spec"]["host"]
     assert any(host.split(".")[0] in n for n in clusters), sorted(clusters)
 
