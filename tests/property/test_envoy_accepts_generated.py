@@ -201,6 +201,7 @@ def virtual_service(
             route["match"] = [match]
         if draw(st.booleans()):
             route["timeout"] = draw(st.sampled_from(["0.5s", "2s", "1m", "250ms"]))
+        route.update(draw(route_policies(host, port)))
         routes.append(route)
     return {
         "apiVersion": "networking.istio.io/v1",
@@ -208,6 +209,51 @@ def virtual_service(
         "metadata": {"name": f"svc{i}", "namespace": ns},
         "spec": {"hosts": [host], "http": routes},
     }
+
+
+@st.composite
+def route_policies(draw: st.DrawFn, host: str, port: dict[str, int]) -> dict[str, Any]:
+    """Random retries, fault, mirror, rewrite, CORS and headers for one HTTP route."""
+    out: dict[str, Any] = {}
+    percent = st.floats(0, 100, allow_nan=False).map(lambda v: {"value": round(v, 3)})
+    if draw(st.booleans()):
+        retries: dict[str, Any] = {"attempts": draw(st.integers(0, 5))}
+        if draw(st.booleans()):
+            retries["retryOn"] = draw(st.sampled_from(["5xx", "gateway-error,503", "reset,429"]))
+        if draw(st.booleans()):
+            retries["perTryTimeout"] = draw(st.sampled_from(["100ms", "1s"]))
+        if draw(st.booleans()):
+            retries["retryRemoteLocalities"] = draw(st.booleans())
+        out["retries"] = retries
+    if draw(st.booleans()):
+        fault: dict[str, Any] = {}
+        if draw(st.booleans()):
+            fault["delay"] = {"percentage": draw(percent), "fixedDelay": "5ms"}
+        if not fault or draw(st.booleans()):
+            abort = draw(st.sampled_from([{"httpStatus": 503}, {"grpcStatus": "UNAVAILABLE"}]))
+            fault["abort"] = {"percentage": draw(percent), **abort}
+        out["fault"] = fault
+    if draw(st.booleans()):
+        out["mirror"] = {"host": host, "subset": "v2", "port": port}
+        out["mirrorPercentage"] = draw(percent)
+    if draw(st.booleans()):
+        out["rewrite"] = draw(
+            st.sampled_from(
+                [
+                    {"uri": "/v2"},
+                    {"authority": "new.example"},
+                    {"uriRegexRewrite": {"match": "^/items/([0-9]+)", "rewrite": "/i/\\1"}},
+                ]
+            )
+        )
+    if draw(st.booleans()):
+        out["corsPolicy"] = {
+            "allowOrigins": [{"exact": "https://example.com"}, {"regex": "https://.*[.]ex"}],
+            "allowMethods": ["GET"],
+            "maxAge": "1h",
+            "allowCredentials": draw(st.booleans()),
+        }
+    return out
 
 
 def bootstrap(gen: ConfigGenerator) -> bootstrap_pb2.Bootstrap:

@@ -15,6 +15,7 @@ from shoal.api.destinationrule import DestinationRuleSpec
 from shoal.api.gateway import GatewaySpec
 from shoal.api.localgateway import LocalGatewaySpec
 from shoal.api.localworkload import LocalWorkloadSpec
+from shoal.api.meshconfig import MeshConfigSpec
 from shoal.api.ratelimit import LocalRateLimitSpec
 from shoal.api.serviceentry import ServiceEntrySpec
 from shoal.api.sidecar import SidecarSpec
@@ -48,6 +49,7 @@ _REGISTRY: tuple[KindSpec, ...] = (
     KindSpec("networking.istio.io", _ISTIO_NETWORKING, "Gateway", GatewaySpec),
     KindSpec("shoal.dev", ("v1alpha1",), "LocalRateLimit", LocalRateLimitSpec),
     KindSpec("shoal.dev", ("v1alpha1",), "LocalGateway", LocalGatewaySpec),
+    KindSpec("shoal.dev", ("v1alpha1",), "MeshConfig", MeshConfigSpec),
 )
 
 KIND_SPECS: Mapping[str, KindSpec] = {k.kind: k for k in _REGISTRY}

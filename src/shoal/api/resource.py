@@ -16,6 +16,7 @@ from shoal.api.errors import ConfigError, render_path
 from shoal.api.gateway import GatewaySpec
 from shoal.api.localgateway import LocalGatewaySpec
 from shoal.api.localworkload import LocalWorkloadSpec
+from shoal.api.meshconfig import MeshConfigSpec
 from shoal.api.meta import ObjectMeta
 from shoal.api.ratelimit import LocalRateLimitSpec
 from shoal.api.serviceentry import ServiceEntrySpec
@@ -33,6 +34,7 @@ Spec = (
     | GatewaySpec
     | LocalRateLimitSpec
     | LocalGatewaySpec
+    | MeshConfigSpec
 )
 Path = tuple[str | int, ...]
 ResourceKey = tuple[str, str, str]

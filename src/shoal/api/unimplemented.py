@@ -29,21 +29,7 @@ from shoal.api.virtualservice import (
 
 NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
     VirtualServiceSpec: frozenset({"tls"}),
-    HTTPRoute: frozenset(
-        {
-            "redirect",
-            "directResponse",
-            "delegate",
-            "rewrite",
-            "retries",
-            "fault",
-            "mirror",
-            "mirrors",
-            "mirrorPercent",
-            "mirrorPercentage",
-            "corsPolicy",
-        }
-    ),
+    HTTPRoute: frozenset({"delegate"}),
     HTTPMatchRequest: frozenset({"statPrefix"}),
     DestinationRuleSpec: frozenset({"workloadSelector"}),
     TrafficPolicy: frozenset({"tls", "tunnel", "proxyProtocol"}),

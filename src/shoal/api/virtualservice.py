@@ -7,13 +7,21 @@ are not implemented yet are reported as such by load.py (see unimplemented.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Self, TypeVar
+from typing import Annotated, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from shoal.api.base import ApiModel, Bool, Host, Int, Port, field_error
 from shoal.api.duration import Duration
 from shoal.api.re2 import check_regex
+from shoal.api.routepolicies import (
+    HTTPDirectResponse,
+    HTTPFaultInjection,
+    HTTPRedirect,
+    HTTPRetry,
+    HTTPRewrite,
+    Percent,
+)
 
 
 class StringMatch(ApiModel):
@@ -128,13 +136,52 @@ def _check_weights(route: Sequence[_R]) -> list[_R]:
     return list(route)
 
 
+class HTTPMirrorPolicy(ApiModel):
+    """One mirror destination of `mirrors`; `percentage` defaults to 100."""
+
+    destination: Destination
+    percentage: Percent | None = None
+
+
+class CorsPolicy(ApiModel):
+    """Cross-origin resource sharing, answered by the caller's sidecar (Envoy's CORS filter)."""
+
+    allow_origin: list[str] = Field(default_factory=list)  # deprecated: exact origins
+    allow_origins: list[StringMatch] = Field(default_factory=list)
+    allow_methods: list[str] = Field(default_factory=list)
+    allow_headers: list[str] = Field(default_factory=list)
+    expose_headers: list[str] = Field(default_factory=list)
+    max_age: Duration | None = None
+    allow_credentials: Bool | None = None
+    unmatched_preflights: Literal["UNSPECIFIED", "FORWARD", "IGNORE"] = "UNSPECIFIED"
+
+    @field_validator("allow_origins")
+    @classmethod
+    def _origins(cls, value: list[StringMatch]) -> list[StringMatch]:
+        for i, m in enumerate(value):
+            if m.is_empty:
+                raise field_error(str(i), "set one of exact, prefix or regex")
+        return value
+
+
 class HTTPRoute(ApiModel):
-    """Requests matching `match` (or all, if empty) go to the weighted `route`."""
+    """Requests matching `match` (or all, if empty) go to the weighted `route`, or are answered
+    by the sidecar itself (`redirect`, `directResponse`)."""
 
     name: str = ""
     match: list[HTTPMatchRequest] = Field(default_factory=list)
     route: list[HTTPRouteDestination] = Field(default_factory=list)
+    redirect: HTTPRedirect | None = None
+    direct_response: HTTPDirectResponse | None = None
+    rewrite: HTTPRewrite | None = None
     timeout: Duration | None = None
+    retries: HTTPRetry | None = None
+    fault: HTTPFaultInjection | None = None
+    mirror: Destination | None = None
+    mirrors: list[HTTPMirrorPolicy] = Field(default_factory=list)
+    mirror_percent: Annotated[Int, Field(ge=0, le=100)] | None = None  # deprecated in Istio
+    mirror_percentage: Percent | None = None
+    cors_policy: CorsPolicy | None = None
     headers: Headers | None = None
 
     @field_validator("route")
@@ -143,14 +190,28 @@ class HTTPRoute(ApiModel):
         return _check_weights(value)
 
     @model_validator(mode="after")
-    def _has_route(self) -> Self:
-        if not self.route:
+    def _one_action(self) -> Self:
+        # Istio's validateHTTPRoute: exactly one of route, redirect or directResponse.
+        actions = [n for n in ("route", "redirect", "direct_response") if getattr(self, n)]
+        if not actions:
             raise field_error(
                 "route",
-                "an HTTP route needs at least one destination in 'route' "
-                "(redirect and directResponse are not implemented yet)",
+                "an HTTP route needs at least one destination in 'route', "
+                "or a 'redirect' or 'directResponse'",
             )
+        if len(actions) > 1:
+            names = ", ".join(_CAMEL[a] for a in actions)
+            raise ValueError(f"set only one of route, redirect or directResponse (found {names})")
+        if self.rewrite is not None and self.redirect is not None:
+            raise field_error("rewrite", "rewrite cannot be used together with redirect")
+        if self.mirror is not None and self.mirrors:
+            raise field_error("mirrors", "set only one of mirror or mirrors")
+        if (self.mirror_percent is not None or self.mirror_percentage) and self.mirror is None:
+            raise field_error("mirrorPercentage", "mirrorPercentage applies to 'mirror' only")
         return self
+
+
+_CAMEL = {"route": "route", "redirect": "redirect", "direct_response": "directResponse"}
 
 
 class L4MatchAttributes(ApiModel):
@@ -190,4 +251,9 @@ class VirtualServiceSpec(ApiModel):
         for section, i, route in routes:
             for j, dest in enumerate(route):
                 found.append(((section, i, "route", j, "destination"), dest.destination))
+        for i, http in enumerate(self.http):
+            if http.mirror is not None:
+                found.append((("http", i, "mirror"), http.mirror))
+            for j, mp in enumerate(http.mirrors):
+                found.append((("http", i, "mirrors", j, "destination"), mp.destination))
         return found

@@ -16,6 +16,8 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from shoal.generate import outbound_policy, ratelimit
+from shoal.generate.cors import CORS_FILTER, cors_filter_config
+from shoal.generate.faults import FAULT_FILTER, fault_filter_config
 from shoal.model import MeshSnapshot, Proxy
 
 
@@ -29,15 +31,27 @@ def http_filter(name: str, config: Message) -> hcm_pb2.HttpFilter:
     return hcm_pb2.HttpFilter(name=name, typed_config=packed(config))
 
 
-def router() -> hcm_pb2.HttpFilter:
-    return http_filter("envoy.filters.http.router", router_pb2.Router())
+def router(*, respect_expected_rq_timeout: bool = False) -> hcm_pb2.HttpFilter:
+    return http_filter(
+        "envoy.filters.http.router",
+        router_pb2.Router(respect_expected_rq_timeout=respect_expected_rq_timeout),
+    )
 
 
 def outbound_http_filters(snapshot: MeshSnapshot, proxy: Proxy) -> list[hcm_pb2.HttpFilter]:
     """Filters on the caller's side (the outbound listener); the router is always last."""
-    return [*outbound_policy.http_filters(snapshot, proxy), router()]
+    # CORS and fault injection are configured per route (generate/cors.py, faults.py); always
+    # present so a VirtualService change never changes (and drains) the listener.
+    return [
+        http_filter(CORS_FILTER, cors_filter_config()),
+        http_filter(FAULT_FILTER, fault_filter_config()),
+        *outbound_policy.http_filters(snapshot, proxy),
+        router(),
+    ]
 
 
 def inbound_http_filters(snapshot: MeshSnapshot, proxy: Proxy) -> list[hcm_pb2.HttpFilter]:
     """Filters on the callee's side (the inbound listener); the router is always last."""
-    return [*ratelimit.http_filters(snapshot, proxy), router()]
+    # Deadlines: the caller's sidecar states the time left in x-envoy-expected-rq-timeout-ms;
+    # the callee's sidecar gives up when it runs out instead of working for nobody.
+    return [*ratelimit.http_filters(snapshot, proxy), router(respect_expected_rq_timeout=True)]

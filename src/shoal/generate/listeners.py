@@ -54,7 +54,22 @@ def _hcm(
     hcm.normalize_path.value = True
     hcm.merge_slashes = True
     hcm.path_with_escaped_slashes_action = hcm_pb2.HttpConnectionManager.KEEP_UNCHANGED
+    # Mesh peers are internal: Envoy then trusts their x-envoy-* headers, among them the
+    # caller's remaining time (x-envoy-expected-rq-timeout-ms, deadline propagation). Envoy
+    # treats no address as internal unless told; Istio lists the private ranges the same way.
+    for prefix, length in _INTERNAL_RANGES:
+        hcm.internal_address_config.cidr_ranges.add(address_prefix=prefix).prefix_len.value = length
     return hcm
+
+
+_INTERNAL_RANGES = (
+    ("10.0.0.0", 8),
+    ("172.16.0.0", 12),
+    ("192.168.0.0", 16),
+    ("127.0.0.1", 32),
+    ("fd00::", 8),
+    ("::1", 128),
+)
 
 
 def outbound_listener(snapshot: MeshSnapshot, proxy: Proxy, port: int) -> PreparedResource:
@@ -83,6 +98,9 @@ def inbound_listener(
         f"inbound {proxy.workload_name}",
         inbound_http_filters(snapshot, proxy),
     )
+    # The peer's address decides whether the caller is internal (a mesh peer whose x-envoy-*
+    # headers, e.g. its remaining time, are trusted) or external (those headers are stripped).
+    hcm.use_remote_address.value = True
     cluster = inbound_cluster(app_port)
     route = rc.Route(match=rc.RouteMatch(prefix="/"))
     route.route.cluster = cluster

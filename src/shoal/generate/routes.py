@@ -13,12 +13,10 @@ from collections.abc import Iterable, Sequence
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
-from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
 from shoal.api import short_names
 from shoal.api.virtualservice import (
-    Destination,
     HeaderOperations,
     Headers,
     HTTPMatchRequest,
@@ -26,10 +24,17 @@ from shoal.api.virtualservice import (
     StringMatch,
     VirtualServiceSpec,
 )
-from shoal.generate.hashpolicy import hash_policies
 from shoal.generate import outbound_policy
+from shoal.generate.cors import CORS_FILTER, cors_policy
+from shoal.generate.destinations import destination_cluster
+from shoal.generate.faults import FAULT_FILTER, http_fault
+from shoal.generate.hashpolicy import hash_policies
+from shoal.generate.httpfilters import packed
+from shoal.generate.mirror import mirror_policies
 from shoal.generate.names import OUTBOUND_ROUTE, outbound_cluster
 from shoal.generate.prepared import PreparedResource, prepare
+from shoal.generate.retries import retry_policy
+from shoal.generate.rewrites import apply_rewrite, direct_response_action, redirect_action
 from shoal.model import MeshSnapshot, Port, Proxy, Service
 
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
@@ -96,14 +101,32 @@ def _header_options(ops: HeaderOperations) -> list[base_pb2.HeaderValueOption]:
             header=base_pb2.HeaderValue(key=k, value=v), append_action=_OVERWRITE
         )
         for k, v in sorted(ops.set.items())
+        if not _internal(k)
     ]
     out += [
         base_pb2.HeaderValueOption(
             header=base_pb2.HeaderValue(key=k, value=v), append_action=_APPEND
         )
         for k, v in sorted(ops.add.items())
+        if not _internal(k)
     ]
     return out
+
+
+def _internal(name: str) -> bool:
+    """Pseudo-headers and Host cannot be changed as headers (Istio's isInternalHeader)."""
+    return name.startswith(":") or name.lower() == "host"
+
+
+def _authority(h: Headers | None) -> str:
+    """A Host set through request headers becomes a host rewrite, as in Istio (`set` wins)."""
+    if h is None or h.request is None:
+        return ""
+    for ops in (h.request.set, h.request.add):
+        for k, v in ops.items():
+            if k.lower() in (":authority", "host"):
+                return v
+    return ""
 
 
 def _apply_headers(target: rc.Route | rc.WeightedCluster.ClusterWeight, h: Headers | None) -> None:
@@ -111,43 +134,45 @@ def _apply_headers(target: rc.Route | rc.WeightedCluster.ClusterWeight, h: Heade
         return
     if h.request is not None:
         target.request_headers_to_add.extend(_header_options(h.request))
-        target.request_headers_to_remove.extend(h.request.remove)
+        target.request_headers_to_remove.extend(k for k in h.request.remove if not _internal(k))
     if h.response is not None:
         target.response_headers_to_add.extend(_header_options(h.response))
-        target.response_headers_to_remove.extend(h.response.remove)
+        target.response_headers_to_remove.extend(k for k in h.response.remove if not _internal(k))
 
 
-def _cluster_for(snapshot: MeshSnapshot, dest: Destination, namespace: str, port: Port) -> str:
-    host = snapshot.resolve(dest.host, namespace)
-    if dest.port is not None:
-        number = dest.port.number
-    else:
-        target = snapshot.services.get(host)
-        # validation guarantees a port is given whenever the destination has several
-        number = target.ports[0].number if target and len(target.ports) == 1 else port.number
-    return outbound_cluster(number, dest.subset, host)
+_cluster_for = destination_cluster
 
 
-def default_retry_policy() -> rc.RetryPolicy:
-    """Istio's mesh-wide default: retry twice, on another host, when the request never reached
-    an app (connect failure, reset, 503 from an upstream sidecar whose app is gone)."""
-    policy = rc.RetryPolicy(
-        retry_on="connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
-        retriable_status_codes=[503],
-        host_selection_retry_max_attempts=5,
-    )
-    policy.num_retries.value = 2
-    predicate = policy.retry_host_predicate.add(name="envoy.retry_host_predicates.previous_hosts")
-    predicate.typed_config.Pack(previous_hosts_pb2.PreviousHostsPredicate())
-    return policy
+def _set_timeout(action: rc.RouteAction, timeout: float | None) -> None:
+    """Istio disables Envoy's 15 s default: no route timeout unless the VirtualService sets one.
+
+    gRPC callers' `grpc-timeout` header is honoured up to the route timeout (no cap without
+    one), Istio's `max_grpc_timeout`; Envoy then passes the remaining time on in
+    `grpc-timeout` and `x-envoy-expected-rq-timeout-ms`."""
+    nanos = int((timeout or 0.0) * 1e9)
+    action.timeout.FromNanoseconds(nanos)
+    action.max_grpc_timeout.FromNanoseconds(nanos)
 
 
-_DEFAULT_RETRY = default_retry_policy()
+def _policies(snapshot: MeshSnapshot, http: HTTPRoute, route: rc.Route) -> None:
+    """Per-route filter configs: fault injection and CORS."""
+    if http.fault is not None:
+        route.typed_per_filter_config[FAULT_FILTER].CopyFrom(packed(http_fault(http.fault)))
+    if http.cors_policy is not None:
+        route.typed_per_filter_config[CORS_FILTER].CopyFrom(packed(cors_policy(http.cors_policy)))
 
 
 def _action(
     snapshot: MeshSnapshot, http: HTTPRoute, namespace: str, port: Port, route: rc.Route
 ) -> None:
+    _policies(snapshot, http, route)
+    _apply_headers(route, http.headers)
+    if http.redirect is not None:
+        route.redirect.CopyFrom(redirect_action(http.redirect, port.number))
+        return
+    if http.direct_response is not None:
+        route.direct_response.CopyFrom(direct_response_action(http.direct_response))
+        return
     action = route.route
     dests = [d for d in http.route if d.weight > 0 or len(http.route) == 1]
     if len(dests) == 1 and dests[0].headers is None:
@@ -161,10 +186,16 @@ def _action(
             _apply_headers(cw, d.headers)
             action.weighted_clusters.clusters.append(cw)
     action.hash_policy.extend(hash_policies(snapshot, action))
-    # Istio disables Envoy's 15 s default: no route timeout unless the VirtualService sets one.
-    action.timeout.FromNanoseconds(int((http.timeout or 0.0) * 1e9))
-    action.retry_policy.CopyFrom(_DEFAULT_RETRY)
-    _apply_headers(route, http.headers)
+    _set_timeout(action, http.timeout)
+    retry = retry_policy(
+        http.retries,
+        snapshot.mesh_config.default_http_retry_policy,
+        hash_policy=len(action.hash_policy) > 0,
+    )
+    if retry is not None:
+        action.retry_policy.CopyFrom(retry)
+    apply_rewrite(action, http.rewrite, _authority(http.headers))
+    action.request_mirror_policies.extend(mirror_policies(snapshot, http, namespace, port))
 
 
 def _routes(
@@ -182,11 +213,18 @@ def _routes(
     return out
 
 
-def _default_route(service: Service, port: Port) -> rc.Route:
+def _default_route(snapshot: MeshSnapshot, service: Service, port: Port) -> rc.Route:
     route = rc.Route(name="default", match=rc.RouteMatch(prefix="/"))
     route.route.cluster = outbound_cluster(port.number, "", service.hostname)
-    route.route.timeout.FromSeconds(0)
-    route.route.retry_policy.CopyFrom(_DEFAULT_RETRY)
+    route.route.hash_policy.extend(hash_policies(snapshot, route.route))
+    _set_timeout(route.route, None)
+    retry = retry_policy(
+        None,
+        snapshot.mesh_config.default_http_retry_policy,
+        hash_policy=len(route.route.hash_policy) > 0,
+    )
+    if retry is not None:
+        route.route.retry_policy.CopyFrom(retry)
     return route
 
 
@@ -210,6 +248,7 @@ def route_refs(config: route_pb2.RouteConfiguration) -> frozenset[str]:
             if r.route.cluster:
                 refs.add(r.route.cluster)
             refs.update(cw.name for cw in r.route.weighted_clusters.clusters)
+            refs.update(m.cluster for m in r.route.request_mirror_policies)
     return frozenset(refs)
 
 
@@ -232,8 +271,8 @@ def virtual_hosts(snapshot: MeshSnapshot, proxy: Proxy) -> Iterable[rc.VirtualHo
             if vs is not None and isinstance(vs.spec, VirtualServiceSpec):
                 routes = _routes(snapshot, vs.spec, vs.meta.namespace, port, proxy)
             else:
-                routes = [_default_route(service, port)]
-                routes[0].route.hash_policy.extend(hash_policies(snapshot, routes[0].route))
+                # _default_route adds the hash policy (its retry policy depends on it)
+                routes = [_default_route(snapshot, service, port)]
             yield rc.VirtualHost(
                 name=f"{service.hostname}:{port.number}", domains=domains, routes=routes
             )

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from shoal.api import ConfigError, Resource, fqdn
 from shoal.api.destinationrule import DestinationRuleSpec
 from shoal.api.localworkload import LocalWorkloadSpec
+from shoal.api.meshconfig import MeshConfigSpec
 from shoal.api.serviceentry import ServiceEntrySpec, WorkloadEntrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.model.snapshot import Credential, Endpoint, MeshSnapshot, Port, Service
@@ -152,4 +153,8 @@ def build_snapshot(
         sidecars=tuple(by_kind.get("Sidecar", [])),
         rate_limits=tuple(by_kind.get("LocalRateLimit", [])),
         credentials=MappingProxyType(dict(sorted((credentials or {}).items()))),
+        mesh_config=next(
+            (r.spec for r in by_kind.get("MeshConfig", []) if isinstance(r.spec, MeshConfigSpec)),
+            MeshConfigSpec(),
+        ),
     )

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shoal.api import ConfigError, Resource, fqdn
+from shoal.api.meshconfig import MeshConfigSpec
 
 HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
 
@@ -97,6 +98,8 @@ class MeshSnapshot:
     sidecars: tuple[Resource, ...] = ()
     rate_limits: tuple[Resource, ...] = ()
     credentials: Mapping[str, Credential] = field(default_factory=dict)
+    # mesh-wide defaults (shoal.dev MeshConfig; the first in namespace/name order)
+    mesh_config: MeshConfigSpec = field(default_factory=MeshConfigSpec)
 
     def resolve(self, host: str, namespace: str) -> str:
         """A host as written in a rule of `namespace`, as the full name services are keyed by."""

@@ -45,8 +45,8 @@ log = logging.getLogger("shoal.samples.service")
 # Headers an app must copy from its inbound request to its outbound calls for tracing and
 # header-based routing to work (Istio's "header propagation" list, as Bookinfo does it).
 # Envoy's x-envoy-* headers (x-envoy-expected-rq-timeout-ms, x-envoy-attempt-count, ...) are
-# deliberately absent: they describe one hop, and forwarding them would make the next hop
-# apply the caller's deadline or retry state.
+# deliberately absent: they describe one hop. The caller's deadline travels differently: see
+# `Deadline` (the time left is re-stated on each upstream call, not copied).
 PROPAGATED_HEADERS = (
     "x-request-id",
     "traceparent",
@@ -73,6 +73,46 @@ class Identity:
     service: str
     version: str
     replica: str
+
+
+# Set by the caller's sidecar on every request with a route timeout: the milliseconds left.
+EXPECTED_TIMEOUT = "x-envoy-expected-rq-timeout-ms"
+# Read by our own sidecar on an outbound call: the timeout of that call, in milliseconds.
+UPSTREAM_TIMEOUT = "x-envoy-upstream-rq-timeout-ms"
+
+
+@dataclasses.dataclass(frozen=True)
+class Deadline:
+    """When the caller stops waiting for this request (monotonic seconds), if it said.
+
+    Deadline propagation: a request's remaining time travels with it. The caller's sidecar
+    states it in x-envoy-expected-rq-timeout-ms; upstream calls made for the request get the
+    time still left (minus nothing for transit: sidecars enforce it again on their side) as
+    their own timeout, both in the HTTP client and in x-envoy-upstream-rq-timeout-ms so the
+    outbound sidecar enforces it and states it to the next hop. No work outlives the caller.
+    """
+
+    at: float | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str], now: float) -> Deadline:
+        raw = headers.get(EXPECTED_TIMEOUT, "")
+        try:
+            ms = int(raw)
+        except ValueError:
+            return cls(None)
+        return cls(now + ms / 1000.0) if ms > 0 else cls(None)
+
+    def remaining(self, now: float) -> float | None:
+        return None if self.at is None else max(0.0, self.at - now)
+
+    def limit(self, default: float, now: float) -> tuple[float, dict[str, str]]:
+        """The time limit for an upstream call and the headers that carry it."""
+        left = self.remaining(now)
+        if left is None or left >= default:
+            return default, {}
+        # at least 1 ms: a zero limit would mean "no limit" to the HTTP client and to Envoy
+        return max(left, 0.001), {UPSTREAM_TIMEOUT: str(max(1, int(left * 1000)))}
 
 
 def propagated_headers(incoming: Mapping[str, str]) -> dict[str, str]:
@@ -160,6 +200,7 @@ class SampleService:
 
     async def _serve(self, request: web.Request) -> web.Response:
         knobs = self.knobs  # one consistent set for the whole request
+        deadline = Deadline.from_headers(request.headers, time.monotonic())
         if knobs.latency > 0:
             await asyncio.sleep(knobs.latency)
         forwarded = propagated_headers(request.headers)
@@ -168,9 +209,10 @@ class SampleService:
             fault = f"injected fault (error_rate={knobs.error_rate:g})"
             return self._respond(request, knobs.error_code, forwarded, [], error=fault)
         assert self._session is not None, "client session is set up with the app"
+        limit, deadline_headers = deadline.limit(knobs.upstream_timeout, time.monotonic())
         results = await asyncio.gather(
             *(
-                call_upstream(self._session, url, forwarded, knobs.upstream_timeout)
+                call_upstream(self._session, url, {**forwarded, **deadline_headers}, limit)
                 for url in knobs.upstreams
             )
         )
