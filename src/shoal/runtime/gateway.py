@@ -27,7 +27,7 @@ def gateway_argv(res: Resource, xds_port: int, admin: int, health: int) -> list[
     assert isinstance(res.spec, LocalGatewaySpec)
     labels = ",".join(f"{k}={v}" for k, v in sorted(res.spec.labels.items()))
     return [
-        sys.executable, "-m", "shoal.cli.main", "--log-level", "WARNING", "agent",
+        sys.executable, "-m", "shoal.agent", "--log-level", "WARNING",
         "--mode", "router",
         "--name", f"{res.meta.name}-0",
         "--namespace", res.meta.namespace,

@@ -109,7 +109,7 @@ class Replica:
         labels = ",".join(f"{k}={v}" for k, v in sorted(self.spec.labels.items()))
         p = self.ports
         return [
-            sys.executable, "-m", "shoal.cli.main", "--log-level", "WARNING", "agent",
+            sys.executable, "-m", "shoal.agent", "--log-level", "WARNING",
             "--name", self.name,
             "--namespace", self.namespace,
             "--workload", self.workload.meta.name,
