@@ -52,10 +52,11 @@ def test_abort_and_delay_faults(mesh: Mesh) -> None:
     delay = "  fault: {delay: {percentage: {value: 50}, fixedDelay: 0.2s}}\n"
     mesh.config.write(ROUTE_FILE, se + "---\n" + _vs("- name: delay\n" + ROUTE + delay))
     wait_until(lambda: statuses(sidecar.outbound_port, H, 20) == {200: 20}, 10)
-    times = [call(sidecar.outbound_port, H).seconds for _ in range(40)]
-    delayed = [t for t in times if t >= 0.2]
-    fast = [t for t in times if t < 0.2]
-    assert 8 <= len(delayed) <= 32, times
+    times = [call(sidecar.outbound_port, H).seconds for _ in range(60)]
+    # Envoy's timer may fire a few ms early: 0.15 s splits delayed from fast answers
+    delayed = [t for t in times if t >= 0.15]
+    fast = [t for t in times if t < 0.15]
+    assert 15 <= len(delayed) <= 45, times
     # the delay is added to the affected requests only (fast ones may hit a scheduling hiccup)
     assert sorted(delayed)[len(delayed) // 2] < 0.3, times
     assert sorted(fast)[len(fast) // 2] < 0.05, times

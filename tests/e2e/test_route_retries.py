@@ -86,8 +86,11 @@ def test_retry_lands_on_another_host(mesh: Mesh, samples: SampleFactory) -> None
     assert baseline[500] >= 20, baseline
 
     mesh.config.write(ROUTE_FILE, vs(""))  # Istio's default: previous_hosts predicate
-    wait_until(lambda: statuses(sidecar.outbound_port, host("pair"), 60)[200] == 60, 10)
-    assert statuses(sidecar.outbound_port, host("pair"), 200) == {200: 200}
+    wait_until(lambda: statuses(sidecar.outbound_port, host("pair"), 60)[200] >= 58, 10)
+    # A retry picks another host unless RANDOM draws the failing one 5 times in a row
+    # (host_selection_retry_max_attempts): ~1.5 % of requests, against ~25 % without it.
+    after = statuses(sidecar.outbound_port, host("pair"), 200)
+    assert after[200] >= 192, after
 
 
 def test_timeout_and_per_try_timeout(mesh: Mesh, samples: SampleFactory) -> None:
@@ -104,7 +107,8 @@ def test_timeout_and_per_try_timeout(mesh: Mesh, samples: SampleFactory) -> None
     )
     wait_until(lambda: call(sidecar.outbound_port, host("slow")).status == 504, 15)
     answer = call(sidecar.outbound_port, host("slow"))
-    assert answer.status == 504 and 0.5 <= answer.seconds <= 0.7, answer
+    # Envoy's timer may fire a millisecond early by our clock
+    assert answer.status == 504 and 0.49 <= answer.seconds <= 0.7, answer
 
     per_try = "  retries: {attempts: 2, perTryTimeout: 0.3s, retryOn: 5xx}\n"
     mesh.config.write(ROUTE_FILE, se + "---\n" + virtual_service("slow", _route("slow", per_try)))

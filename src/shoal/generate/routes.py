@@ -147,10 +147,13 @@ def _set_timeout(action: rc.RouteAction, timeout: float | None) -> None:
     """Istio disables Envoy's 15 s default: no route timeout unless the VirtualService sets one.
 
     gRPC callers' `grpc-timeout` header is honoured up to the route timeout (no cap without
-    one), Istio's `max_grpc_timeout`; Envoy then passes the remaining time on in
-    `grpc-timeout` and `x-envoy-expected-rq-timeout-ms`."""
+    one) via `max_grpc_timeout`, exactly as Istio's setTimeout does (deprecated in Envoy, still
+    honoured by 1.40); Envoy then passes the remaining time on in `grpc-timeout` and
+    `x-envoy-expected-rq-timeout-ms`."""
     nanos = int((timeout or 0.0) * 1e9)
     action.timeout.FromNanoseconds(nanos)
+    # Not max_stream_duration.grpc_timeout_header_max: setting max_stream_duration switches
+    # the route to Envoy's "new timeouts", which ignore `timeout` (checked: no more 504).
     action.max_grpc_timeout.FromNanoseconds(nanos)
 
 
