@@ -102,9 +102,7 @@ def _admits(bound: _Bound, vs_namespace: str, host: str) -> bool:
     return False
 
 
-def _http_routes(
-    snapshot: MeshSnapshot, vs: Resource, bound: _Bound, port: int
-) -> list[rc.Route]:
+def _http_routes(snapshot: MeshSnapshot, vs: Resource, bound: _Bound, port: int) -> list[rc.Route]:
     assert isinstance(vs.spec, VirtualServiceSpec)
     ns = vs.meta.namespace
     gw_port = Port(number=port, name=bound.server.port.name, protocol="HTTP")
