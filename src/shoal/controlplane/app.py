@@ -109,7 +109,7 @@ class ControlPlane:
             errors=self.errors,
             credentials=self.credentials,
         )
-        self.ads.update(ConfigGenerator(self.snapshot))
+        self.ads.update(ConfigGenerator(self.snapshot, previous=self.ads.generator))
         log.info(
             "snapshot %s: %d services, %d instances, built in %.1f ms",
             version,

@@ -14,7 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from shoal.generate import clusters, endpoints, gateway, listeners, outbound_policy, routes
+from shoal.generate import (
+    clusters,
+    endpoints,
+    gateway,
+    listeners,
+    outbound_policy,
+    reuse,
+    routes,
+)
 from shoal.generate.prepared import CLUSTER, ENDPOINT, LISTENER, ROUTE, PreparedResource
 from shoal.model import MeshSnapshot, Proxy
 
@@ -40,16 +48,41 @@ def _by_name(items: list[PreparedResource]) -> ResourceMap:
 
 
 class ConfigGenerator:
-    """Generates and memoizes the resources of one snapshot."""
+    """Generates and memoizes the resources of one snapshot, taking over from `previous`
+    (the generator of the snapshot before) whatever did not change (see reuse.py)."""
 
-    def __init__(self, snapshot: MeshSnapshot) -> None:
+    def __init__(self, snapshot: MeshSnapshot, previous: ConfigGenerator | None = None) -> None:
         self.snapshot = snapshot
+        self.routing_inputs = reuse.routing_inputs(snapshot)
         self._clusters: ResourceMap | None = None
         self._endpoints: ResourceMap | None = None
         self._routes: dict[tuple[object, ...], ResourceMap] = {}
         self._listeners: dict[tuple[object, ...], ResourceMap] = {}
         self._views: dict[tuple[object, ...], ProxyView] = {}
-        self._cds_with: dict[tuple[str, ...], ResourceMap] = {}
+        # extra clusters' names -> (the shared CDS map, it merged with them)
+        self._cds_with: dict[tuple[str, ...], tuple[ResourceMap, ResourceMap]] = {}
+        # per service: (inputs, resources) of the snapshot before, and of this one
+        self._prev_clusters: dict[str, tuple[object, list[PreparedResource]]] = {}
+        self._prev_assignments: dict[str, tuple[object, list[PreparedResource]]] = {}
+        self._service_clusters: dict[str, tuple[object, list[PreparedResource]]] = {}
+        self._service_assignments: dict[str, tuple[object, list[PreparedResource]]] = {}
+        self._prev_endpoints: ResourceMap | None = None
+        self._prev_cds: ResourceMap | None = None
+        self._prev_cds_with: dict[tuple[str, ...], tuple[ResourceMap, ResourceMap]] = {}
+        self.reused_routing = False
+        if previous is not None:
+            self._prev_clusters = previous._service_clusters
+            self._prev_assignments = previous._service_assignments
+            self._prev_endpoints = previous._endpoints
+            self._prev_cds = previous._clusters
+            if previous.routing_inputs == self.routing_inputs:
+                # endpoint-only change: every cluster, route table and listener stays
+                self.reused_routing = True
+                self._clusters = previous._clusters
+                self._service_clusters = previous._service_clusters
+                self._routes = previous._routes
+                self._listeners = previous._listeners
+            self._prev_cds_with = previous._cds_with
         self._source_sensitive = any(
             m.source_labels
             for vs in snapshot.virtual_services
@@ -59,22 +92,47 @@ class ConfigGenerator:
 
     def clusters(self) -> ResourceMap:
         if self._clusters is None:
-            items = [
-                c
-                for s in self.snapshot.services.values()
-                for c in clusters.service_clusters(self.snapshot, s)
-            ]
-            self._clusters = _by_name(items)
+            items = []
+            unchanged = self._prev_cds is not None and len(self._prev_clusters) == len(
+                self.snapshot.services
+            )
+            for service in self.snapshot.services.values():
+                key = reuse.cluster_key(self.snapshot, service)
+                prev = self._prev_clusters.get(service.hostname)
+                if prev is not None and prev[0] == key:
+                    made = prev[1]
+                else:
+                    made = clusters.service_clusters(self.snapshot, service)
+                    unchanged = False
+                self._service_clusters[service.hostname] = (key, made)
+                items.extend(made)
+            self._clusters = (
+                self._prev_cds if unchanged and self._prev_cds is not None else _by_name(items)
+            )
         return self._clusters
 
     def endpoints(self) -> ResourceMap:
         if self._endpoints is None:
-            items = [
-                a
-                for s in self.snapshot.services.values()
-                for a in endpoints.service_assignments(self.snapshot, s)
-            ]
-            self._endpoints = _by_name(items)
+            items = []
+            unchanged = self._prev_endpoints is not None and len(self._prev_assignments) == len(
+                self.snapshot.services
+            )
+            for service in self.snapshot.services.values():
+                key = reuse.assignment_key(self.snapshot, service)
+                prev = self._prev_assignments.get(service.hostname)
+                if prev is not None and prev[0] == key:
+                    made = prev[1]
+                else:
+                    made = endpoints.service_assignments(self.snapshot, service)
+                    unchanged = False
+                self._service_assignments[service.hostname] = (key, made)
+                items.extend(made)
+            # equal content keeps the same map object: streams skip it without looking inside
+            self._endpoints = (
+                self._prev_endpoints
+                if unchanged and self._prev_endpoints is not None
+                else _by_name(items)
+            )
         return self._endpoints
 
     def _route_key(self, proxy: Proxy) -> tuple[object, ...]:
@@ -141,11 +199,12 @@ class ConfigGenerator:
         if extra:
             # proxies needing the same extra clusters share one map
             names = tuple(c.name for c in extra)
-            merged = self._cds_with.get(names)
-            if merged is None:
-                merged = self._cds_with[names] = MappingProxyType(
-                    {**cds, **{c.name: c for c in extra}}
-                )
+            found_merged = self._cds_with.get(names) or self._prev_cds_with.get(names)
+            if found_merged is not None and found_merged[0] is cds:
+                merged = found_merged[1]
+            else:
+                merged = MappingProxyType({**cds, **{c.name: c for c in extra}})
+                self._cds_with[names] = (cds, merged)
             cds = merged
         found = ProxyView(
             version=self.snapshot.version,

@@ -1,0 +1,60 @@
+"""A new snapshot takes over every generated resource whose inputs did not change."""
+
+from __future__ import annotations
+
+from shoal.generate import CLUSTER, ENDPOINT, ROUTE, ConfigGenerator
+
+from .meshcfg import RATINGS, REVIEWS, sidecar, snapshot
+
+
+def gen(*texts: str, previous: ConfigGenerator | None = None) -> ConfigGenerator:
+    out = ConfigGenerator(snapshot(*texts), previous=previous)
+    out.view(sidecar())
+    return out
+
+
+def test_endpoint_only_change_keeps_clusters_routes_and_listeners() -> None:
+    first = gen(REVIEWS, RATINGS)
+    moved = RATINGS.replace("10.0.1.1", "10.0.1.9")
+    second = gen(REVIEWS, moved, previous=first)
+    assert second.reused_routing
+    one, two = first.view(sidecar()), second.view(sidecar())
+    for type_url in (CLUSTER, ROUTE):
+        assert two.of(type_url) is one.of(type_url)
+    assert two.of(ENDPOINT) is not one.of(ENDPOINT)
+    # only ratings' assignment was rebuilt; reviews' objects are the very same
+    host = "reviews.default.svc.cluster.local"
+    name = f"outbound|80|v1|{host}"
+    assert two.of(ENDPOINT)[name] is one.of(ENDPOINT)[name]
+    changed = "outbound|80||ratings.shop.svc.cluster.local"
+    assert two.of(ENDPOINT)[changed].version != one.of(ENDPOINT)[changed].version
+
+
+def test_route_change_keeps_the_cluster_and_endpoint_maps() -> None:
+    first = gen(REVIEWS, RATINGS)
+    second = gen(
+        REVIEWS.replace("weight: 80", "weight: 70").replace("weight: 20", "weight: 30"),
+        RATINGS,
+        previous=first,
+    )
+    assert not second.reused_routing
+    one, two = first.view(sidecar()), second.view(sidecar())
+    assert two.of(CLUSTER) is one.of(CLUSTER)
+    assert two.of(ENDPOINT) is one.of(ENDPOINT)
+    assert two.of(ROUTE)["outbound_http"].version != one.of(ROUTE)["outbound_http"].version
+
+
+def test_nothing_changed_means_the_same_objects_everywhere() -> None:
+    first = gen(REVIEWS, RATINGS)
+    second = gen(REVIEWS, RATINGS, previous=first)
+    one, two = first.view(sidecar()), second.view(sidecar())
+    assert all(two.of(t) is one.of(t) for t in (CLUSTER, ENDPOINT, ROUTE))
+
+
+def test_a_deleted_service_leaves_the_caches() -> None:
+    first = gen(REVIEWS, RATINGS)
+    second = gen(REVIEWS, previous=first)
+    third = gen(REVIEWS, previous=second)
+    hosts = set(third._service_clusters) | set(third._service_assignments)
+    assert hosts == {"reviews.default.svc.cluster.local"}
+    assert not any("ratings" in name for name in third.view(sidecar()).of(CLUSTER))
