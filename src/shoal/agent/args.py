@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 
 from shoal.agent.bootstrap import SidecarIdentity
 from shoal.agent.main import AgentSettings, run_agent
+from shoal.agent.security import AgentSecurity
 
 
 def _labels(text: str) -> dict[str, str]:
@@ -17,6 +19,19 @@ def _labels(text: str) -> dict[str, str]:
             raise argparse.ArgumentTypeError(f"label {item!r} must be KEY=VALUE")
         out[key.strip()] = value.strip()
     return out
+
+
+def _security(args: argparse.Namespace) -> AgentSecurity | None:
+    if args.token_file is None:
+        return None
+    if args.ca_root is None:
+        raise SystemExit("shoal agent: --token-file needs --ca-root (the mesh's root certificate)")
+    return AgentSecurity(
+        token_file=Path(args.token_file),
+        ca_root=Path(args.ca_root),
+        ca_address=args.ca_address or "",
+        cert_ttl_s=args.cert_ttl,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         drain_s=args.drain_seconds,
         envoy_log_level=args.envoy_log_level,
+        security=_security(args),
     )
     asyncio.run(run_agent(settings))
     return 0
@@ -73,4 +89,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=int, default=1, help="Envoy worker threads")
     p.add_argument("--drain-seconds", type=float, default=2.0)
     p.add_argument("--envoy-log-level", default="warning")
+    sec = p.add_argument_group("secure mode (certificate over SDS, TLS and a token to xDS)")
+    sec.add_argument("--token-file", help="0600 file with this workload's bootstrap token")
+    sec.add_argument("--ca-root", help="PEM root(s) the control plane's certificate chains to")
+    sec.add_argument("--ca-address", help="host:port of the CA (default: --xds-address)")
+    sec.add_argument(
+        "--cert-ttl", type=float, default=0, help="certificate lifetime in seconds (CA default)"
+    )
     p.set_defaults(func=run)

@@ -1,13 +1,21 @@
-"""The agent's health endpoint (Istio's 15021 `/healthz/ready`): ready when Envoy is."""
+"""The agent's health endpoint (Istio's 15021 `/healthz/ready`): ready when Envoy is.
+
+In secure mode `/debug/certs` adds the workload certificate's public facts (serial, expiry,
+renewals); never the key.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from aiohttp import web
 
 from shoal.agent.process import EnvoyProcess
 
 
-async def start_health(envoy: EnvoyProcess, host: str, port: int) -> web.AppRunner:
+async def start_health(
+    envoy: EnvoyProcess, host: str, port: int, *, certs: Callable[[], object] | None = None
+) -> web.AppRunner:
     async def ready(_: web.Request) -> web.Response:
         if await envoy.ready():
             return web.Response(text="ready\n")
@@ -19,6 +27,13 @@ async def start_health(envoy: EnvoyProcess, host: str, port: int) -> web.AppRunn
     app = web.Application()
     app.router.add_get("/healthz/ready", ready)
     app.router.add_get("/healthz/live", live)
+    if certs is not None:
+        describe = certs
+
+        async def debug_certs(_: web.Request) -> web.Response:
+            return web.json_response(describe())
+
+        app.router.add_get("/debug/certs", debug_certs)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

@@ -13,10 +13,15 @@ import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shoal.agent.bootstrap import ApiType, SidecarIdentity, sidecar_bootstrap
 from shoal.agent.health import start_health
 from shoal.agent.process import EnvoyProcess
+from shoal.agent.security import AgentSecurity
+
+if TYPE_CHECKING:
+    from shoal.agent.secure import SecureSidecar
 
 log = logging.getLogger("shoal.agent")
 
@@ -33,6 +38,7 @@ class AgentSettings:
     concurrency: int = 1
     drain_s: float = 2.0
     envoy_log_level: str = "warning"
+    security: AgentSecurity | None = None  # secure mode: certificate, SDS, token
 
 
 async def _orphan_watch(stop: asyncio.Event) -> None:
@@ -43,6 +49,32 @@ async def _orphan_watch(stop: asyncio.Event) -> None:
         if os.getppid() != parent:
             log.warning("parent %d is gone; stopping", parent)
             stop.set()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """0600 from the first byte: a secure bootstrap holds the agent's token."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
+async def _secure_sidecar(
+    settings: AgentSettings, workdir: Path, stop: asyncio.Event
+) -> SecureSidecar | None:
+    from shoal.agent.secure import SecureSidecar  # noqa: PLC0415  (plain agents stay light)
+    from shoal.ca.identity import Identity  # noqa: PLC0415
+
+    assert settings.security is not None
+    ident = settings.identity
+    sidecar = SecureSidecar(
+        Identity(ident.namespace, ident.service_account),
+        settings.security,
+        f"{settings.xds_host}:{settings.xds_port}",
+        workdir,
+    )
+    if not await sidecar.start(stop):
+        return None
+    return sidecar
 
 
 async def run_agent(settings: AgentSettings) -> None:
@@ -59,7 +91,13 @@ async def run_agent(settings: AgentSettings) -> None:
             admin_port=settings.admin_port,
             api_type=settings.api_type,
         )
-        path.write_text(json.dumps(bootstrap, indent=2))
+        secure = None
+        if settings.security is not None:
+            secure = await _secure_sidecar(settings, Path(workdir), stop)
+            if secure is None:
+                return
+            bootstrap = secure.bootstrap(bootstrap)
+        _write_private(path, json.dumps(bootstrap, indent=2))
         envoy = EnvoyProcess(
             path,
             settings.admin_port,
@@ -69,7 +107,12 @@ async def run_agent(settings: AgentSettings) -> None:
             log_level=settings.envoy_log_level,
         )
         runner = (
-            await start_health(envoy, "127.0.0.1", settings.health_port)
+            await start_health(
+                envoy,
+                "127.0.0.1",
+                settings.health_port,
+                certs=secure.describe if secure is not None else None,
+            )
             if settings.health_port
             else None
         )
@@ -82,5 +125,7 @@ async def run_agent(settings: AgentSettings) -> None:
             watchdog.cancel()
             await envoy.stop()
             await task
+            if secure is not None:
+                await secure.stop()
             if runner is not None:
                 await runner.cleanup()

@@ -25,7 +25,13 @@ def _control_plane(args: argparse.Namespace) -> int:
         admin_port=args.admin_port,
         debounce_s=args.debounce_ms / 1000,
         test_hooks=args.test_hooks,
+        secure=args.secure,
+        ca_dir=Path(args.ca_dir).resolve() if args.ca_dir else None,
+        cert_ttl_s=args.cert_ttl,
     )
+    if args.secure and args.ca_dir is None:
+        print("shoal: --secure needs --ca-dir DIR (the CA's files)", file=sys.stderr)
+        return 2
     asyncio.run(ControlPlane(settings).run())
     return 0
 
@@ -46,6 +52,11 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--xds-port", type=int, default=15010)
     cp.add_argument("--admin-port", type=int, default=15014)
     cp.add_argument("--debounce-ms", type=int, default=100, help="quiet time before a push")
+    cp.add_argument("--secure", action="store_true", help="TLS, tokens and the CA on the xDS port")
+    cp.add_argument("--ca-dir", help="CA files (created on first start); needed by --secure")
+    cp.add_argument(
+        "--cert-ttl", type=float, default=86400, help="workload certificate lifetime, seconds"
+    )
     cp.add_argument("--kubernetes", action="store_true", help=argparse.SUPPRESS)
     cp.add_argument("--test-hooks", action="store_true", help=argparse.SUPPRESS)
     cp.set_defaults(func=_control_plane)

@@ -20,9 +20,11 @@ from aiohttp import web
 
 from shoal.api import ConfigError, ConfigStore
 from shoal.controlplane.admin import start_admin
+from shoal.controlplane.security import MeshSecurity
 from shoal.generate import ConfigGenerator
 from shoal.model import Credential, MeshSnapshot, RegistryInstance, build_snapshot
 from shoal.sources.directory import read_config_dir, watch_dir
+from shoal.sources.policyfiles import read_policy_files
 from shoal.sources.secrets import read_credentials
 from shoal.xds.debounce import Debouncer
 from shoal.xds.server import AdsServer
@@ -39,6 +41,10 @@ class Settings:
     debounce_s: float = 0.1
     max_debounce_s: float = 1.0
     test_hooks: bool = False
+    # secure mode: CA in ca_dir, TLS and tokens on the xDS port (see controlplane/security.py)
+    secure: bool = False
+    ca_dir: Path | None = None
+    cert_ttl_s: float = 24 * 3600.0
 
 
 def new_boot_id() -> str:
@@ -58,6 +64,8 @@ class ControlPlane:
         self.errors: tuple[ConfigError, ...] = ()
         self.instances: tuple[RegistryInstance, ...] = ()
         self.credentials: dict[str, Credential] = {}
+        # contents of local files named by policies (DestinationRule tls, JWKS)
+        self.files: dict[str, str] = {}
         # called with every new snapshot (e.g. `shoal up` reconciles its replicas)
         self.listeners: list[Callable[[MeshSnapshot], None]] = []
         # extra JSON views served at /debug/<name> (e.g. `shoal up` adds "workloads")
@@ -70,6 +78,13 @@ class ControlPlane:
         self._debouncer = Debouncer(settings.debounce_s, settings.max_debounce_s, self.apply)
         self._watcher: asyncio.Task[None] | None = None
         self._admin: web.AppRunner | None = None
+        self.security: MeshSecurity | None = None
+        if settings.secure:
+            if settings.ca_dir is None:
+                raise ValueError("secure mode needs a CA directory")
+            self.security = MeshSecurity(settings.ca_dir, cert_ttl_s=settings.cert_ttl_s)
+            self.security.install(self.ads)
+            self.debug_views["ca"] = self.security.describe
 
     # ------------------------------------------------------------------ events
     def config_changed(self) -> None:
@@ -92,6 +107,9 @@ class ControlPlane:
             credentials = read_credentials(self.settings.config_dir)
             changed = changed or credentials != self.credentials
             self.credentials = credentials
+            files = read_policy_files(self.settings.config_dir, self.store.resources)
+            changed = changed or files != self.files
+            self.files = files
             if result.errors != self.errors:
                 for err in result.errors:
                     if err not in self.errors:
@@ -108,6 +126,7 @@ class ControlPlane:
             self.instances,
             errors=self.errors,
             credentials=self.credentials,
+            files=self.files,
         )
         self.ads.update(ConfigGenerator(self.snapshot, previous=self.ads.generator))
         log.info(
@@ -126,7 +145,14 @@ class ControlPlane:
         self.apply()
         self.xds_port = await self.ads.start(s.host, s.xds_port)
         self._admin = await start_admin(self, s.host, s.admin_port)
-        log.info("xDS on %s:%d, admin on %s:%d", s.host, self.xds_port, s.host, s.admin_port)
+        log.info(
+            "xDS%s on %s:%d, admin on %s:%d",
+            " (TLS, tokens, CA)" if self.security is not None else "",
+            s.host,
+            self.xds_port,
+            s.host,
+            s.admin_port,
+        )
         self._watcher = asyncio.create_task(
             watch_dir(str(s.config_dir), self.config_changed, self.stopping)
         )

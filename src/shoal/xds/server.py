@@ -3,6 +3,11 @@
 The servicer is thin: it turns protobuf requests into `messages.Request`, hands them and
 config changes to each stream's `StreamProtocol`, and writes the encoded responses. Responses
 are written as raw bytes (`wire.py`) so shared resources are never re-serialized per proxy.
+
+In secure mode (`authenticate` set) every stream must carry `authorization` metadata that
+names an identity (else UNAUTHENTICATED), and the node's NAMESPACE and SERVICE_ACCOUNT must be
+that identity (else PERMISSION_DENIED): a proxy cannot fetch config as someone else. The port
+then serves TLS (`credentials`) and may carry other services (`extra_handlers`, e.g. the CA).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ log = logging.getLogger("shoal.xds")
 
 SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 ViewFilter = Callable[[ProxyView], ProxyView]
+# `authorization` metadata value (or None) -> (namespace, service account); ValueError if bad
+Authenticator = Callable[[str | None], tuple[str, str]]
 
 _SERVER_OPTIONS = [
     # Envoy pings on its own schedule; refusing them would close streams with too_many_pings.
@@ -62,6 +69,7 @@ class Connection:
     proxy: Proxy | None = None
     connected_at: float = field(default_factory=time.time)
     view_pending: bool = False
+    identity: tuple[str, str] | None = None  # (namespace, service account) of the credential
 
     def wake(self) -> None:
         if not self.view_pending:
@@ -104,6 +112,9 @@ class AdsServer:
         self.connections: dict[int, Connection] = {}
         self._ids = itertools.count(1)
         self._server: grpc.aio.Server | None = None
+        self.authenticate: Authenticator | None = None
+        self.credentials: grpc.ServerCredentials | None = None
+        self.extra_handlers: list[grpc.GenericRpcHandler] = []
 
     # ------------------------------------------------------------------ config
     def update(self, generator: ConfigGenerator) -> None:
@@ -121,8 +132,12 @@ class AdsServer:
     # ------------------------------------------------------------------ grpc
     async def start(self, host: str, port: int) -> int:
         server = grpc.aio.server(options=_SERVER_OPTIONS)
-        server.add_generic_rpc_handlers([self._handler()])
-        bound: int = server.add_insecure_port(f"{host}:{port}")
+        server.add_generic_rpc_handlers([self._handler(), *self.extra_handlers])
+        bound: int = (
+            server.add_secure_port(f"{host}:{port}", self.credentials)
+            if self.credentials is not None
+            else server.add_insecure_port(f"{host}:{port}")
+        )
         await server.start()
         self._server = server
         return bound
@@ -165,6 +180,8 @@ class AdsServer:
             delta=delta,
             protocol=StreamProtocol(delta=delta, boot_id=self.boot_id, missing=_missing),
         )
+        if self.authenticate is not None:
+            conn.identity = await self._authenticate(context)
         encode = encode_delta if delta else encode_sotw
         reader = asyncio.create_task(self._read(requests, conn.queue))
         try:
@@ -204,6 +221,19 @@ class AdsServer:
             if conn.proxy is not None:
                 log.info("proxy %s disconnected", conn.proxy.node_id)
 
+    async def _authenticate(self, context: grpc.aio.ServicerContext) -> tuple[str, str]:
+        assert self.authenticate is not None
+        header = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                header = str(value)
+        try:
+            return self.authenticate(header)
+        except ValueError as err:
+            log.warning("refusing unauthenticated xDS stream from %s: %s", context.peer(), err)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(err))
+            raise
+
     async def _identify(
         self,
         conn: Connection,
@@ -218,6 +248,14 @@ class AdsServer:
             log.warning("refusing xDS stream: %s", err)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         assert conn.proxy is not None
+        claimed = (conn.proxy.namespace, conn.proxy.service_account)
+        if conn.identity is not None and claimed != conn.identity:
+            msg = (
+                f"node {conn.proxy.node_id} claims ns/{claimed[0]}/sa/{claimed[1]}; "
+                f"its credential is ns/{conn.identity[0]}/sa/{conn.identity[1]}"
+            )
+            log.warning("refusing xDS stream: %s", msg)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, msg)
         self.connections[conn.id] = conn
         log.info("proxy %s connected (%s)", conn.proxy.node_id, "delta" if conn.delta else "sotw")
         view = self._view(conn.proxy)

@@ -1,0 +1,60 @@
+"""Secure mode of the control plane: the CA, bootstrap tokens, and TLS on the xDS port.
+
+The xDS port then works like Istio's 15012: TLS with a serving certificate from the mesh's own
+CA, ADS streams that must carry a token matching the node's identity, and the certificate
+service beside ADS. `/debug/ca` shows the trust bundle's public facts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from shoal.ca import CertificateAuthority, TokenIssuer
+from shoal.ca.authority import ROOTS
+from shoal.ca.certs import fingerprint
+from shoal.ca.service import CertificateService
+from shoal.ca.transport import server_credentials
+from shoal.xds.server import AdsServer
+
+
+class MeshSecurity:
+    def __init__(self, ca_dir: Path, *, cert_ttl_s: float, max_cert_ttl_s: float = 0) -> None:
+        self.ca = CertificateAuthority(
+            ca_dir,
+            default_lifetime=dt.timedelta(seconds=cert_ttl_s),
+            max_lifetime=dt.timedelta(seconds=max(max_cert_ttl_s, cert_ttl_s)),
+        )
+        self.tokens = TokenIssuer.in_dir(ca_dir)
+        self.service = CertificateService(self.ca, self.tokens)
+
+    @property
+    def roots_file(self) -> Path:
+        """The trust bundle (public): agents pass it as `--ca-root`."""
+        return self.ca.dir / ROOTS
+
+    def _authenticate(self, header: str | None) -> tuple[str, str]:
+        identity = self.tokens.verify_header(header)
+        return identity.namespace, identity.service_account
+
+    def install(self, ads: AdsServer) -> None:
+        ads.authenticate = self._authenticate
+        ads.credentials = server_credentials(self.ca)
+        ads.extra_handlers.append(self.service.handler())
+
+    def describe(self) -> dict[str, object]:
+        self.ca.reload_if_changed()
+        return {
+            "trust_domain": "cluster.local",
+            "root": fingerprint(self.ca.root),
+            "trusted_roots": [
+                {
+                    "fingerprint": fingerprint(c),
+                    "subject": c.subject.rfc4514_string(),
+                    "not_after": c.not_valid_after_utc.isoformat(timespec="seconds"),
+                }
+                for c in self.ca.roots
+            ],
+            "default_lifetime_s": self.ca.default_lifetime.total_seconds(),
+            "issued": self.service.issued,
+        }
