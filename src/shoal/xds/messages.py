@@ -35,3 +35,5 @@ class Response:
     nonce: str
     resources: tuple[PreparedResource, ...]
     removed: tuple[str, ...] = ()
+    # the shared map `resources` are all of, in order: lets the encoder reuse its body
+    source: Mapping[str, PreparedResource] | None = field(default=None, compare=False)

@@ -12,11 +12,14 @@ responses to send, in order. All protocol rules live here:
   every cluster they name has been sent together with its endpoints; clusters still named by
   routes Envoy holds are kept until the new routes are ACKed. With a cluster push, EDS is sent
   again because changed clusters warm until their assignment arrives.
+
+Speed: when a stream's target for a type is the snapshot's shared map (the usual case), no
+per-resource Python work happens here: the map's digest and its difference from the map the
+proxy holds are computed once per map by `mapcache`, whatever the number of streams.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -29,9 +32,12 @@ from shoal.generate import (
     PreparedResource,
     ProxyView,
 )
+from shoal.xds import mapcache
 from shoal.xds.messages import Request, Response
 
 WILDCARD_TYPES = frozenset({CLUSTER, LISTENER})
+ResourceMap = Mapping[str, PreparedResource]
+_NONE: ResourceMap = {}
 
 
 @dataclass
@@ -39,8 +45,10 @@ class _Inflight:
     nonce: str
     version: str
     base_version: str
-    content: dict[str, PreparedResource]
+    content: ResourceMap
     changed: frozenset[str]
+    removed: tuple[str, ...]
+    digest: str
 
 
 @dataclass
@@ -51,9 +59,15 @@ class TypeState:
     requested: bool = False
     wildcard: bool = False
     names: set[str] = field(default_factory=set)
-    # what Envoy holds: name -> version, and the objects we sent for them on this stream
-    held: dict[str, str] = field(default_factory=dict)
-    held_objects: dict[str, PreparedResource] = field(default_factory=dict)
+    # What Envoy holds: the objects sent on this stream (state of the world: the whole map
+    # last ACKed, often a shared map; delta: kept per name), their versions for delta (which
+    # also come from `initial_resource_versions` after a reconnect), and the digest of the
+    # held content for state of the world.
+    held_objects: ResourceMap = field(default_factory=dict)
+    held_versions: dict[str, str] = field(default_factory=dict)
+    held_digest: str | None = None
+    # delta: the map Envoy holds exactly (every name in it, nothing else), when known
+    held_source: ResourceMap | None = None
     inflight: _Inflight | None = None
     sent_version: str | None = None
     acked_version: str | None = None
@@ -63,15 +77,8 @@ class TypeState:
     force: set[str] = field(default_factory=set)
     last_nonce: str = ""
 
-
-def _content_version(boot_id: str, content: Mapping[str, PreparedResource]) -> str:
-    digest = hashlib.blake2b(digest_size=6)
-    for name in sorted(content):
-        digest.update(name.encode())
-        digest.update(b"\0")
-        digest.update(content[name].version.encode())
-        digest.update(b"\n")
-    return f"{boot_id}-{digest.hexdigest()}"
+    def holds(self, name: str) -> bool:
+        return name in self.held_objects or name in self.held_versions
 
 
 class StreamProtocol:
@@ -129,8 +136,9 @@ class StreamProtocol:
         else:
             if not req.nonce:
                 # Envoy asks afresh on a live stream: answer even if nothing changed.
-                ts.force.update(ts.names or ts.held)
-                ts.held.clear()
+                ts.force.update(ts.names or ts.held_objects.keys())
+                ts.held_objects = _NONE
+                ts.held_digest = None
             ts.names = names
 
     def _delta_request(self, ts: TypeState, req: Request) -> None:
@@ -140,16 +148,20 @@ class StreamProtocol:
                 not req.subscribe or "*" in req.subscribe
             )
             # After a reconnect Envoy tells what it already holds: send only differences.
-            ts.held.update(req.initial_versions)
+            ts.held_versions.update(req.initial_versions)
         if "*" in req.subscribe:
             ts.wildcard = True
         if "*" in req.unsubscribe:
             ts.wildcard = False
         ts.names.update(n for n in req.subscribe if n != "*")
-        for name in req.unsubscribe:
-            ts.names.discard(name)
-            ts.held.pop(name, None)
-            ts.held_objects.pop(name, None)
+        if req.unsubscribe:
+            ts.held_source = None
+            objects = dict(ts.held_objects)
+            for name in req.unsubscribe:
+                ts.names.discard(name)
+                ts.held_versions.pop(name, None)
+                objects.pop(name, None)
+            ts.held_objects = objects
         if req.nonce and ts.inflight is not None and req.nonce == ts.inflight.nonce:
             self._settle(ts, req.error)
 
@@ -163,9 +175,29 @@ class StreamProtocol:
             return
         ts.nack = None
         ts.acked_version = inflight.version
-        keep = {n: r for n, r in inflight.content.items() if ts.wildcard or n in ts.names}
-        ts.held = {n: r.version for n, r in keep.items()}
-        ts.held_objects = keep
+        content = inflight.content
+        if self.delta:
+            if ts.held_source is not None and not inflight.removed and not inflight.changed:
+                return
+            objects = dict(ts.held_objects)
+            for name in inflight.removed:
+                ts.held_versions.pop(name, None)
+                objects.pop(name, None)
+            for name in inflight.changed:
+                if ts.wildcard or name in ts.names:
+                    objects[name] = content[name]
+                    ts.held_versions[name] = content[name].version
+            ts.held_objects = objects
+            subscribed = ts.wildcard or content.keys() <= ts.names
+            ts.held_source = content if subscribed else None
+            return
+        if ts.wildcard or content.keys() <= ts.names:
+            ts.held_objects = content
+            ts.held_digest = inflight.digest
+        else:
+            # the subscription shrank while the response was in flight
+            ts.held_objects = {n: r for n, r in content.items() if n in ts.names}
+            ts.held_digest = None
 
     # ------------------------------------------------------------------ targets
     def _refs_held(self, type_url: str) -> set[str]:
@@ -178,13 +210,15 @@ class StreamProtocol:
                 refs |= res.refs
         return refs
 
-    def _target(self, ts: TypeState) -> dict[str, PreparedResource]:
+    def _target(self, ts: TypeState) -> tuple[ResourceMap, bool]:
+        """What Envoy should hold of this type, and whether it is the view's shared map."""
         assert self.view is not None
         desired = self.view.of(ts.type_url)
-        if ts.wildcard:
-            target = dict(desired)
+        target: ResourceMap
+        if ts.wildcard or ts.names == desired.keys():
+            target, shared = desired, True
         else:
-            target = {}
+            built: dict[str, PreparedResource] = {}
             for name in ts.names:
                 res = (
                     desired.get(name)
@@ -192,29 +226,33 @@ class StreamProtocol:
                     or self._missing(ts.type_url, name)
                 )
                 if res is not None:
-                    target[name] = res
+                    built[name] = res
+            target, shared = built, False
         if ts.type_url == CLUSTER:
             # Keep clusters that listeners or routes Envoy holds still name (make before break).
-            for name in self._refs_held(LISTENER) | self._refs_held(ROUTE):
-                if name not in target and name in ts.held_objects:
-                    target[name] = ts.held_objects[name]
-        return target
+            gone = (self._refs_held(LISTENER) | self._refs_held(ROUTE)) - target.keys()
+            keep = {n: ts.held_objects[n] for n in gone if n in ts.held_objects}
+            if keep:
+                target, shared = {**target, **keep}, False
+        return target, shared
 
-    def _ready_for(self, target: Mapping[str, PreparedResource]) -> bool:
+    def _ready_for(self, target: ResourceMap) -> bool:
         """Listeners and routes wait until every cluster they name has been sent, with its
         endpoints. Envoy applies one ADS stream in order, so sent-before is warm-before;
         waiting for ACKs instead would deadlock, since Envoy may ACK clusters only once warm."""
         assert self.view is not None
+        refs: set[str] = set()
+        for res in target.values():
+            refs |= res.refs
+        if not refs:
+            return True
+        if refs & self._warming:
+            return False
         cds = self.types[CLUSTER]
         sent = cds.inflight.content if cds.inflight is not None else cds.held_objects
-        known = self.view.of(CLUSTER)
-        for res in target.values():
-            for name in res.refs:
-                if name in self._warming:
-                    return False
-                if name not in sent and name not in cds.held and name in known:
-                    return False
-        return True
+        unsent = refs - sent.keys() - cds.held_objects.keys() - cds.held_versions.keys()
+        # a name no cluster has (a bug elsewhere) must not block routing forever
+        return not (unsent & self.view.of(CLUSTER).keys())
 
     # ------------------------------------------------------------------ output
     def _pump(self) -> list[Response]:
@@ -225,56 +263,72 @@ class StreamProtocol:
             ts = self.types[type_url]
             if not ts.requested or ts.inflight is not None:
                 continue
-            target = self._target(ts)
+            target, shared = self._target(ts)
             if type_url in (LISTENER, ROUTE) and not self._ready_for(target):
                 continue
-            response = self._respond(ts, target)
+            response = self._respond(ts, target, shared)
             if response is not None:
                 out.append(response)
         return out
 
-    def _respond(self, ts: TypeState, target: dict[str, PreparedResource]) -> Response | None:
+    def _delta_changes(
+        self, ts: TypeState, target: ResourceMap, forced: set[str]
+    ) -> tuple[frozenset[str], tuple[str, ...]]:
+        if ts.held_source is not None:
+            changed, gone = mapcache.diff(ts.held_source, target)
+        else:
+            held = ts.held_versions
+            changed = frozenset(n for n, r in target.items() if held.get(n) != r.version)
+            gone = frozenset(held.keys() - target.keys())
+        removed = tuple(sorted(n for n in gone if ts.wildcard or n in ts.names))
+        return changed | forced, removed
+
+    def _respond(self, ts: TypeState, target: ResourceMap, shared: bool) -> Response | None:
         forced = {n for n in ts.force if n in target}
-        if ts.type_url == ENDPOINT:
+        if ts.type_url == ENDPOINT and self._warming:
             forced |= self._warming & target.keys()
+        base_digest = mapcache.digest(target, shared=shared)
         if self.delta:
-            changed = {
-                n: r for n, r in target.items() if ts.held.get(n) != r.version or n in forced
-            }
-            differs = frozenset(changed)
-            removed = tuple(
-                sorted(n for n in ts.held if n not in target and (ts.wildcard or n in ts.names))
-            )
+            changed, removed = self._delta_changes(ts, target, forced)
             if not changed and not removed and ts.sent_version is not None:
                 ts.force.clear()
                 return None
         else:
-            changed = target
-            differs = frozenset(n for n, r in target.items() if ts.held.get(n) != r.version)
             removed = ()
-            same = {n: r.version for n, r in target.items()} == ts.held
-            if same and not forced and ts.sent_version is not None:
+            if base_digest == ts.held_digest and not forced and ts.sent_version is not None:
                 ts.force.clear()
                 return None
-        base = _content_version(self.boot_id, target)
+            if ts.type_url == CLUSTER:
+                held = ts.held_objects
+                changed = frozenset(
+                    n
+                    for n, r in target.items()
+                    if (h := held.get(n)) is None or h.version != r.version
+                )
+            else:
+                changed = frozenset()  # only clusters' changes matter (warming)
+        base = f"{self.boot_id}-{base_digest}"
         if base in ts.nacked:
             return None
         self._nonce += 1
         nonce = str(self._nonce)
         # a forced resend of equal content still needs a fresh version for Envoy to apply it
         version = base if base != ts.acked_version or not forced else f"{base}.{nonce}"
-        ts.inflight = _Inflight(
-            nonce=nonce, version=version, base_version=base, content=target, changed=differs
-        )
+        ts.inflight = _Inflight(nonce, version, base, target, changed, removed, base_digest)
         ts.force.clear()
         if ts.type_url == CLUSTER:
-            self._warming |= {n for n in differs if target[n].uses_eds}
-        elif ts.type_url == ENDPOINT:
+            self._warming |= {n for n in changed if target[n].uses_eds}
+        elif ts.type_url == ENDPOINT and self._warming:
             self._warming -= target.keys()
         ts.sent_version = version
         ts.last_nonce = nonce
-        resources = tuple(changed[n] for n in sorted(changed))
-        return Response(ts.type_url, version, nonce, resources, removed)
+        if self.delta:
+            resources = tuple(target[n] for n in sorted(changed))
+            return Response(ts.type_url, version, nonce, resources, removed)
+        if shared:
+            # shared maps are built in name order; the encoder caches their body
+            return Response(ts.type_url, version, nonce, tuple(target.values()), source=target)
+        return Response(ts.type_url, version, nonce, tuple(target[n] for n in sorted(target)))
 
     # ------------------------------------------------------------------ status
     def status(self) -> dict[str, dict[str, str | None]]:

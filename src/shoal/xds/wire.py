@@ -10,6 +10,7 @@ bytes parse back to exactly the `DiscoveryResponse`/`DeltaDiscoveryResponse` the
 from __future__ import annotations
 
 from shoal.generate import PreparedResource
+from shoal.xds.mapcache import IdentityCache
 from shoal.xds.messages import Response
 
 _LEN = 2  # wire type: length-delimited
@@ -35,13 +36,21 @@ def _str(number: int, text: str) -> bytes:
     return _field(number, text.encode()) if text else b""
 
 
+def _sotw_body(resources: tuple[PreparedResource, ...]) -> bytes:
+    return b"".join([_field(2, r.any_bytes) for r in resources])
+
+
+# The repeated `resources` field of a shared map, encoded once for every stream sending it.
+_BODIES: IdentityCache[bytes] = IdentityCache(32)
+
+
 def encode_sotw(resp: Response) -> bytes:
     """DiscoveryResponse: version_info=1, resources=2, type_url=4, nonce=5."""
-    parts = [_str(1, resp.version)]
-    parts.extend(_field(2, r.any_bytes) for r in resp.resources)
-    parts.append(_str(4, resp.type_url))
-    parts.append(_str(5, resp.nonce))
-    return b"".join(parts)
+    if resp.source is not None:
+        body = _BODIES.get((resp.source,), lambda: _sotw_body(resp.resources))
+    else:
+        body = _sotw_body(resp.resources)
+    return b"".join((_str(1, resp.version), body, _str(4, resp.type_url), _str(5, resp.nonce)))
 
 
 def _delta_resource(r: PreparedResource) -> bytes:

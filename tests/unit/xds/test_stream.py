@@ -208,7 +208,7 @@ def test_delta_reconnect_sends_nothing_when_envoy_is_current() -> None:
     v = view({"a": "1"}, ("a",))
     first = proto(delta=True)
     connect_delta(first, v)
-    held = dict(first.types[CLUSTER].held)
+    held = dict(first.types[CLUSTER].held_versions)
     again = StreamProtocol(delta=True, boot_id="boot2", missing=missing)
     again.on_view(v)
     r = only(again.on_request(Request(type_url=CLUSTER, initial_versions=held)), CLUSTER)
@@ -232,3 +232,19 @@ def test_changed_cluster_gets_eds_again_even_if_endpoints_are_equal(delta: bool)
     out = p.on_view(view({"a": "2"}, ("a",)))
     assert [r.type_url for r in out] == [CLUSTER, ENDPOINT]
     assert [r.name for r in out[1].resources] == ["a"]
+
+
+def test_streams_share_the_map_and_its_encoding_when_they_want_all_of_it() -> None:
+    from shoal.xds import wire
+
+    v = view({"a": "1", "b": "1"}, ("a", "b"))
+    one, two = proto(), proto()
+    for p in (one, two):
+        p.on_view(v)
+    r1 = only(one.on_request(Request(type_url=CLUSTER)), CLUSTER)
+    r2 = only(two.on_request(Request(type_url=CLUSTER)), CLUSTER)
+    assert r1.source is v.of(CLUSTER) and r2.source is v.of(CLUSTER)
+    hits = wire._BODIES.hits
+    wire.encode_sotw(r1)
+    wire.encode_sotw(r2)
+    assert wire._BODIES.hits >= hits + 1  # the second stream reused the first one's bytes

@@ -1,0 +1,80 @@
+"""Work on a whole resource map done once, however many streams hold that map.
+
+Snapshots share map objects between proxies and, for unchanged types, between snapshots
+(generate/reuse.py). What a stream needs to know about a map — its content digest, how it
+differs from the map the proxy holds, its encoded response body — is therefore computed once
+per map (or pair of maps) and looked up by identity. Each cache keeps the maps it describes
+alive, so an id is never reused while its entry exists, and holds only a few recent entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Generic, TypeVar
+
+from shoal.generate import PreparedResource
+
+ResourceMap = Mapping[str, PreparedResource]
+T = TypeVar("T")
+
+
+class IdentityCache(Generic[T]):
+    """A small LRU keyed by the identity of one or two objects, which it keeps alive."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[int, ...], tuple[tuple[object, ...], T]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, keys: tuple[object, ...], make: Callable[[], T]) -> T:
+        ident = tuple(map(id, keys))
+        found = self._entries.get(ident)
+        if found is not None:
+            self._entries.move_to_end(ident)
+            self.hits += 1
+            return found[1]
+        self.misses += 1
+        value = make()
+        self._entries[ident] = (keys, value)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return value
+
+
+def _digest(content: ResourceMap) -> str:
+    h = hashlib.blake2b(digest_size=6)
+    for name in sorted(content):
+        h.update(name.encode())
+        h.update(b"\0")
+        h.update(content[name].version.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+_DIGESTS: IdentityCache[str] = IdentityCache(256)
+_DIFFS: IdentityCache[tuple[frozenset[str], frozenset[str]]] = IdentityCache(256)
+
+
+def digest(content: ResourceMap, *, shared: bool = True) -> str:
+    """A short hash of the names and versions in `content` (its version on the wire).
+    `shared=False` for a map built for one stream: not worth a cache entry."""
+    if not shared:
+        return _digest(content)
+    return _DIGESTS.get((content,), lambda: _digest(content))
+
+
+def _diff(old: ResourceMap, new: ResourceMap) -> tuple[frozenset[str], frozenset[str]]:
+    changed = frozenset(
+        n for n, r in new.items() if (o := old.get(n)) is None or o.version != r.version
+    )
+    return changed, frozenset(old.keys() - new.keys())
+
+
+def diff(old: ResourceMap, new: ResourceMap) -> tuple[frozenset[str], frozenset[str]]:
+    """(names new or changed in `new`, names gone from `old`)."""
+    if old is new:
+        return frozenset(), frozenset()
+    return _DIFFS.get((old, new), lambda: _diff(old, new))
