@@ -1,8 +1,8 @@
 """DestinationRule (networking.istio.io): subsets of a service and the traffic policy
-(load balancing, connection pools, outlier detection, retry budget) that applies to them.
+(load balancing, connection pools, outlier detection, retry budget, TLS) that applies to them.
 
-The traffic-policy models live in trafficpolicy.py. TLS origination and `workloadSelector`
-(a rule for some sidecars only) are not implemented yet and are reported as such by load.py
+The traffic-policy models live in trafficpolicy.py (`tls` in clienttls.py). `workloadSelector`
+(a rule for some sidecars only) is not implemented yet and are reported as such by load.py
 (see unimplemented.py).
 """
 
@@ -45,6 +45,13 @@ class DestinationRuleSpec(ApiModel):
 
     def subset_names(self) -> list[str]:
         return [s.name for s in self.subsets]
+
+    def tls_files(self) -> tuple[str, ...]:
+        """Files named by every `tls` of this rule, for the control plane to read."""
+        found = list(self.traffic_policy.tls_files() if self.traffic_policy else ())
+        for s in self.subsets:
+            found += s.traffic_policy.tls_files() if s.traffic_policy else ()
+        return tuple(found)
 
     def policy_for(self, port: int | None, subset: str = "") -> TrafficPolicy | None:
         """The traffic policy of the cluster for (`port`, `subset`), levels merged as Istio does."""

@@ -11,18 +11,22 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from shoal.api.authorizationpolicy import AuthorizationPolicySpec
 from shoal.api.destinationrule import DestinationRuleSpec
 from shoal.api.gateway import GatewaySpec
 from shoal.api.localgateway import LocalGatewaySpec
 from shoal.api.localworkload import LocalWorkloadSpec
 from shoal.api.meshconfig import MeshConfigSpec
+from shoal.api.peerauthentication import PeerAuthenticationSpec
 from shoal.api.ratelimit import LocalRateLimitSpec
+from shoal.api.requestauthentication import RequestAuthenticationSpec
 from shoal.api.serviceentry import ServiceEntrySpec
 from shoal.api.sidecar import SidecarSpec
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.api.workloadentry import WorkloadEntrySpec
 
 _ISTIO_NETWORKING = ("v1", "v1beta1", "v1alpha3")
+_ISTIO_SECURITY = ("v1", "v1beta1")
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,11 @@ _REGISTRY: tuple[KindSpec, ...] = (
     KindSpec("shoal.dev", ("v1alpha1",), "LocalRateLimit", LocalRateLimitSpec),
     KindSpec("shoal.dev", ("v1alpha1",), "LocalGateway", LocalGatewaySpec),
     KindSpec("shoal.dev", ("v1alpha1",), "MeshConfig", MeshConfigSpec),
+    KindSpec("security.istio.io", _ISTIO_SECURITY, "PeerAuthentication", PeerAuthenticationSpec),
+    KindSpec("security.istio.io", _ISTIO_SECURITY, "AuthorizationPolicy", AuthorizationPolicySpec),
+    KindSpec(
+        "security.istio.io", _ISTIO_SECURITY, "RequestAuthentication", RequestAuthenticationSpec
+    ),
 )
 
 KIND_SPECS: Mapping[str, KindSpec] = {k.kind: k for k in _REGISTRY}

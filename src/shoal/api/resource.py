@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from shoal.api.authorizationpolicy import AuthorizationPolicySpec
 from shoal.api.destinationrule import DestinationRuleSpec
 from shoal.api.errors import ConfigError, render_path
 from shoal.api.gateway import GatewaySpec
@@ -18,7 +19,9 @@ from shoal.api.localgateway import LocalGatewaySpec
 from shoal.api.localworkload import LocalWorkloadSpec
 from shoal.api.meshconfig import MeshConfigSpec
 from shoal.api.meta import ObjectMeta
+from shoal.api.peerauthentication import PeerAuthenticationSpec
 from shoal.api.ratelimit import LocalRateLimitSpec
+from shoal.api.requestauthentication import RequestAuthenticationSpec
 from shoal.api.serviceentry import ServiceEntrySpec
 from shoal.api.sidecar import SidecarSpec
 from shoal.api.virtualservice import VirtualServiceSpec
@@ -35,6 +38,9 @@ Spec = (
     | LocalRateLimitSpec
     | LocalGatewaySpec
     | MeshConfigSpec
+    | PeerAuthenticationSpec
+    | AuthorizationPolicySpec
+    | RequestAuthenticationSpec
 )
 Path = tuple[str | int, ...]
 ResourceKey = tuple[str, str, str]

@@ -6,8 +6,8 @@ Istio's protobuf oneofs (`simple` or `consistentHash`; one hash key; `ringHash` 
 NACKed by Envoy. How a DestinationRule's levels combine (service, port, subset) is
 `effective_policy`, following Istio's MergeTrafficPolicy: a subset's policy replaces the
 service's component by component, and a `portLevelSettings` entry for the port replaces
-loadBalancer, connectionPool and outlierDetection as a whole (omitted ones fall back to
-defaults, not to the level above).
+loadBalancer, connectionPool, outlierDetection and tls as a whole (omitted ones fall back to
+defaults, not to the level above). `tls` is clienttls.py.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, model_validator
 
 from shoal.api.base import ApiModel, Bool, Int, Port, field_error
+from shoal.api.clienttls import ClientTLSSettings
 from shoal.api.duration import Duration
 
 # Istio's int32 fields: negative values are refused by Istio's validation.
@@ -183,6 +184,7 @@ class PortTrafficPolicy(ApiModel):
     load_balancer: LoadBalancerSettings | None = None
     connection_pool: ConnectionPoolSettings | None = None
     outlier_detection: OutlierDetection | None = None
+    tls: ClientTLSSettings | None = None
 
 
 class TrafficPolicy(ApiModel):
@@ -191,6 +193,14 @@ class TrafficPolicy(ApiModel):
     outlier_detection: OutlierDetection | None = None
     port_level_settings: list[PortTrafficPolicy] = Field(default_factory=list)
     retry_budget: RetryBudget | None = None
+    tls: ClientTLSSettings | None = None
+
+    def tls_files(self) -> tuple[str, ...]:
+        """Files named by `tls` here and in `portLevelSettings` (read by the control plane)."""
+        found = [*(self.tls.files() if self.tls else ())]
+        for p in self.port_level_settings:
+            found += p.tls.files() if p.tls else ()
+        return tuple(found)
 
     def for_port(self, port: int | None) -> TrafficPolicy:
         """This policy with the `portLevelSettings` entry for `port` applied (and dropped)."""
@@ -203,12 +213,13 @@ class TrafficPolicy(ApiModel):
                         "load_balancer": p.load_balancer,
                         "connection_pool": p.connection_pool,
                         "outlier_detection": p.outlier_detection,
+                        "tls": p.tls,
                     }
                 )
         return merged
 
 
-_COMPONENTS = ("load_balancer", "connection_pool", "outlier_detection", "retry_budget")
+_COMPONENTS = ("load_balancer", "connection_pool", "outlier_detection", "retry_budget", "tls")
 
 
 def effective_policy(
@@ -229,6 +240,7 @@ def effective_policy(
                 "load_balancer": p.load_balancer,
                 "connection_pool": p.connection_pool,
                 "outlier_detection": p.outlier_detection,
+                "tls": p.tls,
             }
             break
     return merged.model_copy(update=update)

@@ -12,13 +12,15 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel
 
+from shoal.api.authorizationpolicy import AuthorizationPolicySpec
+from shoal.api.clienttls import ClientTLSSettings
 from shoal.api.destinationrule import DestinationRuleSpec, LoadBalancerSettings, TrafficPolicy
 from shoal.api.gateway import Server, ServerTLSSettings
+from shoal.api.requestauthentication import RequestAuthenticationSpec
 from shoal.api.sidecar import SidecarSpec
 from shoal.api.trafficpolicy import (
     HTTPSettings,
     OutlierDetection,
-    PortTrafficPolicy,
     RetryBudget,
 )
 from shoal.api.virtualservice import (
@@ -32,8 +34,10 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
     HTTPRoute: frozenset({"delegate"}),
     HTTPMatchRequest: frozenset({"statPrefix"}),
     DestinationRuleSpec: frozenset({"workloadSelector"}),
-    TrafficPolicy: frozenset({"tls", "tunnel", "proxyProtocol"}),
-    PortTrafficPolicy: frozenset({"tls"}),
+    TrafficPolicy: frozenset({"tunnel", "proxyProtocol"}),
+    ClientTLSSettings: frozenset({"credentialName", "caCrl"}),
+    AuthorizationPolicySpec: frozenset({"targetRef", "targetRefs", "provider"}),
+    RequestAuthenticationSpec: frozenset({"targetRef", "targetRefs"}),
     HTTPSettings: frozenset({"useClientProtocol", "http2KeepAlive"}),
     OutlierDetection: frozenset({"consecutiveErrors", "outlierDetectionHttpErrorCodes"}),
     RetryBudget: frozenset({"budgetInterval"}),

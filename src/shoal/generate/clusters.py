@@ -1,13 +1,15 @@
 """Outbound clusters: one per service port, plus one per DestinationRule subset.
 
 The DestinationRule's traffic policy (merged for the port and subset) is applied by
-clusterpolicy.py.
+clusterpolicy.py, its `tls` (or automatic mTLS, for proxies with SDS) by mtls.py.
 
-Cluster bodies depend only on the service, its DestinationRule and the subset, so they are
-identical for every sidecar and generated once per snapshot.
+Cluster bodies depend only on the service, its DestinationRule, the subset and whether the
+proxy is secure (has SDS), so they are generated at most twice per snapshot.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2, config_source_pb2
@@ -15,6 +17,7 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 
 from shoal.api.destinationrule import DestinationRuleSpec
 from shoal.generate.clusterpolicy import apply_traffic_policy
+from shoal.generate.mtls import apply_client_tls
 from shoal.generate.names import inbound_cluster, outbound_cluster
 from shoal.generate.prepared import PreparedResource, prepare
 from shoal.model import MeshSnapshot, Port, Service
@@ -54,13 +57,29 @@ def _dns_assignment(name: str, service: Service, port: Port) -> endpoint_pb2.Clu
 
 
 def outbound(
-    service: Service, port: Port, subset: str, dr: DestinationRuleSpec | None
+    service: Service,
+    port: Port,
+    subset: str,
+    dr: DestinationRuleSpec | None,
+    *,
+    secure: bool = False,
+    files: Mapping[str, str] | None = None,
 ) -> PreparedResource:
-    """The cluster for one (service, port, subset)."""
+    """The cluster for one (service, port, subset), for a proxy with SDS if `secure`."""
     name = outbound_cluster(port.number, subset, service.hostname)
     cluster = cluster_pb2.Cluster(name=name)
     cluster.connect_timeout.FromSeconds(CONNECT_TIMEOUT_S)
-    apply_traffic_policy(cluster, dr.policy_for(port.number, subset) if dr else None, port)
+    policy = dr.policy_for(port.number, subset) if dr else None
+    apply_traffic_policy(cluster, policy, port)
+    apply_client_tls(
+        cluster,
+        policy.tls if policy else None,
+        secure=secure and service.location == "MESH_INTERNAL",
+        service=service,
+        port=port.number,
+        subset=subset,
+        files=files or {},
+    )
     uses_eds = False
     if service.resolution in ("DNS", "DNS_ROUND_ROBIN"):
         cluster.type = (
@@ -110,7 +129,9 @@ def inbound(app_port: int) -> PreparedResource:
     return prepare(name, cluster)
 
 
-def service_clusters(snapshot: MeshSnapshot, service: Service) -> list[PreparedResource]:
+def service_clusters(
+    snapshot: MeshSnapshot, service: Service, *, secure: bool = False
+) -> list[PreparedResource]:
     """Every outbound cluster of one service: per port, whole service and each subset."""
     dr_res = snapshot.dr_by_host.get(service.hostname)
     dr = (
@@ -118,7 +139,10 @@ def service_clusters(snapshot: MeshSnapshot, service: Service) -> list[PreparedR
     )
     out = []
     for port in service.ports:
-        out.append(outbound(service, port, "", dr))
+        out.append(outbound(service, port, "", dr, secure=secure, files=snapshot.files))
         if dr is not None:
-            out.extend(outbound(service, port, s.name, dr) for s in dr.subsets)
+            out.extend(
+                outbound(service, port, s.name, dr, secure=secure, files=snapshot.files)
+                for s in dr.subsets
+            )
     return out

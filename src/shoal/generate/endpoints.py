@@ -1,6 +1,8 @@
 """EDS: the `ClusterLoadAssignment` of every EDS cluster, filtered by subset labels.
 
-An endpoint-only change rebuilds these and nothing else, so it travels as EDS alone.
+An endpoint-only change rebuilds these and nothing else, so it travels as EDS alone. Endpoints
+of workloads with a mesh sidecar (`tls_mode` "istio") carry Istio's transport-socket-match
+metadata, so callers' automatic mTLS (mtls.py) speaks TLS to them and plaintext to others.
 """
 
 from __future__ import annotations
@@ -12,34 +14,39 @@ from envoy.config.core.v3 import address_pb2, health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 
 from shoal.api.destinationrule import DestinationRuleSpec
+from shoal.generate.mtls import TLS_MODE_ISTIO, TLS_MODE_KEY, TRANSPORT_SOCKET_MATCH
 from shoal.generate.names import outbound_cluster
 from shoal.generate.prepared import PreparedResource, prepare
-from shoal.model import MeshSnapshot, Port, Service
+from shoal.model import Endpoint, MeshSnapshot, Port, Service
 
 
 def assignment(
     name: str, service: Service, port: Port, selector: Mapping[str, str]
 ) -> PreparedResource:
     """The load assignment for one cluster: endpoints of `service` matching `selector`."""
-    lb_endpoints = [
-        endpoint_components_pb2.LbEndpoint(
-            endpoint=endpoint_components_pb2.Endpoint(
-                address=address_pb2.Address(
-                    socket_address=address_pb2.SocketAddress(
-                        address=ep.address, port_value=ep.port_for(port)
-                    )
-                )
-            ),
-            health_status=health_check_pb2.HEALTHY if ep.healthy else health_check_pb2.UNHEALTHY,
-            load_balancing_weight={"value": ep.weight},
-        )
-        for ep in service.endpoints
-        if ep.matches(selector)
-    ]
+    lb_endpoints = [_lb_endpoint(ep, port) for ep in service.endpoints if ep.matches(selector)]
     cla = endpoint_pb2.ClusterLoadAssignment(cluster_name=name)
     if lb_endpoints:
         cla.endpoints.append(endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=lb_endpoints))
     return prepare(name, cla)
+
+
+def _lb_endpoint(ep: Endpoint, port: Port) -> endpoint_components_pb2.LbEndpoint:
+    out = endpoint_components_pb2.LbEndpoint(
+        endpoint=endpoint_components_pb2.Endpoint(
+            address=address_pb2.Address(
+                socket_address=address_pb2.SocketAddress(
+                    address=ep.address, port_value=ep.port_for(port)
+                )
+            )
+        ),
+        health_status=health_check_pb2.HEALTHY if ep.healthy else health_check_pb2.UNHEALTHY,
+        load_balancing_weight={"value": ep.weight},
+    )
+    if ep.tls_mode == TLS_MODE_ISTIO:
+        # selects the cluster's mTLS transport socket (mtls.py, automatic mTLS)
+        out.metadata.filter_metadata[TRANSPORT_SOCKET_MATCH].update({TLS_MODE_KEY: TLS_MODE_ISTIO})
+    return out
 
 
 @lru_cache(maxsize=4096)

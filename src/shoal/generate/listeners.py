@@ -4,6 +4,14 @@ In INTERCEPTION_MODE NONE (no iptables) the sidecar has an outbound HTTP listene
 127.0.0.1:OUTBOUND_PORT that routes by Host header through RDS, and, when the node says where
 its app listens (APP_PORT), an inbound listener on INBOUND_PORT that forwards to the app.
 Listener bodies change only when ports change, so routing changes never drain connections.
+
+A secure sidecar's inbound listener (node metadata SECURE, see mtls.py) speaks mTLS: a
+`tls_inspector` tells TLS from plaintext connections and picks a filter chain, the TLS one
+requiring a client certificate from the mesh CA. Which chains exist is PeerAuthentication's
+mode for the workload port (peerauth.py): STRICT only TLS (a plaintext client finds no
+chain and is disconnected), PERMISSIVE both, DISABLE only plaintext. The app learns the
+caller's SPIFFE id from `x-forwarded-client-cert` (`URI=spiffe://...`), which the sidecar
+sets from the peer certificate and strips from anything a caller sent.
 """
 
 from __future__ import annotations
@@ -12,10 +20,12 @@ from envoy.config.core.v3 import address_pb2, config_source_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
+from shoal.generate import mtls, peerauth
 from shoal.generate.httpfilters import inbound_http_filters, outbound_http_filters, packed
 from shoal.generate.names import (
     INBOUND_LISTENER,
@@ -27,6 +37,7 @@ from shoal.generate.prepared import PreparedResource, prepare
 from shoal.model import MeshSnapshot, Proxy
 
 _HCM = "envoy.filters.network.http_connection_manager"
+_TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 
 
 def _listener(
@@ -111,10 +122,36 @@ def inbound_listener(
             virtual_hosts=[rc.VirtualHost(name="inbound", domains=["*"], routes=[route])],
         )
     )
-    return prepare(
-        INBOUND_LISTENER,
-        _listener(INBOUND_LISTENER, host, port, hcm),
-        refs=frozenset({cluster}),
+    listener = _listener(INBOUND_LISTENER, host, port, hcm)
+    if proxy.secure:
+        _secure_inbound(listener, peerauth.mtls_mode(snapshot, proxy, app_port))
+    return prepare(INBOUND_LISTENER, listener, refs=frozenset({cluster}))
+
+
+def _secure_inbound(listener: listener_pb2.Listener, mode: str) -> None:
+    """Turn the plaintext chain of `listener` into the chains `mode` allows (see above)."""
+    plain = listener.filter_chains[0]
+    hcm = hcm_pb2.HttpConnectionManager()
+    plain.filters[0].typed_config.Unpack(hcm)
+    # The caller's identity reaches the app; a caller cannot forge it (SANITIZE_SET).
+    hcm.forward_client_cert_details = hcm_pb2.HttpConnectionManager.SANITIZE_SET
+    hcm.set_current_client_cert_details.uri = True
+    plain.filters[0].typed_config.CopyFrom(packed(hcm))
+    if mode == "DISABLE":
+        return
+    tls_chain = listener_components_pb2.FilterChain(
+        name="inbound_mtls",
+        filter_chain_match=listener_components_pb2.FilterChainMatch(transport_protocol="tls"),
+        filters=plain.filters,
+        transport_socket=mtls.downstream_mtls(),
+    )
+    plain.name = "inbound_plaintext"
+    plain.filter_chain_match.transport_protocol = "raw_buffer"
+    chains = [tls_chain] if mode == "STRICT" else [tls_chain, plain]
+    del listener.filter_chains[:]
+    listener.filter_chains.extend(chains)
+    listener.listener_filters.add(
+        name=_TLS_INSPECTOR, typed_config=packed(tls_inspector_pb2.TlsInspector())
     )
 
 

@@ -3,7 +3,8 @@
 `ConfigGenerator` wraps one `MeshSnapshot`. Resources are memoized under the inputs they
 depend on: clusters and endpoints on nothing proxy-specific, the outbound route table on the
 proxy's namespace and outbound traffic policy (and labels only when a rule matches on source
-labels), listeners on the proxy's ports (and labels only when a LocalRateLimit exists).
+labels), listeners on the proxy's ports and `secure` (and labels only when a LocalRateLimit or a
+security policy exists); proxies with SDS (`secure`) get their own cluster set (mTLS).
 Gateway proxies (`router`) get listeners and routes from generate/gateway.py instead.
 A thousand sidecars in one namespace therefore cost one generation.
 """
@@ -56,6 +57,7 @@ class ConfigGenerator:
         self.routing_inputs = reuse.routing_inputs(snapshot)
         self._clusters: ResourceMap | None = None
         self._endpoints: ResourceMap | None = None
+        self._secure_clusters: ResourceMap | None = None
         self._routes: dict[tuple[object, ...], ResourceMap] = {}
         self._listeners: dict[tuple[object, ...], ResourceMap] = {}
         self._views: dict[tuple[object, ...], ProxyView] = {}
@@ -83,6 +85,12 @@ class ConfigGenerator:
                 self._routes = previous._routes
                 self._listeners = previous._listeners
             self._prev_cds_with = previous._cds_with
+        self._label_sensitive = bool(
+            snapshot.rate_limits
+            or snapshot.peer_authentications
+            or snapshot.authorization_policies
+            or snapshot.request_authentications
+        )
         self._source_sensitive = any(
             m.source_labels
             for vs in snapshot.virtual_services
@@ -110,6 +118,20 @@ class ConfigGenerator:
                 self._prev_cds if unchanged and self._prev_cds is not None else _by_name(items)
             )
         return self._clusters
+
+    def secure_clusters(self) -> ResourceMap:
+        """Clusters for proxies with SDS (automatic mTLS, ISTIO_MUTUAL; see mtls.py). Their
+        server SANs come from the endpoints' service accounts, so they are not taken over
+        from the previous snapshot."""
+        if self._secure_clusters is None:
+            self._secure_clusters = _by_name(
+                [
+                    c
+                    for s in self.snapshot.services.values()
+                    for c in clusters.service_clusters(self.snapshot, s, secure=True)
+                ]
+            )
+        return self._secure_clusters
 
     def endpoints(self) -> ResourceMap:
         if self._endpoints is None:
@@ -160,9 +182,11 @@ class ConfigGenerator:
         return (
             proxy.type,
             proxy.workload_name,
-            # inbound filters (rate limits) and gateway servers select proxies by labels
+            # inbound filters (rate limits, security policies) and gateway servers select
+            # proxies by namespace and labels; a secure proxy's inbound listener speaks mTLS
             proxy.namespace,
-            proxy.labels_key if self.snapshot.rate_limits or proxy.type == "router" else (),
+            proxy.labels_key if self._label_sensitive or proxy.type == "router" else (),
+            proxy.secure,
             proxy.interception_mode,
             proxy.outbound_port,
             proxy.inbound_port,
@@ -194,7 +218,7 @@ class ConfigGenerator:
         found = self._views.get(key)
         if found is not None:
             return found
-        cds = self.clusters()
+        cds = self.secure_clusters() if proxy.secure else self.clusters()
         extra = self.inbound_clusters(proxy)
         if extra:
             # proxies needing the same extra clusters share one map

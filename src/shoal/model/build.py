@@ -73,6 +73,8 @@ def build_snapshot(
     instances: Iterable[RegistryInstance] = (),
     errors: Sequence[ConfigError] = (),
     credentials: Mapping[str, Credential] | None = None,
+    *,
+    files: Mapping[str, str] | None = None,
 ) -> MeshSnapshot:
     """Index validated resources into a snapshot. Resources must already be validated."""
     by_kind: dict[str, list[Resource]] = {}
@@ -153,6 +155,10 @@ def build_snapshot(
         sidecars=tuple(by_kind.get("Sidecar", [])),
         rate_limits=tuple(by_kind.get("LocalRateLimit", [])),
         credentials=MappingProxyType(dict(sorted((credentials or {}).items()))),
+        peer_authentications=tuple(by_kind.get("PeerAuthentication", [])),
+        authorization_policies=tuple(by_kind.get("AuthorizationPolicy", [])),
+        request_authentications=tuple(by_kind.get("RequestAuthentication", [])),
+        files=MappingProxyType(dict(sorted((files or {}).items()))),
         mesh_config=next(
             (r.spec for r in by_kind.get("MeshConfig", []) if isinstance(r.spec, MeshConfigSpec)),
             MeshConfigSpec(),

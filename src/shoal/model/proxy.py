@@ -42,6 +42,9 @@ class Proxy:
     app_port: int | None = None
     # shoal extension: the Envoy admin port on loopback, so `shoal proxy-config` can find it
     admin_port: int | None = None
+    # node metadata SECURE "true": the proxy has SDS (cluster `sds-grpc`) with the workload's
+    # certificate (`default`) and the mesh trust bundle (`ROOTCA`), so it can speak mTLS
+    secure: bool = False
 
     @property
     def labels_key(self) -> tuple[tuple[str, str], ...]:
@@ -108,4 +111,5 @@ def parse_proxy(node_id: str, metadata: Mapping[str, object]) -> Proxy:
         inbound_port=_port(metadata, "INBOUND_PORT"),
         app_port=_port(metadata, "APP_PORT"),
         admin_port=_port(metadata, "ADMIN_PORT"),
+        secure=str(metadata.get("SECURE") or "").lower() == "true",
     )

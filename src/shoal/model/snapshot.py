@@ -44,6 +44,8 @@ class Endpoint:
     weight: int = 1
     service_account: str = ""
     healthy: bool = True
+    # "istio": the workload's sidecar accepts mesh mTLS (Istio's `security.istio.io/tlsMode`)
+    tls_mode: str = "disabled"
 
     def port_for(self, port: Port) -> int:
         return self.ports.get(port.name) or port.target_port or port.number
@@ -100,6 +102,13 @@ class MeshSnapshot:
     credentials: Mapping[str, Credential] = field(default_factory=dict)
     # mesh-wide defaults (shoal.dev MeshConfig; the first in namespace/name order)
     mesh_config: MeshConfigSpec = field(default_factory=MeshConfigSpec)
+    # security (issue 5): PeerAuthentications, AuthorizationPolicies, RequestAuthentications
+    # in namespace/name order, and the contents of local files they or DestinationRule `tls`
+    # name (JWKS, certificates), read by the sources layer, by the path as written
+    peer_authentications: tuple[Resource, ...] = ()
+    authorization_policies: tuple[Resource, ...] = ()
+    request_authentications: tuple[Resource, ...] = ()
+    files: Mapping[str, str] = field(default_factory=dict)
 
     def resolve(self, host: str, namespace: str) -> str:
         """A host as written in a rule of `namespace`, as the full name services are keyed by."""

@@ -103,13 +103,13 @@ def test_unimplemented_destination_rule_fields() -> None:
         spec:
           host: reviews
           trafficPolicy:
-            tls: {mode: SIMPLE}
+            tls: {mode: SIMPLE, caCrl: /etc/crl.pem}
             loadBalancer:
               warmupDurationSecs: 10s
         """
     )
     assert [(e.field, e.line) for e in errors] == [
-        ("spec.trafficPolicy.tls", 7),
+        ("spec.trafficPolicy.tls.caCrl", 7),
         ("spec.trafficPolicy.loadBalancer.warmupDurationSecs", 9),
     ]
     assert all("does not implement yet" in e.message for e in errors)

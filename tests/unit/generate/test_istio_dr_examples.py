@@ -1,7 +1,7 @@
 """Istio's own DestinationRule examples load unchanged and generate clusters.
 
 The YAML under istio_examples/ is copied verbatim from Istio's API comments and task pages.
-Examples that use fields shoal does not implement yet (TLS origination, zone-aware load
+Examples that use fields shoal does not implement yet (`credentialName`, zone-aware load
 balancing) must be refused with "not implemented yet", never with a misleading error.
 """
 
@@ -19,7 +19,7 @@ from shoal.generate.prepared import unpack
 from shoal.model import build_snapshot
 
 EXAMPLES = Path(__file__).parent / "istio_examples"
-NOT_YET = ("tls", "zoneAwareLbSetting", "workloadSelector")
+NOT_YET = ("credentialName", "zoneAwareLbSetting", "workloadSelector")
 
 REGISTRY = """
 apiVersion: networking.istio.io/v1
@@ -74,6 +74,8 @@ def test_istio_example_loads_and_generates(name: str, doc: str) -> None:
     gen = ConfigGenerator(build_snapshot("examples.1", result.resources))
     clusters = {n: unpack(r, cluster_pb2.Cluster()) for n, r in gen.clusters().items() if "|" in n}
     host = yaml.safe_load(doc)["spec"]["host"]
+    if host.startswith("*"):
+        return  # a wildcard rule (tls-foo) applies to services the registry does not have
     assert any(host.split(".")[0] in n for n in clusters), sorted(clusters)
 
 

@@ -320,7 +320,7 @@ def test_no_hash_policy_without_consistent_hash() -> None:
         ("outlierDetection: {interval: 0.1ms}", "interval"),
         ("retryBudget: {percent: 120}", "percent"),
         ("retryBudget: {budgetInterval: 1s}", "budgetInterval"),
-        ("tls: {mode: ISTIO_MUTUAL}", "tls"),
+        ("tls: {mode: MUTUAL}", "clientCertificate"),
     ],
 )
 def test_invalid_policies_name_the_field(policy: str, field: str) -> None:

@@ -1,0 +1,130 @@
+"""AuthorizationPolicy (security.istio.io): who may call what on a workload.
+
+Field names and meaning are Istio's (`security/v1beta1/authorization_policy.proto`):
+`action` ALLOW (default), DENY or AUDIT; `rules` of `from` sources, `to` operations and
+`when` conditions. CUSTOM (an external authorizer) and `targetRef(s)` are not implemented yet
+and say so. Translation to Envoy RBAC is generate/authz.py; the `when` keys it understands
+are listed in `CONDITION_KEYS` and checked here, so a typo is a load error with its field.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from shoal.api.base import ApiModel, field_error
+from shoal.api.peerauthentication import WorkloadLabelSelector
+
+# Istio's condition keys shoal translates (authorization-policy conditions reference).
+CONDITION_KEYS = (
+    "request.headers",
+    "source.ip",
+    "remote.ip",
+    "source.namespace",
+    "source.principal",
+    "request.auth.principal",
+    "request.auth.audiences",
+    "request.auth.presenter",
+    "request.auth.claims",
+    "destination.port",
+    "connection.sni",
+)
+_BRACKETED = re.compile(r"^(request\.headers|request\.auth\.claims)\[([^\]]+)\]$")
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """`request.headers[x-a]` -> ("request.headers", "x-a"); `source.ip` -> ("source.ip", "")."""
+    found = _BRACKETED.match(key)
+    if found:
+        return found.group(1), found.group(2)
+    return key, ""
+
+
+class Source(ApiModel):
+    principals: list[str] = Field(default_factory=list)
+    not_principals: list[str] = Field(default_factory=list)
+    request_principals: list[str] = Field(default_factory=list)
+    not_request_principals: list[str] = Field(default_factory=list)
+    namespaces: list[str] = Field(default_factory=list)
+    not_namespaces: list[str] = Field(default_factory=list)
+    ip_blocks: list[str] = Field(default_factory=list)
+    not_ip_blocks: list[str] = Field(default_factory=list)
+    remote_ip_blocks: list[str] = Field(default_factory=list)
+    not_remote_ip_blocks: list[str] = Field(default_factory=list)
+
+
+class Operation(ApiModel):
+    hosts: list[str] = Field(default_factory=list)
+    not_hosts: list[str] = Field(default_factory=list)
+    ports: list[str] = Field(default_factory=list)
+    not_ports: list[str] = Field(default_factory=list)
+    methods: list[str] = Field(default_factory=list)
+    not_methods: list[str] = Field(default_factory=list)
+    paths: list[str] = Field(default_factory=list)
+    not_paths: list[str] = Field(default_factory=list)
+
+    @field_validator("ports", "not_ports")
+    @classmethod
+    def _numeric(cls, value: list[str]) -> list[str]:
+        for port in value:
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"port {port!r} must be a number in 1..65535")
+        return value
+
+
+class From(ApiModel):
+    source: Source
+
+
+class To(ApiModel):
+    operation: Operation
+
+
+class Condition(ApiModel):
+    key: str = Field(min_length=1)
+    values: list[str] = Field(default_factory=list)
+    not_values: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known(self) -> Self:
+        name, arg = split_key(self.key)
+        if name not in CONDITION_KEYS or (
+            name in ("request.headers", "request.auth.claims") and not arg
+        ):
+            raise field_error(
+                "key",
+                f"condition key {self.key!r} is not supported; use one of "
+                "request.headers[NAME], request.auth.claims[NAME], "
+                + ", ".join(k for k in CONDITION_KEYS if k not in _ARG_KEYS),
+            )
+        if not self.values and not self.not_values:
+            raise field_error("values", "a condition needs values or notValues")
+        if name == "destination.port":
+            for i, v in enumerate([*self.values, *self.not_values]):
+                if not v.isdigit():
+                    raise field_error(f"values.{i}", f"port {v!r} must be a number")
+        return self
+
+
+_ARG_KEYS = ("request.headers", "request.auth.claims")
+
+
+class Rule(ApiModel):
+    from_: list[From] = Field(default_factory=list, alias="from")
+    to: list[To] = Field(default_factory=list)
+    when: list[Condition] = Field(default_factory=list)
+
+
+class AuthorizationPolicySpec(ApiModel):
+    selector: WorkloadLabelSelector | None = None
+    rules: list[Rule] = Field(default_factory=list)
+    action: Literal["ALLOW", "DENY", "AUDIT", "CUSTOM"] = "ALLOW"
+
+    @field_validator("action")
+    @classmethod
+    def _custom(cls, value: str) -> str:
+        if value == "CUSTOM":
+            raise ValueError("action CUSTOM (external authorization) is not implemented yet")
+        return value

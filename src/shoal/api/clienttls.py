@@ -1,0 +1,45 @@
+"""DestinationRule `tls` (Istio's `ClientTLSSettings`): how a sidecar connects to a service.
+
+DISABLE: plaintext. SIMPLE: TLS, verifying the server against `caCertificates` (or the
+system trust store) unless `insecureSkipVerify`. MUTUAL: SIMPLE plus a client certificate
+(`clientCertificate` and `privateKey`). ISTIO_MUTUAL: the mesh's own certificates from SDS.
+File paths (absolute, or relative to the config directory) are read by the control plane,
+never by generation: `files()` lists them for the sources layer.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+
+from shoal.api.base import ApiModel, Bool, field_error
+
+TlsMode = Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"]
+
+
+class ClientTLSSettings(ApiModel):
+    mode: TlsMode = "DISABLE"
+    client_certificate: str = ""
+    private_key: str = ""
+    ca_certificates: str = ""
+    subject_alt_names: list[str] = Field(default_factory=list)
+    sni: str = ""
+    insecure_skip_verify: Bool | None = None
+
+    @model_validator(mode="after")
+    def _mutual_needs_cert(self) -> Self:
+        if self.mode == "MUTUAL":
+            for name, value in (
+                ("clientCertificate", self.client_certificate),
+                ("privateKey", self.private_key),
+            ):
+                if not value:
+                    raise field_error(name, f"tls mode MUTUAL needs {name}")
+        return self
+
+    def files(self) -> tuple[str, ...]:
+        """Paths this setting refers to, for the control plane to read."""
+        return tuple(
+            p for p in (self.client_certificate, self.private_key, self.ca_certificates) if p
+        )
