@@ -25,7 +25,6 @@ from shoal.generate import ConfigGenerator
 from shoal.model import Credential, MeshSnapshot, RegistryInstance, build_snapshot
 from shoal.sources.directory import read_config_dir, watch_dir
 from shoal.sources.policyfiles import read_policy_files
-from shoal.sources.policyfiles import read_policy_files
 from shoal.sources.secrets import read_credentials
 from shoal.xds.debounce import Debouncer
 from shoal.xds.server import AdsServer
@@ -65,8 +64,6 @@ class ControlPlane:
         self.errors: tuple[ConfigError, ...] = ()
         self.instances: tuple[RegistryInstance, ...] = ()
         self.credentials: dict[str, Credential] = {}
-        # contents of local files named by policies (DestinationRule tls, JWKS)
-        self.files: dict[str, str] = {}
         # contents of local files named by policies (DestinationRule tls, JWKS)
         self.files: dict[str, str] = {}
         # called with every new snapshot (e.g. `shoal up` reconciles its replicas)
@@ -110,9 +107,6 @@ class ControlPlane:
             credentials = read_credentials(self.settings.config_dir)
             changed = changed or credentials != self.credentials
             self.credentials = credentials
-            files = read_policy_files(self.settings.config_dir, self.store.resources)
-            changed = changed or files != self.files
-            self.files = files
             files = read_policy_files(self.settings.config_dir, self.store.resources)
             changed = changed or files != self.files
             self.files = files
