@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import prometheus_client
 from aiohttp import web
 
 from shoal.controlplane.testhooks import poison_view
@@ -42,6 +43,12 @@ def _app(cp: ControlPlane) -> web.Application:
             cp.ads.update(cp.ads.generator)
         return web.Response(text="ok\n")
 
+    async def metrics(_: web.Request) -> web.Response:
+        body = prometheus_client.generate_latest(cp.ads.metrics.registry)
+        return web.Response(
+            body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
+        )
+
     async def extra(request: web.Request) -> web.Response:
         view = cp.debug_views.get(request.match_info["name"])
         if view is None:
@@ -52,6 +59,7 @@ def _app(cp: ControlPlane) -> web.Application:
     app.router.add_get("/ready", ready)
     app.router.add_get("/debug/syncz", syncz)
     app.router.add_get("/debug/config", config)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/debug/{name}", extra)
     if cp.settings.test_hooks:
         app.router.add_post("/debug/test/poison", poison)

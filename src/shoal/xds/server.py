@@ -29,6 +29,7 @@ from shoal.generate.endpoints import empty_assignment
 from shoal.generate.prepared import ENDPOINT
 from shoal.model import Proxy, ProxyError, parse_proxy
 from shoal.xds.messages import Request, Response
+from shoal.xds.metrics import XdsMetrics, short
 from shoal.xds.stream import StreamProtocol
 from shoal.xds.wire import encode_delta, encode_sotw
 
@@ -70,6 +71,8 @@ class Connection:
     connected_at: float = field(default_factory=time.time)
     view_pending: bool = False
     identity: tuple[str, str] | None = None  # (namespace, service account) of the credential
+    # nonce -> when the snapshot that produced the response was ready (for convergence)
+    sent_at: dict[str, float] = field(default_factory=dict)
 
     def wake(self) -> None:
         if not self.view_pending:
@@ -115,11 +118,15 @@ class AdsServer:
         self.authenticate: Authenticator | None = None
         self.credentials: grpc.ServerCredentials | None = None
         self.extra_handlers: list[grpc.GenericRpcHandler] = []
+        self.metrics = XdsMetrics()
+        self.metrics.watch_queue(lambda: sum(c.view_pending for c in self.connections.values()))
+        self._snapshot_ready = time.monotonic()
 
     # ------------------------------------------------------------------ config
     def update(self, generator: ConfigGenerator) -> None:
         """A new snapshot: every stream recomputes its view and pushes what changed."""
         self.generator = generator
+        self._snapshot_ready = time.monotonic()
         for conn in self.connections.values():
             conn.wake()
 
@@ -194,7 +201,9 @@ class AdsServer:
                     conn.view_pending = False
                     view = self._view(conn.proxy) if conn.proxy is not None else None
                     responses = conn.protocol.on_view(view) if view is not None else []
+                    trigger = "config"
                 else:
+                    trigger = "request"
                     assert isinstance(
                         item, discovery_pb2.DiscoveryRequest | discovery_pb2.DeltaDiscoveryRequest
                     )
@@ -211,15 +220,39 @@ class AdsServer:
                         log.warning(
                             "NACK from %s for %s: %s", conn.proxy.node_id, req.type_url, req.error
                         )
+                    self._observe_reply(conn, req)
                     responses = conn.protocol.on_request(req)
                 for resp in responses:
                     log.debug("response %s %s %s", resp.type_url, resp.version, resp.nonce)
-                    yield encode(resp)
+                    data = encode(resp)
+                    kind = short(resp.type_url)
+                    self.metrics.pushes.labels(kind, trigger).inc()
+                    self.metrics.resources_sent.labels(kind).inc(len(resp.resources))
+                    self.metrics.bytes_sent.labels(kind).inc(len(data))
+                    conn.sent_at[resp.nonce] = self._snapshot_ready
+                    # A slow proxy blocks here (HTTP/2 flow control) and only itself: its
+                    # later config changes coalesce into one pending view meanwhile.
+                    yield data
         finally:
             reader.cancel()
             self.connections.pop(conn.id, None)
+            self.metrics.connected.set(len(self.connections))
             if conn.proxy is not None:
                 log.info("proxy %s disconnected", conn.proxy.node_id)
+
+    def _observe_reply(self, conn: Connection, req: Request) -> None:
+        """Count NACKs and time ACKs of what this server sent."""
+        sent = conn.sent_at.pop(req.nonce, None) if req.nonce else None
+        if sent is None:
+            return
+        kind = short(req.type_url)
+        if req.error:
+            self.metrics.nacks.labels(kind).inc()
+        else:
+            self.metrics.convergence.labels(kind).observe(time.monotonic() - sent)
+        if len(conn.sent_at) > 64:  # answers to stale nonces never come
+            for nonce in list(conn.sent_at)[:-16]:
+                del conn.sent_at[nonce]
 
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> tuple[str, str]:
         assert self.authenticate is not None
@@ -257,6 +290,7 @@ class AdsServer:
             log.warning("refusing xDS stream: %s", msg)
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, msg)
         self.connections[conn.id] = conn
+        self.metrics.connected.set(len(self.connections))
         log.info("proxy %s connected (%s)", conn.proxy.node_id, "delta" if conn.delta else "sotw")
         view = self._view(conn.proxy)
         if view is not None:

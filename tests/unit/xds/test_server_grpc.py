@@ -128,3 +128,97 @@ async def test_a_node_shoal_cannot_parse_is_refused(server: tuple[AdsServer, int
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "node id" in (err.value.details() or "")
         assert ads.syncz() == []
+
+
+async def test_a_stalled_proxy_does_not_hold_up_the_others() -> None:
+    """One client stops reading; a config change still reaches another client promptly."""
+    import textwrap
+
+    from ..generate.meshcfg import snapshot as snap
+
+    def many(n: int, port: int) -> str:
+        docs = []
+        for i in range(n):
+            docs.append(
+                textwrap.dedent(
+                    f"""
+                    apiVersion: networking.istio.io/v1
+                    kind: ServiceEntry
+                    metadata: {{name: s{i}, namespace: default}}
+                    spec:
+                      hosts: [s{i}.default.svc.cluster.local]
+                      location: MESH_INTERNAL
+                      resolution: STATIC
+                      ports: [{{number: {port}, name: http, protocol: HTTP}}]
+                      endpoints: [{{address: 10.1.{i // 250}.{i % 250 + 1}}}]
+                    """
+                )
+            )
+        return "---".join(docs)
+
+    ads = AdsServer("boot")
+    ads.update(ConfigGenerator(snap(many(400, 80))))
+    port = await ads.start("127.0.0.1", 0)
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{port}") as slow_ch,
+            grpc.aio.insecure_channel(f"127.0.0.1:{port}") as fast_ch,
+        ):
+            slow, fast = Client(slow_ch), Client(fast_ch)
+            for c, name in ((slow, "slow"), (fast, "fast")):
+                req = node(f"sidecar~127.0.0.1~{name}.default~default.svc.cluster.local")
+                req.type_url = CLUSTER
+                await c.out.put(req)
+            first = await fast.recv()  # the slow one never reads again
+            await fast.out.put(
+                discovery_pb2.DiscoveryRequest(
+                    type_url=CLUSTER, version_info=first.version_info, response_nonce=first.nonce
+                )
+            )
+            # several big changes: the slow stream's window fills and its pushes coalesce
+            for round_ in range(3):
+                ads.update(ConfigGenerator(snap(many(400, 81 + round_))))
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                got = await fast.recv()
+                assert loop.time() - started < 2.0
+                await fast.out.put(
+                    discovery_pb2.DiscoveryRequest(
+                        type_url=CLUSTER, version_info=got.version_info, response_nonce=got.nonce
+                    )
+                )
+            assert all(
+                not c.view_pending
+                for c in ads.connections.values()
+                if c.proxy and "fast" in c.proxy.node_id
+            )
+            await slow.out.put(None)
+            await fast.out.put(None)
+    finally:
+        await ads.stop(0)
+
+
+async def test_metrics_count_pushes_acks_and_connections(server: tuple[AdsServer, int]) -> None:
+    from prometheus_client import generate_latest
+
+    ads, port = server
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        client = Client(channel)
+        first = node()
+        first.type_url = CLUSTER
+        await client.out.put(first)
+        cds = await client.recv()
+        await client.out.put(
+            discovery_pb2.DiscoveryRequest(
+                type_url=CLUSTER, version_info=cds.version_info, response_nonce=cds.nonce
+            )
+        )
+        for _ in range(100):
+            text = generate_latest(ads.metrics.registry).decode()
+            if 'shoal_xds_convergence_seconds_count{type="cds"} 1.0' in text:
+                break
+            await asyncio.sleep(0.02)
+        assert 'shoal_xds_pushes_total{trigger="request",type="cds"} 1.0' in text
+        assert 'shoal_xds_convergence_seconds_count{type="cds"} 1.0' in text
+        assert "shoal_xds_connected_proxies 1.0" in text
+        await client.out.put(None)
