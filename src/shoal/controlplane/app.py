@@ -129,6 +129,7 @@ class ControlPlane:
             files=self.files,
         )
         self.ads.update(ConfigGenerator(self.snapshot, previous=self.ads.generator))
+        self.ads.metrics.generation.observe(time.perf_counter() - started)
         log.info(
             "snapshot %s: %d services, %d instances, built in %.1f ms",
             version,
