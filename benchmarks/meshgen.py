@@ -9,6 +9,10 @@ endpoints each, spread round-robin over K namespaces. Every service gets:
 * for a fraction V of the services (spread evenly), a ``VirtualService`` splitting 90/10
   between the subsets.
 
+With ``sidecar_scope=True`` every namespace also gets a ``Sidecar`` whose egress is
+``./*`` (its proxies see only their own namespace's services), as the scale benchmark's
+"with Sidecar scoping" runs use.
+
 Each resource lives in its own file (``<namespace>/<service>-{se,dr,vs}.yaml``), so a
 benchmark can edit one VirtualService or one ServiceEntry the way an operator would. The first
 namespace is always ``default``: that is where the benchmark sidecars live.
@@ -141,7 +145,23 @@ spec:
 """
 
 
-def generate_mesh(s: int, e: int = 10, k: int = 1, v: float = 0.5) -> dict[str, str]:
+def sidecar_egress(namespace: str) -> str:
+    """A namespace-wide ``Sidecar``: its proxies' egress is their own namespace only."""
+    return f"""apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata:
+  name: default
+  namespace: {namespace}
+spec:
+  egress:
+  - hosts:
+    - "./*"
+"""
+
+
+def generate_mesh(
+    s: int, e: int = 10, k: int = 1, v: float = 0.5, *, sidecar_scope: bool = False
+) -> dict[str, str]:
     """The whole mesh as ``{file name: YAML text}`` (see the module docstring)."""
     files: dict[str, str] = {}
     for svc in services(s, k, v):
@@ -149,6 +169,9 @@ def generate_mesh(s: int, e: int = 10, k: int = 1, v: float = 0.5) -> dict[str, 
         files[svc.file("dr")] = destination_rule(svc)
         if svc.has_vs:
             files[svc.file("vs")] = virtual_service(svc)
+    if sidecar_scope:
+        for ns in namespaces(k):
+            files[f"{ns}/sidecar.yaml"] = sidecar_egress(ns)
     return files
 
 

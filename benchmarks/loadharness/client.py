@@ -106,13 +106,15 @@ class Fleet:
         *,
         delta: bool = False,
         per_channel: int = 64,
+        capture: int = 1,
     ) -> None:
         self.target = target
         self.cache = ResourceCache()
         self.watch: set[str] = set()  # EDS clusters whose endpoint port every proxy notes
         self.proxies = [
             SimProxy(
-                ProxyState(ident, delta=delta, cache=self.cache, watch=self.watch), capture=i == 0
+                ProxyState(ident, delta=delta, cache=self.cache, watch=self.watch),
+                capture=i < capture,
             )
             for i, ident in enumerate(identities)
         ]
@@ -146,9 +148,10 @@ class Fleet:
         """Per type, the serialized resources proxy 0 holds (what the floor starts from)."""
         return {t: list(held.values()) for t, held in self.proxies[0].held_bytes.items()}
 
-    def last_response(self, type_url: str) -> list[bytes]:
-        """The serialized resources of the last response of ``type_url`` to proxy 0."""
-        return self.proxies[0].last_bytes.get(type_url, [])
+    def last_response(self, type_url: str, proxy: int = 0) -> list[bytes]:
+        """The serialized resources of the last response of ``type_url`` to ``proxy`` (one of
+        the first ``capture`` proxies)."""
+        return self.proxies[proxy].last_bytes.get(type_url, [])
 
     def errors(self) -> list[str]:
         return [p.error for p in self.proxies if p.error]

@@ -100,20 +100,19 @@ class FloorServer:
         if self._server is not None:
             await self._server.stop(0.2)
 
-    def push(self, type_url: str, resources: list[bytes] | None, nodes: set[str] | None) -> int:
-        """Send ``resources`` (default: what it holds) with a new version; return how many
-        streams it went to."""
+    def push(self, type_url: str, resources: list[bytes] | None, nodes: set[str] | None) -> str:
+        """Send ``resources`` (default: what it holds) with a new version to every stream (or
+        to ``nodes``); return the version."""
         self._version += 1
+        version = f"floor-{self._version}"
         if resources is not None:
             self.resources[type_url] = resources
-        body = response_body(f"floor-{self._version}", type_url, self.resources[type_url])
+        body = response_body(version, type_url, self.resources[type_url])
         self._bodies[type_url] = body
-        sent = 0
         for stream in self.streams.values():
             if nodes is None or stream.node in nodes:
                 stream.queue.put_nowait(with_nonce(body, str(next(self._nonces))))
-                sent += 1
-        return sent
+        return version
 
     async def _read(self, requests: AsyncIterator[Any], stream: _Stream) -> None:
         try:
@@ -190,12 +189,12 @@ class FloorProcess:
 
     async def push(
         self, type_url: str, resources: list[bytes] | None = None, nodes: set[str] | None = None
-    ) -> int:
-        """Ask the floor to push; returns once it has queued the responses."""
+    ) -> str:
+        """Ask the floor to push; returns the version once it has queued the responses."""
         loop = asyncio.get_running_loop()
         self._conn.send(("push", type_url, resources, nodes))
-        sent: int = await loop.run_in_executor(None, functools.partial(self._conn.recv))
-        return sent
+        version: str = await loop.run_in_executor(None, functools.partial(self._conn.recv))
+        return version
 
     def stop(self) -> None:
         if self.proc.is_alive():

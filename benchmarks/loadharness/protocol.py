@@ -172,6 +172,12 @@ class TypeRecord:
                 return ev.acked
         return None
 
+    def ack_of_version(self, version: str) -> float | None:
+        for ev in self.events:
+            if ev.version == version:
+                return ev.acked
+        return None
+
     def ack_of_port(self, cluster: str, port: int, t0: float) -> float | None:
         """When this proxy ACKed an EDS response giving ``cluster`` endpoint port ``port``."""
         for ev in self.events:

@@ -1,0 +1,278 @@
+"""Control-plane scale: N simulated sidecars against ``shoal control-plane``, beside the floor.
+
+Each cell of the matrix (S services x 10 endpoints over 10 namespaces, N simulated sidecars,
+state of the world or delta, with or without a ``Sidecar`` egress ``./*`` per namespace) runs
+the scenarios of ``loadharness/scenarios.py`` against shoal and then replays the same fan-out
+on a trivial pre-serialized ADS server (the floor). Every figure is printed beside the floor's
+and as a ratio, because this 2-core machine is shared and noisy.
+
+    .venv/bin/python benchmarks/scale_bench.py              # --quick: a few minutes
+    .venv/bin/python benchmarks/scale_bench.py --full       # the whole matrix
+    .venv/bin/python benchmarks/scale_bench.py --cells 1000:1000:sotw:off --churn-s 60
+
+A cell is ``S:N:sotw|delta:off|on``. See benchmarks/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import platform
+import signal
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loadharness.procstat import percentile
+from loadharness.scenarios import Cell, CellResult, Change, Options, Side, run_cell
+
+HEADLINE = "1000:1000:sotw:off"
+QUICK = ["100:100:sotw:off", "100:100:delta:off", "100:100:sotw:on", HEADLINE]
+FULL = [
+    *(f"{s}:100:sotw:off" for s in (100, 1000, 5000)),
+    *(f"1000:{n}:sotw:off" for n in (100, 500, 1000)),
+    "1000:1000:delta:off",
+    "1000:1000:sotw:on",
+    "1000:1000:delta:on",
+]
+
+
+def parse_cell(text: str) -> Cell:
+    s, n, mode, scope = text.split(":")
+    if mode not in ("sotw", "delta") or scope not in ("off", "on"):
+        raise argparse.ArgumentTypeError(f"bad cell {text!r}: want S:N:sotw|delta:off|on")
+    return Cell(int(s), int(n), delta=mode == "delta", scoped=scope == "on")
+
+
+# ---------------------------------------------------------------------------------- figures
+def _ms(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x * 1000:.0f}"
+
+
+def _s(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.2f}"
+
+
+def _ratio(a: float, b: float) -> str:
+    return "-" if math.isnan(a) or math.isnan(b) or b <= 0 else f"{a / b:.1f}x"
+
+
+def pooled(changes: list[Change], q: float) -> float:
+    """Percentile over every affected proxy of every change (NaN counts as not converged)."""
+    lat = [x for c in changes for x in c.latencies]
+    if any(math.isnan(x) for x in lat):
+        return math.nan
+    return percentile(lat, q)
+
+
+def per_change(changes: list[Change], q: float) -> float:
+    """Percentile over changes of "every affected proxy ACKed"."""
+    return percentile([c.all_s for c in changes], q) if changes else math.nan
+
+
+def fanout(changes: list[Change]) -> float:
+    """Median over changes of: first response of the measured type -> every proxy ACKed (the
+    fan-out alone, without file watcher, debounce and reload)."""
+    return _median([c.all_s - c.first_rx for c in changes])
+
+
+def _median(values: list[float]) -> float:
+    return percentile(values, 50) if values else math.nan
+
+
+def _met(ok: bool | None) -> str:
+    return "-" if ok is None else ("MET" if ok else "NOT MET")
+
+
+def cell_table(res: CellResult) -> str:
+    sh, fl = res.shoal, res.floor or Side()
+    rows: list[tuple[str, str, str, str, str, str]] = []
+
+    def row(
+        name: str, a: float, b: float, fmt: str, *, target: str = "", ok: bool | None = None
+    ) -> None:
+        f = _ms if fmt == "ms" else _s
+        rows.append((name, f(a), f(b), _ratio(a, b), target, _met(ok)))
+
+    row(
+        "cold start: all ACKed (s)", sh.cold_s, fl.cold_s, "s", target="<= 10 s", ok=sh.cold_s <= 10
+    )
+    row("cold start: p50 proxy synced (s)", sh.cold_p50_s, fl.cold_p50_s, "s")
+    eds50, feds50 = pooled(sh.eds, 50), pooled(fl.eds, 50)
+    eds99, feds99 = pooled(sh.eds, 99), pooled(fl.eds, 99)
+    row("endpoint change: p50 proxy ACKed (ms)", eds50, feds50, "ms")
+    ok = eds99 <= 0.5 and (math.isnan(feds99) or eds99 <= 2 * feds99)
+    row("endpoint change: p99 proxy ACKed (ms)", eds99, feds99, "ms", target="<= 500, 2x", ok=ok)
+    sh_all, fl_all = per_change(sh.eds, 50), per_change(fl.eds, 50)
+    row("endpoint change: all ACKed, p50 (ms)", sh_all, fl_all, "ms")
+    row("endpoint change: 1st push -> all ACKed (ms)", fanout(sh.eds), fanout(fl.eds), "ms")
+    vs99, fvs99 = pooled(sh.vs, 99), pooled(fl.vs, 99)
+    row("VS change: p99 affected ACKed (ms)", vs99, fvs99, "ms", target="<= 1000", ok=vs99 <= 1)
+    row("VS change: 1st push -> all ACKed (ms)", fanout(sh.vs), fanout(fl.vs), "ms")
+    if sh.churn:
+        ch50, fch50 = per_change(sh.churn, 50), per_change(fl.churn, 50)
+        ch99, fch99 = per_change(sh.churn, 99), per_change(fl.churn, 99)
+        row("churn: all ACKed per edit, p50 (ms)", ch50, fch50, "ms")
+        row(
+            "churn: all ACKed per edit, p99 (ms)", ch99, fch99, "ms", target="<= 1000", ok=ch99 <= 1
+        )
+    cpu_eds = _median([c.cpu_s for c in sh.eds])
+    row("CPU s per endpoint change", cpu_eds, _median([c.cpu_s for c in fl.eds]), "s")
+    row(
+        "CPU s per VS change",
+        _median([c.cpu_s for c in sh.vs]),
+        _median([c.cpu_s for c in fl.vs]),
+        "s",
+    )
+    row("CPU s for the cold start", sh.cpu_cold_s, math.nan, "s")
+    rows.append(
+        (
+            "RSS after cold start (MB)",
+            f"{sh.rss_mb:.0f}",
+            f"{fl.rss_mb:.0f}",
+            _ratio(sh.rss_mb, fl.rss_mb),
+            "<= 500",
+            _met(sh.hwm_mb <= 500),
+        )
+    )
+    rows.append(("peak RSS, VmHWM (MB)", f"{sh.hwm_mb:.0f}", f"{fl.hwm_mb:.0f}", "", "", ""))
+    if sh.rss_series:
+        series = " ".join(f"{mb:.0f}" for _, mb in sh.rss_series)
+        rows.append(("churn: RSS each second (MB)", series, "", "", "flat", ""))
+    for label, changes in (("endpoint", sh.eds), ("VS", sh.vs)):
+        if changes:
+            c = changes[-1]
+            types = ",".join(f"{k}:{v}" for k, v in sorted(c.types.items()))
+            rows.append(
+                (
+                    f"{label} change: proxies receiving / affected",
+                    f"{c.receivers}/{c.affected}",
+                    "",
+                    "",
+                    "",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    f"{label} change: unaffected receiving",
+                    str(c.outside),
+                    "",
+                    "",
+                    "0",
+                    _met(c.outside == 0),
+                )
+            )
+            rows.append((f"{label} change: responses by type", types, "", "", "", ""))
+            rows.append((f"{label} change: MB sent", f"{c.nbytes / 1e6:.1f}", "", "", "", ""))
+    width = max(len(r[0]) for r in rows)
+    head = f"{'figure':<{width}}  {'shoal':>9}  {'floor':>9}  {'ratio':>6}  {'target':<16} met"
+    lines = [
+        f"== {res.cell.label}: {res.cell.services} services x {res.cell.endpoints} endpoints "
+        f"in {res.cell.namespaces} namespaces, {res.cell.proxies} simulated sidecars ==",
+        head,
+    ]
+    for name, a, b, r, target, met in rows:
+        lines.append(f"{name:<{width}}  {a:>9}  {b:>9}  {r:>6}  {target:<16} {met}")
+    for err in sh.config_errors[:3]:
+        lines.append(f"!! config refused by shoal: {err}")
+    if len(sh.config_errors) > 3:
+        lines.append(f"!! ... and {len(sh.config_errors) - 3} more config errors")
+    for err in sh.stream_errors[:3]:
+        lines.append(f"!! stream error: {err}")
+    return "\n".join(lines)
+
+
+def matrix_table(results: list[CellResult]) -> str:
+    head = (
+        f"{'cell':<28} {'cold s':>7} {'floor':>6} {'EDS p99 ms':>10} {'floor':>6} {'ratio':>6} "
+        f"{'VS p99 ms':>9} {'VS recv/aff':>11} {'RSS MB':>7} {'CPU s/EDS':>9} {'churn p99':>9}"
+    )
+    lines = [head]
+    for res in results:
+        sh, fl = res.shoal, res.floor or Side()
+        eds99, feds99 = pooled(sh.eds, 99), pooled(fl.eds, 99)
+        vs = sh.vs[-1] if sh.vs else None
+        recv = f"{vs.receivers}/{vs.affected}" if vs else "-"
+        lines.append(
+            f"{res.cell.label:<28} {_s(sh.cold_s):>7} {_s(fl.cold_s):>6} {_ms(eds99):>10} "
+            f"{_ms(feds99):>6} {_ratio(eds99, feds99):>6} {_ms(pooled(sh.vs, 99)):>9} {recv:>11} "
+            f"{sh.hwm_mb:>7.0f} {_median([c.cpu_s for c in sh.eds]):>9.2f} "
+            f"{_ms(per_change(sh.churn, 99)):>9}"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(
+                line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")
+            )
+    except (OSError, StopIteration):
+        pass
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, load avg {load}"
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+async def _run(cells: list[Cell], opts: Options) -> list[CellResult]:
+    results = []
+    for cell in cells:
+        started = time.perf_counter()
+        print(f"running {cell.label} ...", flush=True)
+        res = await run_cell(cell, opts, log=lambda m: print(m, flush=True))
+        print(cell_table(res), flush=True)
+        print(f"({cell.label} took {time.perf_counter() - started:.0f} s)\n", flush=True)
+        results.append(res)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    preset = parser.add_mutually_exclusive_group()
+    preset.add_argument("--quick", action="store_true", help="the default: " + " ".join(QUICK))
+    preset.add_argument("--full", action="store_true", help="the matrix: " + " ".join(FULL))
+    preset.add_argument("--cells", type=parse_cell, nargs="+", help="S:N:sotw|delta:off|on ...")
+    parser.add_argument("--changes", type=int, default=None, help="endpoint and VS edits per cell")
+    parser.add_argument("--churn-s", type=float, default=None, help="churn duration (0: none)")
+    parser.add_argument("--churn-rate", type=float, default=10.0, help="endpoint edits per second")
+    parser.add_argument("--debounce-ms", type=int, default=None, help="default: shoal's (100)")
+    parser.add_argument("--per-channel", type=int, default=64, help="streams per HTTP/2 connection")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor runs")
+    args = parser.parse_args(argv)
+    cells = args.cells or [parse_cell(c) for c in (FULL if args.full else QUICK)]
+    churn_s = args.churn_s if args.churn_s is not None else (60.0 if args.full else 10.0)
+    opts = Options(
+        changes=args.changes or (5 if args.full else 3),
+        churn_s=churn_s,
+        churn_rate=args.churn_rate,
+        debounce_ms=args.debounce_ms,
+        per_channel=args.per_channel,
+        floor=not args.no_floor,
+    )
+    signal.signal(signal.SIGTERM, _terminate)
+    started = time.perf_counter()
+    print(f"shoal scale benchmark; machine: {machine()}", flush=True)
+    print(
+        f"{opts.changes} endpoint + {opts.changes} VS changes per cell, churn {opts.churn_s:.0f} s "
+        f"at {opts.churn_rate:g}/s, debounce {args.debounce_ms or 'default'} ms\n",
+        flush=True,
+    )
+    results = asyncio.run(_run(cells, opts))
+    print("== summary (shoal; floor beside where measured) ==")
+    print(matrix_table(results))
+    print(f"(total benchmark time {time.perf_counter() - started:.0f} s; {machine()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
