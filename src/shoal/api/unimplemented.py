@@ -17,7 +17,7 @@ from shoal.api.clienttls import ClientTLSSettings
 from shoal.api.destinationrule import DestinationRuleSpec, LoadBalancerSettings, TrafficPolicy
 from shoal.api.gateway import Server, ServerTLSSettings
 from shoal.api.requestauthentication import RequestAuthenticationSpec
-from shoal.api.sidecar import SidecarSpec
+from shoal.api.sidecar import EgressListener, SidecarSpec
 from shoal.api.trafficpolicy import (
     HTTPSettings,
     OutlierDetection,
@@ -41,8 +41,9 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
     HTTPSettings: frozenset({"useClientProtocol", "http2KeepAlive"}),
     OutlierDetection: frozenset({"consecutiveErrors", "outlierDetectionHttpErrorCodes"}),
     RetryBudget: frozenset({"budgetInterval"}),
-    # Sidecar scoping (which services a sidecar sees) is a later issue.
-    SidecarSpec: frozenset({"egress", "ingress", "inboundConnectionPool"}),
+    # Sidecar egress `hosts` scope a sidecar; its other knobs and `ingress` are not done yet.
+    SidecarSpec: frozenset({"ingress", "inboundConnectionPool"}),
+    EgressListener: frozenset({"port", "bind", "captureMode"}),
     Server: frozenset({"bind", "defaultEndpoint"}),
     ServerTLSSettings: frozenset(
         {

@@ -23,6 +23,7 @@ from shoal.generate import (
     outbound_policy,
     reuse,
     routes,
+    scope,
 )
 from shoal.generate.prepared import CLUSTER, ENDPOINT, LISTENER, ROUTE, PreparedResource
 from shoal.model import MeshSnapshot, Proxy
@@ -61,6 +62,8 @@ class ConfigGenerator:
         self._routes: dict[tuple[object, ...], ResourceMap] = {}
         self._listeners: dict[tuple[object, ...], ResourceMap] = {}
         self._views: dict[tuple[object, ...], ProxyView] = {}
+        self._scopes: dict[tuple[str, int], scope.Scope] = {}
+        self._narrow_cache: dict[tuple[int, frozenset[str]], tuple[ResourceMap, ResourceMap]] = {}
         # extra clusters' names -> (the shared CDS map, it merged with them)
         self._cds_with: dict[tuple[str, ...], tuple[ResourceMap, ResourceMap]] = {}
         # per service: (inputs, resources) of the snapshot before, and of this one
@@ -165,7 +168,25 @@ class ConfigGenerator:
             proxy.namespace,
             proxy.labels_key if self._source_sensitive else (),
             outbound_policy.outbound_mode(self.snapshot, proxy),
+            scope.scope_key(self.snapshot, proxy),
         )
+
+    def visible(self, proxy: Proxy) -> scope.Scope:
+        """The services `proxy` may see (None: all), once per namespace and Sidecar."""
+        key = scope.scope_key(self.snapshot, proxy)
+        if key not in self._scopes:
+            self._scopes[key] = scope.visible(self.snapshot, proxy)
+        return self._scopes[key]
+
+    def _narrowed(self, resources: ResourceMap, visible: scope.Scope) -> ResourceMap:
+        if visible is None:
+            return resources
+        key = (id(resources), visible)
+        found = self._narrow_cache.get(key)
+        if found is None or found[0] is not resources:
+            found = (resources, MappingProxyType(scope.narrow(dict(resources), visible)))
+            self._narrow_cache[key] = found
+        return found[1]
 
     def routes(self, proxy: Proxy) -> ResourceMap:
         key = self._route_key(proxy)
@@ -174,7 +195,7 @@ class ConfigGenerator:
             if proxy.type == "router":
                 made = gateway.router_routes(self.snapshot, proxy)
             else:
-                made = [routes.outbound_routes(self.snapshot, proxy)]
+                made = [routes.outbound_routes(self.snapshot, proxy, self.visible(proxy))]
             found = self._routes[key] = _by_name(made)
         return found
 
@@ -218,7 +239,8 @@ class ConfigGenerator:
         found = self._views.get(key)
         if found is not None:
             return found
-        cds = self.secure_clusters() if proxy.secure else self.clusters()
+        visible = self.visible(proxy)
+        cds = self._narrowed(self.secure_clusters() if proxy.secure else self.clusters(), visible)
         extra = self.inbound_clusters(proxy)
         if extra:
             # proxies needing the same extra clusters share one map
@@ -235,7 +257,7 @@ class ConfigGenerator:
             resources=MappingProxyType(
                 {
                     CLUSTER: cds,
-                    ENDPOINT: self.endpoints(),
+                    ENDPOINT: self._narrowed(self.endpoints(), visible),
                     LISTENER: self.listeners(proxy),
                     ROUTE: self.routes(proxy),
                 }

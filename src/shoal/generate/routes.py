@@ -255,9 +255,13 @@ def route_refs(config: route_pb2.RouteConfiguration) -> frozenset[str]:
     return frozenset(refs)
 
 
-def virtual_hosts(snapshot: MeshSnapshot, proxy: Proxy) -> Iterable[rc.VirtualHost]:
+def virtual_hosts(
+    snapshot: MeshSnapshot, proxy: Proxy, visible: frozenset[str] | None = None
+) -> Iterable[rc.VirtualHost]:
     claimed: set[str] = set()
     for service in snapshot.services.values():
+        if visible is not None and service.hostname not in visible:
+            continue
         default = _default_port(service)
         vs_res = snapshot.vs_by_host.get(service.hostname, ())
         vs = vs_res[0] if vs_res else None
@@ -281,12 +285,15 @@ def virtual_hosts(snapshot: MeshSnapshot, proxy: Proxy) -> Iterable[rc.VirtualHo
             )
 
 
-def outbound_routes(snapshot: MeshSnapshot, proxy: Proxy) -> PreparedResource:
-    """The sidecar's outbound route table (named ``outbound_http``)."""
+def outbound_routes(
+    snapshot: MeshSnapshot, proxy: Proxy, visible: frozenset[str] | None = None
+) -> PreparedResource:
+    """The sidecar's outbound route table (named ``outbound_http``), with virtual hosts for
+    the services in `visible` (all when None; see scope.py)."""
     config = route_pb2.RouteConfiguration(
         name=OUTBOUND_ROUTE,
         virtual_hosts=[
-            *virtual_hosts(snapshot, proxy),
+            *virtual_hosts(snapshot, proxy, visible),
             # the `*` host: unknown hosts pass through (ALLOW_ANY) or get 502 (REGISTRY_ONLY)
             *outbound_policy.catch_all(snapshot, proxy),
         ],

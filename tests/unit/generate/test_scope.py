@@ -1,0 +1,110 @@
+"""Sidecar egress hosts and exportTo decide which services a proxy gets config for; a change a
+proxy cannot see is not pushed to it."""
+
+from __future__ import annotations
+
+from shoal.generate import CLUSTER, ENDPOINT, ROUTE, ConfigGenerator
+from shoal.xds.messages import Request
+from shoal.xds.stream import StreamProtocol
+
+from .meshcfg import sidecar, snapshot
+
+
+def service(name: str, ns: str, export: str = "") -> str:
+    export_to = f"\n  exportTo: [{export!r}]" if export else ""
+    return f"""
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  hosts: [{name}.{ns}.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC{export_to}
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  endpoints: [{{address: 10.0.0.1, labels: {{version: v1}}}}]
+"""
+
+
+def own_namespace_only(ns: str) -> str:
+    return f"""
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: default, namespace: {ns}}}
+spec:
+  egress: [{{hosts: ["./*", "shared/*"]}}]
+"""
+
+
+def vs(name: str, ns: str, timeout: str) -> str:
+    return f"""
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  hosts: [{name}.{ns}.svc.cluster.local]
+  http: [{{timeout: {timeout}, route: [{{destination: {{host: {name}.{ns}.svc.cluster.local}}}}]}}]
+"""
+
+
+BASE = [
+    service("a1", "a"),
+    service("b1", "b"),
+    service("common", "shared"),
+    service("secret", "b", export="."),
+    own_namespace_only("a"),
+    own_namespace_only("b"),
+]
+
+
+def hosts(gen: ConfigGenerator, ns: str) -> set[str]:
+    return {n.split("|")[3] for n in gen.view(sidecar(ns)).of(CLUSTER) if n.startswith("outbound|")}
+
+
+def test_egress_hosts_and_export_to_scope_clusters_endpoints_and_routes() -> None:
+    gen = ConfigGenerator(snapshot(*BASE))
+    assert hosts(gen, "a") == {"a1.a.svc.cluster.local", "common.shared.svc.cluster.local"}
+    assert hosts(gen, "b") == {
+        "b1.b.svc.cluster.local",
+        "common.shared.svc.cluster.local",
+        "secret.b.svc.cluster.local",
+    }
+    # no Sidecar in "shared": everything exported to it, but not b's namespace-private service
+    assert "secret.b.svc.cluster.local" not in hosts(gen, "shared")
+    eds = gen.view(sidecar("a")).of(ENDPOINT)
+    assert all("|b1.b." not in n for n in eds)
+    routes = gen.view(sidecar("a")).of(ROUTE)["outbound_http"]
+    assert not any("b1.b" in r for r in routes.refs)
+
+
+def connect(gen: ConfigGenerator, ns: str) -> StreamProtocol:
+    """A stream synced to `gen` (requests and ACKs as Envoy sends them)."""
+    p = StreamProtocol(delta=False, boot_id="b", missing=lambda t, n: None)
+    p.on_view(gen.view(sidecar(ns)))
+    pending = p.on_request(Request(type_url=CLUSTER))
+    pending += p.on_request(
+        Request(type_url="type.googleapis.com/envoy.config.listener.v3.Listener")
+    )
+    eds_names = tuple(n for n, r in gen.view(sidecar(ns)).of(CLUSTER).items() if r.uses_eds)
+    pending += p.on_request(Request(type_url=ENDPOINT, names=eds_names))
+    pending += p.on_request(Request(type_url=ROUTE, names=("outbound_http",)))
+    while pending:
+        r = pending.pop(0)
+        names = (
+            eds_names
+            if r.type_url == ENDPOINT
+            else ("outbound_http",)
+            if r.type_url == ROUTE
+            else ()
+        )
+        pending += p.on_request(
+            Request(type_url=r.type_url, nonce=r.nonce, version=r.version, names=names)
+        )
+    return p
+
+
+def test_a_change_in_one_namespace_is_pushed_only_to_proxies_that_see_it() -> None:
+    first = ConfigGenerator(snapshot(*BASE, vs("a1", "a", "1s")))
+    in_a, in_b = connect(first, "a"), connect(first, "b")
+    second = ConfigGenerator(snapshot(*BASE, vs("a1", "a", "2s")), previous=first)
+    assert [r.type_url for r in in_a.on_view(second.view(sidecar("a")))] == [ROUTE]
+    assert in_b.on_view(second.view(sidecar("b"))) == []
