@@ -84,9 +84,9 @@ def _san_matchers(
     return out
 
 
-def mesh_common_context(sans: Iterable[str] = ()) -> common_pb2.CommonTlsContext:
+def mesh_common_context(sans: Iterable[str] = ()) -> tls_pb2.CommonTlsContext:
     """Present the workload certificate; trust the mesh roots, checking peer SANs if given."""
-    ctx = common_pb2.CommonTlsContext()
+    ctx = tls_pb2.CommonTlsContext()
     ctx.tls_certificate_sds_secret_configs.append(sds(CERT_SECRET))
     combined = ctx.combined_validation_context
     combined.default_validation_context.match_typed_subject_alt_names.extend(_san_matchers(sans))

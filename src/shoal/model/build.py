@@ -19,6 +19,8 @@ from shoal.api.serviceentry import ServiceEntrySpec, WorkloadEntrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.model.snapshot import Credential, Endpoint, MeshSnapshot, Port, Service
 
+TLS_MODE_LABEL = "security.istio.io/tlsMode"
+
 
 @dataclass(frozen=True)
 class RegistryInstance:
@@ -36,6 +38,8 @@ def _endpoint(spec: WorkloadEntrySpec) -> Endpoint:
         ports=MappingProxyType(dict(spec.ports)),
         weight=spec.weight or 1,
         service_account=spec.service_account,
+        # Istio's label for "this workload's sidecar accepts mesh mTLS" (automatic mTLS)
+        tls_mode=spec.labels.get(TLS_MODE_LABEL, "disabled"),
     )
 
 
