@@ -20,6 +20,9 @@ def _run(args: argparse.Namespace) -> int:
         xds_port=args.xds_port,
         admin_port=args.admin_port,
         live_status=not args.no_status,
+        secure=args.secure,
+        ca_dir=Path(args.ca_dir).resolve() if args.ca_dir else None,
+        cert_ttl_s=args.cert_ttl,
     )
     asyncio.run(run_up(settings))
     return 0
@@ -31,4 +34,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--xds-port", type=int, default=15010)
     p.add_argument("--admin-port", type=int, default=15014)
     p.add_argument("--no-status", action="store_true", help="no live table, log lines only")
+    p.add_argument(
+        "--secure",
+        action="store_true",
+        help="workload certificates, mTLS between sidecars, TLS and tokens to the control plane",
+    )
+    p.add_argument("--ca-dir", help="CA files to use or create (default: a temporary CA)")
+    p.add_argument(
+        "--cert-ttl", type=float, default=86400, help="workload certificate lifetime, seconds"
+    )
     p.set_defaults(func=_run)

@@ -16,6 +16,7 @@ import sys
 from shoal.api import Resource
 from shoal.api.localgateway import LocalGatewaySpec
 from shoal.runtime.child import Child
+from shoal.runtime.credentials import Credentials
 from shoal.runtime.ports import PortAllocator
 
 log = logging.getLogger("shoal.runtime")
@@ -23,7 +24,9 @@ log = logging.getLogger("shoal.runtime")
 Key = tuple[str, str]
 
 
-def gateway_argv(res: Resource, xds_port: int, admin: int, health: int) -> list[str]:
+def gateway_argv(
+    res: Resource, xds_port: int, admin: int, health: int, extra: list[str] | None = None
+) -> list[str]:
     assert isinstance(res.spec, LocalGatewaySpec)
     labels = ",".join(f"{k}={v}" for k, v in sorted(res.spec.labels.items()))
     return [
@@ -38,19 +41,29 @@ def gateway_argv(res: Resource, xds_port: int, admin: int, health: int) -> list[
         "--admin-port", str(admin),
         "--health-port", str(health),
         "--drain-seconds", "1",
+        *(extra or []),
     ]  # fmt: skip
 
 
 class Gateways:
     """Keeps one router agent running per LocalGateway; restarts it when its spec changes."""
 
-    def __init__(self, ports: PortAllocator) -> None:
+    def __init__(self, ports: PortAllocator, credentials: Credentials | None = None) -> None:
         self.ports = ports
+        self.credentials = credentials
         self.running: dict[Key, tuple[Resource, Child]] = {}
         self._lock = asyncio.Lock()
 
     async def _start(self, res: Resource, xds_port: int) -> Child:
-        argv = gateway_argv(res, xds_port, self.ports.take(), self.ports.take())
+        assert isinstance(res.spec, LocalGatewaySpec)
+        extra = (
+            self.credentials.agent_args(
+                f"{res.meta.name}-0", res.meta.namespace, res.spec.service_account or "default"
+            )
+            if self.credentials is not None
+            else []
+        )
+        argv = gateway_argv(res, xds_port, self.ports.take(), self.ports.take(), extra)
         child = Child(f"{res.meta.name}/gateway", argv, dict(os.environ))
         await child.start()
         log.info("started gateway %s", res.namespaced_name)

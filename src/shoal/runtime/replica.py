@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -68,6 +68,8 @@ class Replica:
         ports: ReplicaPorts,
         xds_port: int,
         on_change: Callable[[], None],
+        agent_args: Sequence[str] = (),
+        tls_mode: str = "disabled",
     ) -> None:
         assert isinstance(workload.spec, LocalWorkloadSpec)
         self.workload = workload
@@ -77,6 +79,9 @@ class Replica:
         self.ports = ports
         self.xds_port = xds_port
         self.name = f"{workload.meta.name}-{index}"
+        # secure mode: token file and trust bundle for the agent; endpoints speak mTLS
+        self.agent_args = list(agent_args)
+        self.tls_mode = tls_mode
         self.status = ReplicaState()
         self.registered = False
         self._on_change = on_change
@@ -101,6 +106,7 @@ class Replica:
             # every service port enters through the sidecar's inbound listener
             ports=MappingProxyType({p.name: self.ports.inbound for p in self.spec.ports}),
             service_account=self.spec.service_account or "default",
+            tls_mode=self.tls_mode,
         )
         return RegistryInstance(hostname=self.hostname, endpoint=endpoint, namespace=self.namespace)
 
@@ -122,6 +128,7 @@ class Replica:
             "--admin-port", str(p.admin),
             "--health-port", str(p.health),
             "--drain-seconds", "1",
+            *self.agent_args,
         ]  # fmt: skip
 
     def _app_env(self) -> dict[str, str]:

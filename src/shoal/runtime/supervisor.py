@@ -14,6 +14,7 @@ import logging
 from shoal.api import LocalWorkloadSpec, Resource
 from shoal.controlplane.app import ControlPlane
 from shoal.model import MeshSnapshot
+from shoal.runtime.credentials import Credentials
 from shoal.runtime.gateway import Gateways
 from shoal.runtime.ports import PortAllocator
 from shoal.runtime.replica import Replica, ReplicaPorts
@@ -24,14 +25,15 @@ Key = tuple[str, str]  # (namespace, workload name)
 
 
 class Supervisor:
-    def __init__(self, cp: ControlPlane) -> None:
+    def __init__(self, cp: ControlPlane, credentials: Credentials | None = None) -> None:
         self.cp = cp
+        self.credentials = credentials
         self.ports = PortAllocator()
         self.replicas: dict[Key, list[Replica]] = {}
         self._specs: dict[Key, Resource] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self._stopping = False
-        self.gateways = Gateways(self.ports)
+        self.gateways = Gateways(self.ports, credentials)
         cp.listeners.append(self.on_snapshot)
         cp.debug_views["workloads"] = self.describe
 
@@ -61,6 +63,9 @@ class Supervisor:
             current = self.replicas.setdefault(key, [])
             self._specs[key] = res
             while len(current) < res.spec.replicas:
+                name = f"{res.meta.name}-{len(current)}"
+                sa = res.spec.service_account or "default"
+                creds = self.credentials
                 replica = Replica(
                     res,
                     index=len(current),
@@ -68,6 +73,8 @@ class Supervisor:
                     ports=ReplicaPorts.allocate(self.ports),
                     xds_port=self.cp.xds_port,
                     on_change=self._registry_changed,
+                    agent_args=creds.agent_args(name, res.meta.namespace, sa) if creds else (),
+                    tls_mode="istio" if creds else "disabled",
                 )
                 current.append(replica)
                 replica.start()

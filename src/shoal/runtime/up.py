@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from rich.console import Console
 from rich.live import Live
 
 from shoal.controlplane.app import ControlPlane, Settings
+from shoal.runtime.credentials import Credentials
 from shoal.runtime.status import status_table
 from shoal.runtime.supervisor import Supervisor
 
@@ -30,21 +33,46 @@ class UpSettings:
     xds_port: int = 15010
     admin_port: int = 15014
     live_status: bool = True
+    # secure mode: CA (in ca_dir, else a temporary one for this run), tokens, mTLS
+    secure: bool = False
+    ca_dir: Path | None = None
+    cert_ttl_s: float = 24 * 3600.0
 
 
 async def run_up(settings: UpSettings) -> None:
+    private: list[Path] = []  # temporary CA and token directories, removed at the end
+    try:
+        await _run_up(settings, private)
+    finally:
+        for path in private:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+async def _run_up(settings: UpSettings, private: list[Path]) -> None:
+    ca_dir = settings.ca_dir
+    if settings.secure and ca_dir is None:
+        ca_dir = Path(tempfile.mkdtemp(prefix="shoal-ca-"))
+        private.append(ca_dir)
     cp = ControlPlane(
         Settings(
             config_dir=settings.config_dir,
             xds_port=settings.xds_port,
             admin_port=settings.admin_port,
+            secure=settings.secure,
+            ca_dir=ca_dir,
+            cert_ttl_s=settings.cert_ttl_s,
         )
     )
+    credentials = None
+    if cp.security is not None:
+        token_dir = Path(tempfile.mkdtemp(prefix="shoal-tokens-"))
+        private.append(token_dir)
+        credentials = Credentials(cp.security, token_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    supervisor = Supervisor(cp)
+    supervisor = Supervisor(cp, credentials)
     await cp.start()
     # the first snapshot was built before the supervisor could know the xDS port
     assert cp.snapshot is not None
