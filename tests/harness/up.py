@@ -152,11 +152,13 @@ class ShoalUp:
         *,
         via_make: bool = False,
         name: str = "shoal-up",
+        extra_args: Sequence[str] = (),
     ) -> None:
         assert via_make or config_dir is not None, "shoal up needs a folder"
         self.config_dir = config_dir
         self.via_make = via_make
         self.name = name
+        self.extra_args = list(extra_args)  # e.g. --secure
         self.xds_port = free_port()
         self.admin_port = free_port()
         self.admin_url = f"http://127.0.0.1:{self.admin_port}"
@@ -176,6 +178,7 @@ class ShoalUp:
             "--admin-port",
             str(self.admin_port),
             "--no-status",
+            *self.extra_args,
         ]
         if self.via_make:
             return ["make", "-s", "demo", f"DEMO_ARGS={' '.join(flags)}"]
