@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from shoal import __version__
-from shoal.cli import agentcmd, analyze, proxyconfig, proxystatus, upcmd
+from shoal.cli import agentcmd, analyze, cacmd, proxyconfig, proxystatus, upcmd
 from shoal.controlplane.app import ControlPlane, Settings
 
 
@@ -63,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
 
     upcmd.register(sub)
     agentcmd.register(sub)
+    cacmd.register(sub)
 
     ver = sub.add_parser("version", help="print the version")
     ver.set_defaults(func=_version)
