@@ -69,7 +69,7 @@ class SimProxy:
                 if item is grpc.aio.EOF:
                     break
                 raw, resp = item
-                for req in self.state.on_response(resp, time.monotonic(), len(raw)):
+                for req in self.state.on_response(resp, time.monotonic(), len(raw), raw):
                     await call.write(req)
                 if self.capture:
                     self._capture(resp)

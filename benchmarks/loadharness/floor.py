@@ -3,8 +3,9 @@
 No config logic and no per-proxy generation: it holds, per type, the serialized resources one
 simulated proxy received from shoal (`Fleet.captured`), answers the first request of each type
 on a stream with them, ACKs are merely read, and `push` sends the same bytes with a new
-version to every stream (or to the named nodes). A response body is built once per push; only
-the nonce differs per stream. Whatever shoal needs beyond this is the control plane's own cost.
+version to every stream (or to the named nodes). A response is built once per push and the
+same bytes object goes to every stream (nonces need only be unique within a stream).
+Whatever shoal needs beyond this is the control plane's own cost.
 
 It runs in its own process (`FloorProcess`), as shoal does, so that it competes with the
 simulated proxies for the CPU the same way; the benchmark drives it over a pipe.
@@ -74,9 +75,12 @@ class FloorServer:
         self.resources = dict(captured)
         self.streams: dict[int, _Stream] = {}
         self._ids = itertools.count(1)
-        self._nonces = itertools.count(1)
         self._version = 0
-        self._bodies = {t: response_body("floor-0", t, r) for t, r in self.resources.items()}
+        # one message per type, nonce included, shared by every stream: a nonce only has to be
+        # unique within a stream, so the same bytes object goes to all of them (no copies)
+        self._messages = {
+            t: with_nonce(response_body("floor-0", t, r), "0") for t, r in self.resources.items()
+        }
         self._server: grpc.aio.Server | None = None
 
     async def start(self, port: int = 0) -> int:
@@ -108,10 +112,10 @@ class FloorServer:
         if resources is not None:
             self.resources[type_url] = resources
         body = response_body(version, type_url, self.resources[type_url])
-        self._bodies[type_url] = body
+        message = self._messages[type_url] = with_nonce(body, str(self._version))
         for stream in self.streams.values():
             if nodes is None or stream.node in nodes:
-                stream.queue.put_nowait(with_nonce(body, str(next(self._nonces))))
+                stream.queue.put_nowait(message)
         return version
 
     async def _read(self, requests: AsyncIterator[Any], stream: _Stream) -> None:
@@ -139,9 +143,9 @@ class FloorServer:
                     stream.node = item.node.id
                 if item.response_nonce:
                     stream.acks += 1
-                if item.type_url not in stream.answered and item.type_url in self._bodies:
+                if item.type_url not in stream.answered and item.type_url in self._messages:
                     stream.answered.add(item.type_url)
-                    yield with_nonce(self._bodies[item.type_url], str(next(self._nonces)))
+                    yield self._messages[item.type_url]
         finally:
             reader.cancel()
             self.streams.pop(sid, None)

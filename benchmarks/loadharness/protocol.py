@@ -91,12 +91,62 @@ class ResourceInfo:
     port: int = 0  # a ClusterLoadAssignment: its first endpoint's port (tells edits apart)
 
 
+@dataclass(frozen=True)
+class Parsed:
+    """A response's resources as a proxy needs them (shared by every proxy receiving it)."""
+
+    infos: tuple[ResourceInfo, ...]
+    names: frozenset[str]
+    by_name: dict[str, ResourceInfo]
+    eds: frozenset[str]  # clusters of type EDS among them
+
+
+def _without_nonce(raw: bytes, nonce: str) -> memoryview:
+    """The response's bytes minus a trailing nonce field (field 5), which servers write last."""
+    data = nonce.encode()
+    tail = b"\x2a" + bytes([len(data)]) + data if len(data) < 128 else b""
+    view = memoryview(raw)
+    return view[: -len(tail)] if tail and raw.endswith(tail) else view
+
+
 class ResourceCache:
-    """Parse each distinct serialized resource once, with the real protobuf classes."""
+    """Parse each distinct serialized resource once, with the real protobuf classes; and
+    recognise a response whose bytes (nonce aside) another proxy already received."""
+
+    MAX_RESPONSES = 512
 
     def __init__(self) -> None:
         self._by_bytes: dict[tuple[str, bytes], ResourceInfo] = {}
+        self._responses: dict[tuple[str, int, int], Parsed] = {}
         self.parsed = 0
+        self.responses_parsed = 0
+
+    def response(self, resp: Response, raw: bytes | None = None) -> Parsed:
+        """The `Parsed` form of ``resp`` (``raw``: its serialized bytes, the memo key)."""
+        key = None
+        if raw is not None:
+            body = _without_nonce(raw, resp.nonce)
+            key = (resp.type_url, len(body), hash(body))
+            found = self._responses.get(key)
+            if found is not None:
+                return found
+        if isinstance(resp, discovery_pb2.DeltaDiscoveryResponse):
+            values = [r.resource.value for r in resp.resources]
+        else:
+            values = [a.value for a in resp.resources]
+        infos = tuple(self.info(resp.type_url, v) for v in values)
+        parsed = Parsed(
+            infos,
+            intern_names(frozenset(i.name for i in infos)),
+            {i.name: i for i in infos},
+            intern_names(frozenset(i.name for i in infos if i.eds)),
+        )
+        self.responses_parsed += 1
+        if key is not None:
+            if len(self._responses) >= self.MAX_RESPONSES:
+                self._responses.pop(next(iter(self._responses)))
+            self._responses[key] = parsed
+        return parsed
 
     def info(self, type_url: str, value: bytes) -> ResourceInfo:
         key = (type_url, value)
@@ -260,14 +310,20 @@ class ProxyState:
         )
 
     # ------------------------------------------------------------------ responses
-    def on_response(self, resp: Response, now: float, size: int = 0) -> list[Request]:
-        """Apply ``resp``; return the ACK and any follow-up requests, to write in order."""
+    def on_response(
+        self, resp: Response, now: float, size: int = 0, raw: bytes | None = None
+    ) -> list[Request]:
+        """Apply ``resp`` (``raw``: its bytes, if known, to reuse another proxy's parse);
+        return the ACK and any follow-up requests, to write in order."""
         type_url = resp.type_url
         rec = self.types.setdefault(type_url, TypeRecord())
-        infos = self._apply(rec, resp)
-        event = Event(now, rec.version, size, len(resp.resources))
+        parsed = self.cache.response(resp, raw)
+        infos = list(parsed.infos)
+        self._apply(rec, resp, parsed)
+        event = Event(now, rec.version, size or len(raw or b""), len(resp.resources))
         if type_url == EDS and self.watch:
-            event.ports = {i.name: i.port for i in infos if i.name in self.watch}
+            by_name = parsed.by_name
+            event.ports = {n: by_name[n].port for n in self.watch if n in by_name}
         rec.events.append(event)
         out: list[Request] = []
         if self.delta:
@@ -284,7 +340,7 @@ class ProxyState:
             )
         event.acked = now  # the ACK is the first request written back
         if type_url == CDS:
-            eds = self._eds_after(rec, infos)
+            eds = self._eds_after(rec, infos, parsed)
             follow = self._subscribe(EDS, eds)
             if follow is not None:
                 out.append(follow)
@@ -298,35 +354,32 @@ class ProxyState:
                 out.append(follow)
         return out
 
-    def _apply(self, rec: TypeRecord, resp: Response) -> list[ResourceInfo]:
+    def _apply(self, rec: TypeRecord, resp: Response, parsed: Parsed) -> None:
         rec.nonce = resp.nonce
-        infos: list[ResourceInfo] = []
         if isinstance(resp, discovery_pb2.DeltaDiscoveryResponse):
             rec.version = resp.system_version_info
-            for res in resp.resources:
-                info = self.cache.info(resp.type_url, res.resource.value)
-                infos.append(info)
+            for res, info in zip(resp.resources, parsed.infos, strict=True):
                 rec.resources[res.name or info.name] = res.version
             for name in resp.removed_resources:
                 rec.resources.pop(name, None)
-            return infos
+            return
         rec.version = resp.version_info
-        infos = [self.cache.info(resp.type_url, a.value) for a in resp.resources]
-        names = frozenset(i.name for i in infos)
         if resp.type_url in (CDS, LDS):
-            rec.names = intern_names(names)
-        else:  # EDS / RDS in state of the world: named resources stay until unsubscribed
-            rec.names = intern_names((rec.names | names) & rec.subscribed)
-        return infos
+            rec.names = parsed.names
+        elif not parsed.names <= rec.names or rec.names - rec.subscribed:
+            # EDS / RDS in state of the world: named resources stay until unsubscribed
+            rec.names = intern_names((rec.names | parsed.names) & rec.subscribed)
 
-    def _eds_after(self, rec: TypeRecord, infos: list[ResourceInfo]) -> frozenset[str]:
+    def _eds_after(
+        self, rec: TypeRecord, infos: list[ResourceInfo], parsed: Parsed
+    ) -> frozenset[str]:
         if self.delta:
             known = {i.name: i.eds for i in infos}
             eds = {n for n in self._eds_clusters if n in rec.resources and known.get(n, True)}
             eds |= {n for n, is_eds in known.items() if is_eds}
             self._eds_clusters = intern_names(frozenset(eds))
         else:
-            self._eds_clusters = intern_names(frozenset(i.name for i in infos if i.eds))
+            self._eds_clusters = parsed.eds
         return self._eds_clusters
 
     def _listener_infos(self, rec: TypeRecord, infos: list[ResourceInfo]) -> list[ResourceInfo]:
