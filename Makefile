@@ -28,7 +28,7 @@ unit: $(STAMP)
 # DEMO_ARGS lets tests pick free ports: make demo DEMO_ARGS="--xds-port 0 ..."
 DEMO_ARGS ?=
 demo: $(STAMP)
-	$(BIN)/shoal up examples/demo $(DEMO_ARGS)
+	$(BIN)/shoal up examples/demo --secure $(DEMO_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/generate_bench.py
