@@ -65,7 +65,14 @@ class _Stream:
     queue: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
     node: str = ""
     answered: set[str] = field(default_factory=set)
+    inflight: dict[str, str] = field(default_factory=dict)  # type -> nonce awaiting its ACK
+    pending: set[str] = field(default_factory=set)  # types with a newer push to send after it
     acks: int = 0
+
+
+@dataclass(frozen=True)
+class _Push:
+    type_url: str
 
 
 class FloorServer:
@@ -81,6 +88,7 @@ class FloorServer:
         self._messages = {
             t: with_nonce(response_body("floor-0", t, r), "0") for t, r in self.resources.items()
         }
+        self._nonce = dict.fromkeys(self.resources, "0")
         self._server: grpc.aio.Server | None = None
 
     async def start(self, port: int = 0) -> int:
@@ -112,11 +120,21 @@ class FloorServer:
         if resources is not None:
             self.resources[type_url] = resources
         body = response_body(version, type_url, self.resources[type_url])
-        message = self._messages[type_url] = with_nonce(body, str(self._version))
+        self._nonce[type_url] = str(self._version)
+        self._messages[type_url] = with_nonce(body, self._nonce[type_url])
         for stream in self.streams.values():
             if nodes is None or stream.node in nodes:
-                stream.queue.put_nowait(message)
+                stream.queue.put_nowait(_Push(type_url))
         return version
+
+    def _send(self, stream: _Stream, type_url: str) -> bytes | None:
+        """The latest message of ``type_url``, unless one is awaiting its ACK (like any xDS
+        server, one response in flight per type; the newest push wins)."""
+        if type_url in stream.inflight:
+            stream.pending.add(type_url)
+            return None
+        stream.inflight[type_url] = self._nonce[type_url]
+        return self._messages[type_url]
 
     async def _read(self, requests: AsyncIterator[Any], stream: _Stream) -> None:
         try:
@@ -136,19 +154,31 @@ class FloorServer:
                 item = await stream.queue.get()
                 if item is _CLOSED:
                     return
-                if isinstance(item, bytes):
-                    yield item
-                    continue
-                if not stream.node and item.HasField("node"):
-                    stream.node = item.node.id
-                if item.response_nonce:
-                    stream.acks += 1
-                if item.type_url not in stream.answered and item.type_url in self._messages:
-                    stream.answered.add(item.type_url)
-                    yield self._messages[item.type_url]
+                out = None
+                if isinstance(item, _Push):
+                    out = self._send(stream, item.type_url)
+                else:
+                    out = self._on_request(stream, item)
+                if out is not None:
+                    yield out
         finally:
             reader.cancel()
             self.streams.pop(sid, None)
+
+    def _on_request(self, stream: _Stream, item: Any) -> bytes | None:
+        type_url = item.type_url
+        if not stream.node and item.HasField("node"):
+            stream.node = item.node.id
+        if item.response_nonce and stream.inflight.get(type_url) == item.response_nonce:
+            stream.acks += 1
+            del stream.inflight[type_url]
+            if type_url in stream.pending:
+                stream.pending.discard(type_url)
+                return self._send(stream, type_url)
+        if type_url not in stream.answered and type_url in self._messages:
+            stream.answered.add(type_url)
+            return self._send(stream, type_url)
+        return None
 
 
 def _serve_process(conn: multiprocessing.connection.Connection, captured: Any) -> None:

@@ -228,6 +228,15 @@ class TypeRecord:
                 return ev.acked
         return None
 
+    def ack_of_serial(self, serial: int, sep: str = "-") -> float | None:
+        """When this proxy ACKed a version ``<prefix>-<n>`` with n >= ``serial`` (servers that
+        number their pushes, like the floor, may skip versions when pushes coalesce)."""
+        for ev in self.events:
+            tail = ev.version.rpartition(sep)[2]
+            if tail.isdigit() and int(tail) >= serial:
+                return ev.acked
+        return None
+
     def ack_of_port(self, cluster: str, port: int, t0: float) -> float | None:
         """When this proxy ACKed an EDS response giving ``cluster`` endpoint port ``port``."""
         for ev in self.events:

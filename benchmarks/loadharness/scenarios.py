@@ -351,7 +351,9 @@ async def floor_churn(
         pushes.append((t0, await floor.push(EDS, template.resources, set(template.nodes))))
 
     def ack(i: int, version: str) -> float | None:
-        return fleet.proxies[i].state.types[EDS].ack_of_version(version)
+        # pushes coalesce (one in flight per type): any later version has this one's content
+        serial = int(version.rpartition("-")[2])
+        return fleet.proxies[i].state.types[EDS].ack_of_serial(serial)
 
     await fleet.wait(lambda: all(ack(i, pushes[-1][1]) for i in targets), opts.limit_s)
     await fleet.quiet(0.3)

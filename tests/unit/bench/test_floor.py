@@ -71,6 +71,14 @@ async def test_fleet_syncs_with_the_floor_and_acks_its_pushes() -> None:
         acked = [p.state.types[EDS].ack_of_version(version) is not None for p in fleet.proxies]
         assert acked == [False, True, True, False, False, False]
         assert sum(s.acks for s in floor.streams.values()) >= 6 * 4 + 2
+        # one response in flight per type: a burst of pushes coalesces, the newest one wins
+        versions = [floor.push(EDS, None, None) for _ in range(5)]
+        last = int(versions[-1].rpartition("-")[2])
+        assert await fleet.wait(
+            lambda: all(p.state.types[EDS].ack_of_serial(last) for p in fleet.proxies), 10
+        )
+        assert all(p.state.types[EDS].version == versions[-1] for p in fleet.proxies)
+        assert all(len(p.state.types[EDS].events) <= 4 for p in fleet.proxies[3:])
         assert fleet.errors() == []
     finally:
         await fleet.stop()

@@ -151,3 +151,18 @@ def test_each_distinct_resource_is_parsed_once() -> None:
         state.on_response(resp, 1.0)
     assert cache.parsed == 2
     assert states[0].types[CDS].names is states[49].types[CDS].names, "interned across proxies"
+
+
+def test_identical_responses_are_parsed_once_whatever_their_nonce() -> None:
+    cache = ResourceCache()
+    states = [
+        ProxyState(Identity(f"p{i}", "default", 1, 2), delta=False, cache=cache) for i in "ab"
+    ]
+    for nonce, state in zip(("7", "8"), states, strict=True):
+        resp = sotw(CDS, "v1", nonce, cluster("a"), cluster("b", eds=False))
+        state.on_response(resp, 1.0, raw=resp.SerializeToString())
+    assert cache.responses_parsed == 1
+    other = sotw(CDS, "v2", "9", cluster("a"))
+    states[0].on_response(other, 2.0, raw=other.SerializeToString())
+    assert cache.responses_parsed == 2 and states[0].holds(CDS) == {"a": "v2"}
+    assert states[1].types[EDS].subscribed == {"a"}
