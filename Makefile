@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint unit e2e demo bench clean
+.PHONY: install test lint unit e2e demo bench bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,11 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/generate_bench.py
 	$(BIN)/python benchmarks/convergence_bench.py
+
+# N simulated sidecars against the control plane, beside the floor; SCALE_ARGS="--full" etc.
+SCALE_ARGS ?= --quick
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/scale_bench.py $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
