@@ -25,6 +25,9 @@ from loadharness.protocol import TYPES, Identity, ProxyState, Request, ResourceC
 _ADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/"
 CHANNEL_OPTIONS = [
     ("grpc.use_local_subchannel_pool", 1),
+    # no BDP probing: flow-control windows stay small, so the harness does not buffer
+    # gigabytes when the server writes faster than it reads (the writer waits instead)
+    ("grpc.http2.bdp_probe", 0),
     ("grpc.max_receive_message_length", 512 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
 ]

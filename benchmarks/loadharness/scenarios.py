@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import sys
 import tempfile
 import time
@@ -409,7 +410,10 @@ async def run_cell(cell: Cell, opts: Options, log: Any = print) -> CellResult:
             await cold_start(fleet, shoal, opts.limit_s * 2)
             shoal.cpu_cold_s = cpu.stop()
             shoal.rss_mb = procstat.rss_mb(cp.proc.pid)
-            log(f"  {cell.label}: cold start {shoal.cold_s:.2f} s, RSS {shoal.rss_mb:.0f} MB")
+            log(
+                f"  {cell.label}: cold start {shoal.cold_s:.2f} s, control plane RSS "
+                f"{shoal.rss_mb:.0f} MB, harness RSS {procstat.rss_mb(os.getpid()):.0f} MB"
+            )
             captured = fleet.captured()
             ctx = Ctx(fleet, cp, config, cell, opts)
             for k in range(opts.changes):
