@@ -183,8 +183,12 @@ def cell_table(res: CellResult) -> str:
         lines.append(f"!! config refused by shoal: {err}")
     if len(sh.config_errors) > 3:
         lines.append(f"!! ... and {len(sh.config_errors) - 3} more config errors")
-    for err in sh.stream_errors[:3]:
-        lines.append(f"!! stream error: {err}")
+    for name, side in (("shoal", sh), ("floor", fl)):
+        if side.stream_errors:
+            kinds = sorted(set(side.stream_errors))[:3]
+            lines.append(
+                f"!! {name}: {len(side.stream_errors)} streams failed (each reconnected): {kinds}"
+            )
     return "\n".join(lines)
 
 

@@ -292,8 +292,12 @@ class ProxyState:
         return msg
 
     def initial(self) -> list[Request]:
-        """The first request of a stream: wildcard CDS, carrying the node."""
+        """The first request of a (new) stream: wildcard CDS, carrying the node. What the proxy
+        holds is kept, as Envoy keeps its config; subscriptions start afresh."""
         self._sent_node = False
+        self._lds_requested = False
+        for rec in self.types.values():
+            rec.subscribed, rec.nonce = frozenset(), ""
         return [self._request(CDS)]
 
     def _subscribe(self, type_url: str, names: frozenset[str]) -> Request | None:

@@ -171,6 +171,9 @@ def control_plane(cell: Cell, opts: Options) -> Iterator[tuple[ControlPlane, Con
             cp.start()
             cp.wait_ready(timeout=120)
             yield cp, config
+        except BaseException:
+            print(f"--- control plane stderr (tail) ---\n{cp.stderr_tail(30)}", file=sys.stderr)
+            raise
         finally:
             cp.stop()
 
