@@ -71,6 +71,9 @@ class ConfigGenerator:
         self._prev_assignments: dict[str, tuple[object, list[PreparedResource]]] = {}
         self._service_clusters: dict[str, tuple[object, list[PreparedResource]]] = {}
         self._service_assignments: dict[str, tuple[object, list[PreparedResource]]] = {}
+        self._prev_secure: dict[str, tuple[object, list[PreparedResource]]] = {}
+        self._service_secure: dict[str, tuple[object, list[PreparedResource]]] = {}
+        self._prev_secure_map: ResourceMap | None = None
         self._prev_endpoints: ResourceMap | None = None
         self._prev_cds: ResourceMap | None = None
         self._prev_cds_with: dict[tuple[str, ...], tuple[ResourceMap, ResourceMap]] = {}
@@ -78,6 +81,8 @@ class ConfigGenerator:
         if previous is not None:
             self._prev_clusters = previous._service_clusters
             self._prev_assignments = previous._service_assignments
+            self._prev_secure = previous._service_secure
+            self._prev_secure_map = previous._secure_clusters
             self._prev_endpoints = previous._endpoints
             self._prev_cds = previous._clusters
             if previous.routing_inputs == self.routing_inputs:
@@ -124,15 +129,30 @@ class ConfigGenerator:
 
     def secure_clusters(self) -> ResourceMap:
         """Clusters for proxies with SDS (automatic mTLS, ISTIO_MUTUAL; see mtls.py). Their
-        server SANs come from the endpoints' service accounts, so they are not taken over
-        from the previous snapshot."""
+        server SANs come from the endpoints' service accounts, so those are part of each
+        service's inputs when taking over from the previous snapshot."""
         if self._secure_clusters is None:
-            self._secure_clusters = _by_name(
-                [
-                    c
-                    for s in self.snapshot.services.values()
-                    for c in clusters.service_clusters(self.snapshot, s, secure=True)
-                ]
+            items = []
+            unchanged = self._prev_secure_map is not None and len(self._prev_secure) == len(
+                self.snapshot.services
+            )
+            for service in self.snapshot.services.values():
+                key = (
+                    reuse.cluster_key(self.snapshot, service),
+                    frozenset(e.service_account for e in service.endpoints),
+                )
+                prev = self._prev_secure.get(service.hostname)
+                if prev is not None and prev[0] == key:
+                    made = prev[1]
+                else:
+                    made = clusters.service_clusters(self.snapshot, service, secure=True)
+                    unchanged = False
+                self._service_secure[service.hostname] = (key, made)
+                items.extend(made)
+            self._secure_clusters = (
+                self._prev_secure_map
+                if unchanged and self._prev_secure_map is not None
+                else _by_name(items)
             )
         return self._secure_clusters
 

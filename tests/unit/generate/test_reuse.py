@@ -58,3 +58,24 @@ def test_a_deleted_service_leaves_the_caches() -> None:
     hosts = set(third._service_clusters) | set(third._service_assignments)
     assert hosts == {"reviews.default.svc.cluster.local"}
     assert not any("ratings" in name for name in third.view(sidecar()).of(CLUSTER))
+
+
+def test_secure_clusters_are_taken_over_unless_service_accounts_change() -> None:
+    from .meshcfg import sidecar as plain
+
+    def secure(gen: ConfigGenerator) -> object:
+        return gen.view(plain(SECURE="true")).of(CLUSTER)
+
+    one = ConfigGenerator(snapshot(REVIEWS, RATINGS))
+    a = secure(one)  # served before the next snapshot arrives, as in the control plane
+    two = ConfigGenerator(snapshot(REVIEWS, RATINGS.replace("10.0.1.1", "10.0.1.9")), previous=one)
+    b = secure(two)
+    assert b is a  # an endpoint address moved: SANs unchanged, same map
+    three = ConfigGenerator(
+        snapshot(
+            REVIEWS,
+            RATINGS.replace("{address: 10.0.1.1}", "{address: 10.0.1.1, serviceAccount: r}"),
+        ),
+        previous=two,
+    )
+    assert secure(three) is not b
