@@ -99,6 +99,9 @@ class Parsed:
     names: frozenset[str]
     by_name: dict[str, ResourceInfo]
     eds: frozenset[str]  # clusters of type EDS among them
+    # delta: (name, version) of each Resource, shared by every proxy (1,000 proxies x 6,000
+    # resources would otherwise hold 6 million strings of their own)
+    versions: tuple[tuple[str, str], ...] = ()
 
 
 def _without_nonce(raw: bytes, nonce: str) -> memoryview:
@@ -130,16 +133,20 @@ class ResourceCache:
             found = self._responses.get(key)
             if found is not None:
                 return found
+        versions: tuple[tuple[str, str], ...] = ()
         if isinstance(resp, discovery_pb2.DeltaDiscoveryResponse):
-            values = [r.resource.value for r in resp.resources]
+            infos = tuple(self.info(resp.type_url, r.resource.value) for r in resp.resources)
+            versions = tuple(
+                (r.name or i.name, r.version) for r, i in zip(resp.resources, infos, strict=True)
+            )
         else:
-            values = [a.value for a in resp.resources]
-        infos = tuple(self.info(resp.type_url, v) for v in values)
+            infos = tuple(self.info(resp.type_url, a.value) for a in resp.resources)
         parsed = Parsed(
             infos,
             intern_names(frozenset(i.name for i in infos)),
             {i.name: i for i in infos},
             intern_names(frozenset(i.name for i in infos if i.eds)),
+            versions,
         )
         self.responses_parsed += 1
         if key is not None:
@@ -371,8 +378,7 @@ class ProxyState:
         rec.nonce = resp.nonce
         if isinstance(resp, discovery_pb2.DeltaDiscoveryResponse):
             rec.version = resp.system_version_info
-            for res, info in zip(resp.resources, parsed.infos, strict=True):
-                rec.resources[res.name or info.name] = res.version
+            rec.resources.update(parsed.versions)
             for name in resp.removed_resources:
                 rec.resources.pop(name, None)
             return
