@@ -201,22 +201,30 @@ def cell_table(res: CellResult) -> str:
 
 
 def matrix_table(results: list[CellResult]) -> str:
+    """One line per cell: shoal, the floor beside it, and the ratio where it matters."""
     head = (
-        f"{'cell':<28} {'cold s':>7} {'floor':>6} {'EDS p99 ms':>10} {'floor':>6} {'ratio':>6} "
-        f"{'VS p99 ms':>9} {'VS recv/aff':>11} {'RSS MB':>7} {'CPU s/EDS':>9} {'churn p99':>9}"
+        f"{'cell':<26} {'cold s':>6} {'floor':>6} {'EDS p99':>7} {'fan-out':>7} {'floor':>6} "
+        f"{'ratio':>6} {'VS p99':>6} {'VS recv/aff':>11} {'peak MB':>7} {'CPU s/EDS':>9} "
+        f"{'churn p99':>9}"
     )
-    lines = [head]
+    lines = [head, f"{'':<26} {'':>6} {'':>6} {'ms':>7} {'ms':>7} {'ms':>6} {'':>6} {'ms':>6}"]
     for res in results:
         sh, fl = res.shoal, res.floor or Side()
-        eds99, feds99 = pooled(sh.eds, 99), pooled(fl.eds, 99)
+        fan, ffan = fanout(sh.eds), fanout(fl.eds)
         vs = sh.vs[-1] if sh.vs else None
         recv = f"{vs.receivers}/{vs.affected}" if vs else "-"
         lines.append(
-            f"{res.cell.label:<28} {_s(sh.cold_s):>7} {_s(fl.cold_s):>6} {_ms(eds99):>10} "
-            f"{_ms(feds99):>6} {_ratio(eds99, feds99):>6} {_ms(pooled(sh.vs, 99)):>9} {recv:>11} "
-            f"{sh.hwm_mb:>7.0f} {_median([c.cpu_s for c in sh.eds]):>9.2f} "
-            f"{_ms(per_change(sh.churn, 99)):>9}"
+            f"{res.cell.label:<26} {_s(sh.cold_s):>6} {_s(fl.cold_s):>6} "
+            f"{_ms(pooled(sh.eds, 99)):>7} {_ms(fan):>7} {_ms(ffan):>6} {_ratio(fan, ffan):>6} "
+            f"{_ms(pooled(sh.vs, 99)):>6} {recv:>11} {sh.hwm_mb:>7.0f} "
+            f"{_median([c.cpu_s for c in sh.eds]):>9.2f} {_ms(per_change(sh.churn, 99)):>9}"
         )
+    lines += [
+        "EDS p99: ServiceEntry write -> p99 proxy ACKed (file watcher, debounce, reload, push)",
+        "fan-out: first EDS response -> every affected proxy ACKed; floor: the same fan-out",
+        "VS recv/aff: proxies that received anything / proxies the VirtualService affects",
+        "peak MB: control plane VmHWM; churn p99: per edit, until every affected proxy ACKed",
+    ]
     return "\n".join(lines)
 
 
