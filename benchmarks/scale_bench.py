@@ -21,6 +21,7 @@ import math
 import os
 import platform
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -242,7 +243,33 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, load avg {load}"
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, load avg {load}, "
+        f"shoal src at {_src_commit()}"
+    )
+
+
+def _src_commit() -> str:
+    """The commit of src/ (the control plane measured), with "+dirty" for local changes."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "log", "-1", "--format=%h", "--", "src"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+    return commit + ("+dirty" if dirty else "")
 
 
 def _terminate(signum: int, frame: object) -> None:
