@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
-from loadharness.protocol import TYPES, Identity, ProxyState, Request, ResourceCache, Response
+from loadharness.protocol import TYPES, Identity, ProxyState
+from loadharness.resources import Request, ResourceCache, Response
 
 _ADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/"
 CHANNEL_OPTIONS = [
@@ -34,7 +35,8 @@ CHANNEL_OPTIONS = [
 
 
 def _serialize(msg: Request) -> bytes:
-    return msg.SerializeToString()
+    data: bytes = msg.SerializeToString()
+    return data
 
 
 def _sotw(raw: bytes) -> tuple[bytes, Response]:

@@ -11,6 +11,7 @@ one object.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.listener.v3 import listener_pb2
@@ -30,8 +31,8 @@ _HCM_URL = (
     _PREFIX + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 )
 
-Response = discovery_pb2.DiscoveryResponse | discovery_pb2.DeltaDiscoveryResponse
-Request = discovery_pb2.DiscoveryRequest | discovery_pb2.DeltaDiscoveryRequest
+Response: TypeAlias = discovery_pb2.DiscoveryResponse | discovery_pb2.DeltaDiscoveryResponse
+Request: TypeAlias = discovery_pb2.DiscoveryRequest | discovery_pb2.DeltaDiscoveryRequest
 
 
 _INTERNED: dict[frozenset[str], frozenset[str]] = {}
