@@ -73,8 +73,13 @@ def _diff(old: ResourceMap, new: ResourceMap) -> tuple[frozenset[str], frozenset
     return changed, frozenset(old.keys() - new.keys())
 
 
-def diff(old: ResourceMap, new: ResourceMap) -> tuple[frozenset[str], frozenset[str]]:
-    """(names new or changed in `new`, names gone from `old`)."""
+def diff(
+    old: ResourceMap, new: ResourceMap, *, shared: bool = True
+) -> tuple[frozenset[str], frozenset[str]]:
+    """(names new or changed in `new`, names gone from `old`); `shared=False` when either map
+    was built for one stream (not worth a cache entry)."""
     if old is new:
         return frozenset(), frozenset()
+    if not shared:
+        return _diff(old, new)
     return _DIFFS.get((old, new), lambda: _diff(old, new))

@@ -35,5 +35,6 @@ class Response:
     nonce: str
     resources: tuple[PreparedResource, ...]
     removed: tuple[str, ...] = ()
-    # the shared map `resources` are all of, in order: lets the encoder reuse its body
-    source: Mapping[str, PreparedResource] | None = field(default=None, compare=False)
+    # Set when every stream in the same position gets this very response (same shared maps,
+    # same version and nonce): the encoder then builds the message once for all of them.
+    cache_key: tuple[object, ...] | None = field(default=None, compare=False)

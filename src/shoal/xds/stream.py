@@ -49,6 +49,7 @@ class _Inflight:
     changed: frozenset[str]
     removed: tuple[str, ...]
     digest: str
+    shared: bool
 
 
 @dataclass
@@ -66,6 +67,7 @@ class TypeState:
     held_objects: ResourceMap = field(default_factory=dict)
     held_versions: dict[str, str] = field(default_factory=dict)
     held_digest: str | None = None
+    held_shared: bool = False  # held_objects is a snapshot's shared map (diffs are cached)
     # delta: the map Envoy holds exactly (every name in it, nothing else), when known
     held_source: ResourceMap | None = None
     inflight: _Inflight | None = None
@@ -139,6 +141,7 @@ class StreamProtocol:
                 ts.force.update(ts.names or ts.held_objects.keys())
                 ts.held_objects = _NONE
                 ts.held_digest = None
+                ts.held_shared = False
             ts.names = names
 
     def _delta_request(self, ts: TypeState, req: Request) -> None:
@@ -194,10 +197,12 @@ class StreamProtocol:
         if ts.wildcard or content.keys() <= ts.names:
             ts.held_objects = content
             ts.held_digest = inflight.digest
+            ts.held_shared = inflight.shared
         else:
             # the subscription shrank while the response was in flight
             ts.held_objects = {n: r for n, r in content.items() if n in ts.names}
             ts.held_digest = None
+            ts.held_shared = False
 
     # ------------------------------------------------------------------ targets
     def _refs_held(self, type_url: str) -> set[str]:
@@ -298,23 +303,33 @@ class StreamProtocol:
             if base_digest == ts.held_digest and not forced and ts.sent_version is not None:
                 ts.force.clear()
                 return None
-            if ts.type_url == CLUSTER:
-                held = ts.held_objects
-                changed = frozenset(
-                    n
-                    for n, r in target.items()
-                    if (h := held.get(n)) is None or h.version != r.version
-                )
+            # Envoy keeps endpoints and routes a state-of-the-world response leaves out (only
+            # listeners and clusters are replaced as a whole), so once it holds a full set,
+            # EDS and RDS carry only what changed — as Istio's incremental EDS does.
+            partial = ts.type_url not in WILDCARD_TYPES and ts.held_digest is not None
+            both_shared = shared and ts.held_shared
+            if ts.type_url == CLUSTER or partial:
+                changed, _ = mapcache.diff(ts.held_objects, target, shared=both_shared)
             else:
-                changed = frozenset()  # only clusters' changes matter (warming)
+                changed = frozenset()
         base = f"{self.boot_id}-{base_digest}"
         if base in ts.nacked:
             return None
-        self._nonce += 1
-        nonce = str(self._nonce)
+        cache_key: tuple[object, ...] | None = None
+        if not self.delta and not forced and shared and (not partial or both_shared):
+            # Every stream in this position gets the very same message: same maps, same
+            # version and the same nonce. Still unique per stream: a stream never gets the
+            # same content twice within one snapshot (equal content is skipped, NACKed
+            # content never resent, forced resends take the counter below).
+            cache_key = (ts.held_objects, target) if partial else (target,)
+            assert self.view is not None
+            nonce = f"{self.view.version}/{base_digest}"
+        else:
+            self._nonce += 1
+            nonce = str(self._nonce)
         # a forced resend of equal content still needs a fresh version for Envoy to apply it
         version = base if base != ts.acked_version or not forced else f"{base}.{nonce}"
-        ts.inflight = _Inflight(nonce, version, base, target, changed, removed, base_digest)
+        ts.inflight = _Inflight(nonce, version, base, target, changed, removed, base_digest, shared)
         ts.force.clear()
         if ts.type_url == CLUSTER:
             self._warming |= {n for n in changed if target[n].uses_eds}
@@ -325,10 +340,14 @@ class StreamProtocol:
         if self.delta:
             resources = tuple(target[n] for n in sorted(changed))
             return Response(ts.type_url, version, nonce, resources, removed)
-        if shared:
-            # shared maps are built in name order; the encoder caches their body
-            return Response(ts.type_url, version, nonce, tuple(target.values()), source=target)
-        return Response(ts.type_url, version, nonce, tuple(target[n] for n in sorted(target)))
+        if partial:
+            send = changed | forced
+            resources = tuple(target[n] for n in sorted(send))
+        elif shared:
+            resources = tuple(target.values())  # shared maps are built in name order
+        else:
+            resources = tuple(target[n] for n in sorted(target))
+        return Response(ts.type_url, version, nonce, resources, cache_key=cache_key)
 
     # ------------------------------------------------------------------ status
     def status(self) -> dict[str, dict[str, str | None]]:

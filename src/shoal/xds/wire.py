@@ -9,6 +9,8 @@ bytes parse back to exactly the `DiscoveryResponse`/`DeltaDiscoveryResponse` the
 
 from __future__ import annotations
 
+import sys
+
 from shoal.generate import PreparedResource
 from shoal.xds.mapcache import IdentityCache
 from shoal.xds.messages import Response
@@ -40,17 +42,34 @@ def _sotw_body(resources: tuple[PreparedResource, ...]) -> bytes:
     return b"".join([_field(2, r.any_bytes) for r in resources])
 
 
-# The repeated `resources` field of a shared map, encoded once for every stream sending it.
-_BODIES: IdentityCache[bytes] = IdentityCache(32)
+def _sotw_message(resp: Response) -> bytes:
+    return b"".join(
+        (
+            _str(1, resp.version),
+            _sotw_body(resp.resources),
+            _str(4, resp.type_url),
+            _str(5, resp.nonce),
+        )
+    )
+
+
+# Whole messages that many streams send identically (see Response.cache_key): built once,
+# and the same bytes object is queued on every stream, so a push to a thousand proxies
+# holds one copy in memory, not a thousand.
+_MESSAGES: IdentityCache[bytes] = IdentityCache(64)
 
 
 def encode_sotw(resp: Response) -> bytes:
     """DiscoveryResponse: version_info=1, resources=2, type_url=4, nonce=5."""
-    if resp.source is not None:
-        body = _BODIES.get((resp.source,), lambda: _sotw_body(resp.resources))
-    else:
-        body = _sotw_body(resp.resources)
-    return b"".join((_str(1, resp.version), body, _str(4, resp.type_url), _str(5, resp.nonce)))
+    if resp.cache_key is None:
+        return _sotw_message(resp)
+    key = (
+        *resp.cache_key,
+        sys.intern(resp.type_url),
+        sys.intern(resp.version),
+        sys.intern(resp.nonce),
+    )
+    return _MESSAGES.get(key, lambda: _sotw_message(resp))
 
 
 def _delta_resource(r: PreparedResource) -> bytes:

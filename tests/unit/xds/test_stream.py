@@ -88,7 +88,8 @@ def test_route_to_new_cluster_waits_until_cluster_and_endpoints_are_sent() -> No
     assert ack(p, cds) == []
     last = p.types[ENDPOINT].last_nonce
     eds, rds = p.on_request(Request(type_url=ENDPOINT, nonce=last, names=("a", "b")))
-    assert {r.name for r in eds.resources} == {"a", "b"}
+    # Envoy keeps a's assignment: only the new one travels
+    assert {r.name for r in eds.resources} == {"b"}
     assert rds.type_url == ROUTE and rds.resources[0].version == "2"
 
 
@@ -110,7 +111,7 @@ def test_eds_subscription_crossing_a_response_is_answered_on_the_ack() -> None:
     assert p.on_request(Request(type_url=ENDPOINT, nonce="0", names=("a", "b"))) == []
     # its ACK of the newer response carries the full subscription, which is then answered
     again = only(ack(p, eds, ("a", "b")), ENDPOINT)
-    assert {r.name for r in again.resources} == {"a", "b"}
+    assert {r.name for r in again.resources} == {"b"}
 
 
 def test_removed_cluster_is_kept_until_routes_stop_naming_it() -> None:
@@ -172,6 +173,20 @@ def test_endpoint_change_pushes_eds_only() -> None:
     connect_sotw(p, view({"a": "1"}, ("a",)))
     eds = only(p.on_view(view({"a": "1"}, ("a",), eps="2")), ENDPOINT)
     assert [r.version for r in eds.resources] == ["2"]
+
+
+def test_state_of_the_world_eds_carries_only_the_changed_assignments() -> None:
+    clusters = {"a": "1", "b": "1", "c": "1"}
+    v1 = view(clusters, ("a",))
+    p = proto()
+    connect_sotw(p, v1)
+    eds = dict(v1.of(ENDPOINT))
+    eds["b"] = res(ENDPOINT, "b", "2")
+    v2 = ProxyView(version="s2", resources=MappingProxyType({**v1.resources, ENDPOINT: eds}))
+    out = only(p.on_view(v2), ENDPOINT)
+    assert [r.name for r in out.resources] == ["b"]
+    # the version still names the whole set Envoy now holds
+    assert out.version != p.types[ENDPOINT].acked_version
 
 
 # ---------------------------------------------------------------- delta
@@ -243,8 +258,9 @@ def test_streams_share_the_map_and_its_encoding_when_they_want_all_of_it() -> No
         p.on_view(v)
     r1 = only(one.on_request(Request(type_url=CLUSTER)), CLUSTER)
     r2 = only(two.on_request(Request(type_url=CLUSTER)), CLUSTER)
-    assert r1.source is v.of(CLUSTER) and r2.source is v.of(CLUSTER)
-    hits = wire._BODIES.hits
+    assert r1.cache_key == (v.of(CLUSTER),) and r2.cache_key == (v.of(CLUSTER),)
+    hits = wire._MESSAGES.hits
     wire.encode_sotw(r1)
     wire.encode_sotw(r2)
-    assert wire._BODIES.hits >= hits + 1  # the second stream reused the first one's bytes
+    assert wire._MESSAGES.hits >= hits + 1  # the second stream reused the first one's bytes
+    assert wire.encode_sotw(r1) is wire.encode_sotw(r2)
