@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
-from loadharness.protocol import TYPES, Identity, ProxyState
+from loadharness.protocol import CDS, LDS, TYPES, Identity, ProxyState
 from loadharness.resources import Request, ResourceCache, Response
 
 _ADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/"
@@ -112,7 +112,8 @@ class SimProxy:
                 cache.info(resp.type_url, a.value).name: a.SerializeToString(deterministic=True)
                 for a in resp.resources
             }
-            held.clear()
+            if resp.type_url in (CDS, LDS):
+                held.clear()  # wildcard: the full set; EDS / RDS may carry only what changed
         held.update(last)
         self.last_bytes[resp.type_url] = list(last.values())
 
