@@ -31,7 +31,24 @@ class RegistryInstance:
     namespace: str = "default"
 
 
+# WorkloadEntrySpec object -> its Endpoint. Unchanged files keep their parsed objects
+# (api.store caches parses), so a snapshot rebuilt for one edit reuses every other endpoint.
+_ENDPOINTS: dict[int, tuple[WorkloadEntrySpec, Endpoint]] = {}
+_ENDPOINTS_MAX = 200_000
+
+
 def _endpoint(spec: WorkloadEntrySpec) -> Endpoint:
+    found = _ENDPOINTS.get(id(spec))
+    if found is not None and found[0] is spec:
+        return found[1]
+    if len(_ENDPOINTS) >= _ENDPOINTS_MAX:
+        _ENDPOINTS.clear()
+    made = _make_endpoint(spec)
+    _ENDPOINTS[id(spec)] = (spec, made)
+    return made
+
+
+def _make_endpoint(spec: WorkloadEntrySpec) -> Endpoint:
     return Endpoint(
         address=spec.address,
         labels=MappingProxyType(dict(spec.labels)),

@@ -78,6 +78,20 @@ class TypeState:
     # names to answer again even if unchanged (EDS of clusters that are warming)
     force: set[str] = field(default_factory=set)
     last_nonce: str = ""
+    # bumped whenever this type's stream state changes; with `idle` (the inputs under which
+    # there was last nothing to send) it lets a pump skip types an event did not touch
+    gen: int = 0
+    idle: tuple[object, ...] | None = None
+    # the last subscription list as Envoy sent it, and a generation of `names`
+    names_seen: tuple[str, ...] = ()
+    names_gen: int = 0
+    # (id of a desired map, names_gen) -> whether `names` is exactly that map's keys
+    covers: tuple[int, int, bool] = (0, -1, False)
+
+    def wants_all_of(self, desired: ResourceMap) -> bool:
+        if self.covers[0] != id(desired) or self.covers[1] != self.names_gen:
+            self.covers = (id(desired), self.names_gen, self.names == desired.keys())
+        return self.covers[2]
 
     def holds(self, name: str) -> bool:
         return name in self.held_objects or name in self.held_versions
@@ -103,6 +117,7 @@ class StreamProtocol:
         # EDS clusters sent new or changed in CDS whose assignment has not been sent since:
         # Envoy keeps them warming (and may hold back the CDS ACK) until EDS answers.
         self._warming: set[str] = set()
+        self._warming_gen = 0
 
     # ------------------------------------------------------------------ inputs
     def on_view(self, view: ProxyView) -> list[Response]:
@@ -119,18 +134,30 @@ class StreamProtocol:
             self._sotw_request(ts, req)
         return self._pump()
 
+    def _set_names(self, ts: TypeState, names: set[str], seen: tuple[str, ...]) -> None:
+        ts.names_seen = seen
+        if names is not ts.names and names != ts.names:
+            ts.gen += 1
+            ts.names_gen += 1
+            ts.names = names
+
     def _sotw_request(self, ts: TypeState, req: Request) -> None:
-        names = {n for n in req.names if n != "*"}
+        if req.names == ts.names_seen:
+            names = ts.names  # the list `names` was made from (every ACK repeats it)
+        else:
+            names = set(req.names)
+            names.discard("*")
         if ts.type_url in WILDCARD_TYPES:
             ts.wildcard = not names or "*" in req.names
         if not ts.requested:
+            ts.gen += 1
             # The first request of a type on a stream is answered whatever nonce it carries.
             ts.requested = True
-            ts.names = names
+            self._set_names(ts, names, req.names)
             return
         if req.nonce and ts.inflight is not None and req.nonce == ts.inflight.nonce:
             self._settle(ts, req.error)
-            ts.names = names
+            self._set_names(ts, names, req.names)
         elif req.nonce and req.nonce != ts.last_nonce:
             # Stale: Envoy has since been sent a newer response. Ignored; its subscription
             # arrives again with the ACK of the newer response.
@@ -138,13 +165,17 @@ class StreamProtocol:
         else:
             if not req.nonce:
                 # Envoy asks afresh on a live stream: answer even if nothing changed.
+                ts.gen += 1
                 ts.force.update(ts.names or ts.held_objects.keys())
                 ts.held_objects = _NONE
                 ts.held_digest = None
                 ts.held_shared = False
-            ts.names = names
+            self._set_names(ts, names, req.names)
 
     def _delta_request(self, ts: TypeState, req: Request) -> None:
+        if not ts.requested or req.subscribe or req.unsubscribe:
+            ts.gen += 1
+            ts.names_gen += 1
         if not ts.requested:
             ts.requested = True
             ts.wildcard = ts.type_url in WILDCARD_TYPES and (
@@ -172,6 +203,7 @@ class StreamProtocol:
         inflight = ts.inflight
         assert inflight is not None
         ts.inflight = None
+        ts.gen += 1
         if error:
             ts.nack = error
             ts.nacked.add(inflight.base_version)
@@ -194,7 +226,11 @@ class StreamProtocol:
             subscribed = ts.wildcard or content.keys() <= ts.names
             ts.held_source = content if subscribed else None
             return
-        if ts.wildcard or content.keys() <= ts.names:
+        if (
+            ts.wildcard
+            or (inflight.shared and ts.wants_all_of(content))
+            or content.keys() <= ts.names
+        ):
             ts.held_objects = content
             ts.held_digest = inflight.digest
             ts.held_shared = inflight.shared
@@ -220,7 +256,7 @@ class StreamProtocol:
         assert self.view is not None
         desired = self.view.of(ts.type_url)
         target: ResourceMap
-        if ts.wildcard or ts.names == desired.keys():
+        if ts.wildcard or ts.wants_all_of(desired):
             target, shared = desired, True
         else:
             built: dict[str, PreparedResource] = {}
@@ -260,6 +296,20 @@ class StreamProtocol:
         return not (unsent & self.view.of(CLUSTER).keys())
 
     # ------------------------------------------------------------------ output
+    def _inputs(self, ts: TypeState) -> tuple[object, ...]:
+        """Everything whether `ts` has something to send depends on (by identity/generation)."""
+        assert self.view is not None
+        desired = id(self.view.of(ts.type_url))
+        t = self.types
+        if ts.type_url == CLUSTER:  # clusters retained for held listeners and routes
+            return (desired, ts.gen, t[LISTENER].gen, t[ROUTE].gen)
+        if ts.type_url in (LISTENER, ROUTE):  # wait for the clusters they name
+            clusters = id(self.view.of(CLUSTER))
+            return (desired, ts.gen, clusters, t[CLUSTER].gen, self._warming_gen)
+        if ts.type_url == ENDPOINT:
+            return (desired, ts.gen, self._warming_gen)
+        return (desired, ts.gen)
+
     def _pump(self) -> list[Response]:
         if self.view is None:
             return []
@@ -268,11 +318,17 @@ class StreamProtocol:
             ts = self.types[type_url]
             if not ts.requested or ts.inflight is not None:
                 continue
+            inputs = self._inputs(ts)
+            if inputs == ts.idle:
+                continue  # nothing this type depends on changed since it was last idle
             target, shared = self._target(ts)
             if type_url in (LISTENER, ROUTE) and not self._ready_for(target):
+                ts.idle = inputs
                 continue
             response = self._respond(ts, target, shared)
-            if response is not None:
+            if response is None:
+                ts.idle = inputs
+            else:
                 out.append(response)
         return out
 
@@ -331,10 +387,15 @@ class StreamProtocol:
         version = base if base != ts.acked_version or not forced else f"{base}.{nonce}"
         ts.inflight = _Inflight(nonce, version, base, target, changed, removed, base_digest, shared)
         ts.force.clear()
+        ts.gen += 1
         if ts.type_url == CLUSTER:
-            self._warming |= {n for n in changed if target[n].uses_eds}
-        elif ts.type_url == ENDPOINT and self._warming:
+            warming = {n for n in changed if target[n].uses_eds}
+            if warming - self._warming:
+                self._warming |= warming
+                self._warming_gen += 1
+        elif ts.type_url == ENDPOINT and self._warming & target.keys():
             self._warming -= target.keys()
+            self._warming_gen += 1
         ts.sent_version = version
         ts.last_nonce = nonce
         if self.delta:
