@@ -23,7 +23,7 @@ from shoal.controlplane.admin import start_admin
 from shoal.controlplane.security import MeshSecurity
 from shoal.generate import ConfigGenerator
 from shoal.model import Credential, MeshSnapshot, RegistryInstance, build_snapshot
-from shoal.sources.directory import read_config_dir, watch_dir
+from shoal.sources.directory import DirCache, read_config_dir, watch_dir
 from shoal.sources.policyfiles import read_policy_files
 from shoal.sources.secrets import read_credentials
 from shoal.xds.debounce import Debouncer
@@ -74,6 +74,7 @@ class ControlPlane:
         self.stopping = asyncio.Event()
         self._seq = 0
         self._files_dirty = True
+        self._dir_cache = DirCache()
         self._built_instances: tuple[RegistryInstance, ...] | None = None
         self._debouncer = Debouncer(settings.debounce_s, settings.max_debounce_s, self.apply)
         self._watcher: asyncio.Task[None] | None = None
@@ -102,7 +103,7 @@ class ControlPlane:
         changed = self.snapshot is None or self.instances != self._built_instances
         if self._files_dirty:
             self._files_dirty = False
-            result = self.store.update(read_config_dir(self.settings.config_dir))
+            result = self.store.update(read_config_dir(self.settings.config_dir, self._dir_cache))
             changed = changed or result.changed
             credentials = read_credentials(self.settings.config_dir)
             changed = changed or credentials != self.credentials
