@@ -72,16 +72,29 @@ def encode_sotw(resp: Response) -> bytes:
     return _MESSAGES.get(key, lambda: _sotw_message(resp))
 
 
-def _delta_resource(r: PreparedResource) -> bytes:
+# PreparedResource -> its encoded `resources` entry of a DeltaDiscoveryResponse. Resources are
+# shared by every stream (and by snapshots, for unchanged ones), so each is wrapped once.
+_DELTA_ENTRIES: dict[int, tuple[PreparedResource, bytes]] = {}
+_DELTA_ENTRIES_MAX = 100_000
+
+
+def _delta_entry(r: PreparedResource) -> bytes:
+    found = _DELTA_ENTRIES.get(id(r))
+    if found is not None and found[0] is r:
+        return found[1]
+    if len(_DELTA_ENTRIES) >= _DELTA_ENTRIES_MAX:
+        _DELTA_ENTRIES.clear()
     # discovery.v3.Resource: version=1, resource=2 (Any), name=3
-    return _str(1, r.version) + _field(2, r.any_bytes) + _str(3, r.name)
+    entry = _field(2, _str(1, r.version) + _field(2, r.any_bytes) + _str(3, r.name))
+    _DELTA_ENTRIES[id(r)] = (r, entry)
+    return entry
 
 
 def encode_delta(resp: Response) -> bytes:
     """DeltaDiscoveryResponse: system_version_info=1, resources=2, type_url=4, nonce=5,
     removed_resources=6."""
     parts = [_str(1, resp.version)]
-    parts.extend(_field(2, _delta_resource(r)) for r in resp.resources)
+    parts.extend(_delta_entry(r) for r in resp.resources)
     parts.append(_str(4, resp.type_url))
     parts.append(_str(5, resp.nonce))
     parts.extend(_field(6, name.encode()) for name in resp.removed)
