@@ -51,6 +51,9 @@ def test_abort_and_delay_faults(mesh: Mesh) -> None:
 
     delay = "  fault: {delay: {percentage: {value: 50}, fixedDelay: 0.2s}}\n"
     mesh.config.write(ROUTE_FILE, se + "---\n" + _vs("- name: delay\n" + ROUTE + delay))
+    # 20 answers of 200 could still come from the abort rule by chance (0.9^20): wait for
+    # a delayed answer, which only the new rule gives, then for the aborts to be gone
+    wait_until(lambda: call(sidecar.outbound_port, H).seconds >= 0.15, 10, what="a delay")
     wait_until(lambda: statuses(sidecar.outbound_port, H, 20) == {200: 20}, 10)
     times = [call(sidecar.outbound_port, H).seconds for _ in range(60)]
     # Envoy's timer may fire a few ms early: 0.15 s splits delayed from fast answers
