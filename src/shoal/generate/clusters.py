@@ -33,10 +33,8 @@ def _ads() -> config_source_pb2.ConfigSource:
     )
 
 
-def _dns_assignment(name: str, service: Service, port: Port) -> endpoint_pb2.ClusterLoadAssignment:
-    targets = [(e.address, e.port_for(port)) for e in service.endpoints] or [
-        (service.hostname, port.target_port or port.number)
-    ]
+def _assignment(name: str, targets: list[tuple[str, int]]) -> endpoint_pb2.ClusterLoadAssignment:
+    """An inline load assignment (DNS and static clusters carry their endpoints themselves)."""
     return endpoint_pb2.ClusterLoadAssignment(
         cluster_name=name,
         endpoints=[
@@ -54,6 +52,13 @@ def _dns_assignment(name: str, service: Service, port: Port) -> endpoint_pb2.Clu
             )
         ],
     )
+
+
+def _dns_assignment(name: str, service: Service, port: Port) -> endpoint_pb2.ClusterLoadAssignment:
+    targets = [(e.address, e.port_for(port)) for e in service.endpoints] or [
+        (service.hostname, port.target_port or port.number)
+    ]
+    return _assignment(name, targets)
 
 
 def outbound(
@@ -106,26 +111,7 @@ def inbound(app_port: int) -> PreparedResource:
     name = inbound_cluster(app_port)
     cluster = cluster_pb2.Cluster(name=name, type=cluster_pb2.Cluster.STATIC)
     cluster.connect_timeout.FromSeconds(CONNECT_TIMEOUT_S)
-    cluster.load_assignment.CopyFrom(
-        endpoint_pb2.ClusterLoadAssignment(
-            cluster_name=name,
-            endpoints=[
-                endpoint_components_pb2.LocalityLbEndpoints(
-                    lb_endpoints=[
-                        endpoint_components_pb2.LbEndpoint(
-                            endpoint=endpoint_components_pb2.Endpoint(
-                                address=address_pb2.Address(
-                                    socket_address=address_pb2.SocketAddress(
-                                        address="127.0.0.1", port_value=app_port
-                                    )
-                                )
-                            )
-                        )
-                    ]
-                )
-            ],
-        )
-    )
+    cluster.load_assignment.CopyFrom(_assignment(name, [("127.0.0.1", app_port)]))
     return prepare(name, cluster)
 
 

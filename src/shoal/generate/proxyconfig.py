@@ -11,7 +11,7 @@ A thousand sidecars in one namespace therefore cost one generation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -26,7 +26,7 @@ from shoal.generate import (
     scope,
 )
 from shoal.generate.prepared import CLUSTER, ENDPOINT, LISTENER, ROUTE, PreparedResource
-from shoal.model import MeshSnapshot, Proxy
+from shoal.model import MeshSnapshot, Proxy, Service
 
 ResourceMap = Mapping[str, PreparedResource]
 
@@ -56,9 +56,6 @@ class ConfigGenerator:
     def __init__(self, snapshot: MeshSnapshot, previous: ConfigGenerator | None = None) -> None:
         self.snapshot = snapshot
         self.routing_inputs = reuse.routing_inputs(snapshot)
-        self._clusters: ResourceMap | None = None
-        self._endpoints: ResourceMap | None = None
-        self._secure_clusters: ResourceMap | None = None
         self._routes: dict[tuple[object, ...], ResourceMap] = {}
         self._listeners: dict[tuple[object, ...], ResourceMap] = {}
         self._views: dict[tuple[object, ...], ProxyView] = {}
@@ -66,33 +63,24 @@ class ConfigGenerator:
         self._narrow_cache: dict[tuple[int, frozenset[str]], tuple[ResourceMap, ResourceMap]] = {}
         # extra clusters' names -> (the shared CDS map, it merged with them)
         self._cds_with: dict[tuple[str, ...], tuple[ResourceMap, ResourceMap]] = {}
-        # per service: (inputs, resources) of the snapshot before, and of this one
-        self._prev_clusters: dict[str, tuple[object, list[PreparedResource]]] = {}
-        self._prev_assignments: dict[str, tuple[object, list[PreparedResource]]] = {}
-        self._service_clusters: dict[str, tuple[object, list[PreparedResource]]] = {}
-        self._service_assignments: dict[str, tuple[object, list[PreparedResource]]] = {}
-        self._prev_secure: dict[str, tuple[object, list[PreparedResource]]] = {}
-        self._service_secure: dict[str, tuple[object, list[PreparedResource]]] = {}
-        self._prev_secure_map: ResourceMap | None = None
-        self._prev_endpoints: ResourceMap | None = None
-        self._prev_cds: ResourceMap | None = None
         self._prev_cds_with: dict[tuple[str, ...], tuple[ResourceMap, ResourceMap]] = {}
+        # per-service resources of this snapshot, built on first use from the previous ones
+        self._cds: reuse.ServiceResources | None = None
+        self._secure_cds: reuse.ServiceResources | None = None
+        self._eds: reuse.ServiceResources | None = None
+        # the previous snapshot's per-service resources (not the generator: no chain of them)
+        self._prev_cds = previous._cds if previous is not None else None
+        self._prev_secure_cds = previous._secure_cds if previous is not None else None
+        self._prev_eds = previous._eds if previous is not None else None
         self.reused_routing = False
         if previous is not None:
-            self._prev_clusters = previous._service_clusters
-            self._prev_assignments = previous._service_assignments
-            self._prev_secure = previous._service_secure
-            self._prev_secure_map = previous._secure_clusters
-            self._prev_endpoints = previous._endpoints
-            self._prev_cds = previous._clusters
+            self._prev_cds_with = previous._cds_with
             if previous.routing_inputs == self.routing_inputs:
                 # endpoint-only change: every cluster, route table and listener stays
                 self.reused_routing = True
-                self._clusters = previous._clusters
-                self._service_clusters = previous._service_clusters
+                self._cds = previous._cds
                 self._routes = previous._routes
                 self._listeners = previous._listeners
-            self._prev_cds_with = previous._cds_with
         self._label_sensitive = bool(
             snapshot.rate_limits
             or snapshot.peer_authentications
@@ -106,79 +94,46 @@ class ConfigGenerator:
             for m in http.match
         )
 
+    def _taken_over(
+        self,
+        previous: reuse.ServiceResources | None,
+        key: Callable[[Service], object],
+        make: Callable[[Service], list[PreparedResource]],
+    ) -> reuse.ServiceResources:
+        return reuse.take_over(self.snapshot, previous, key, make, _by_name)
+
     def clusters(self) -> ResourceMap:
-        if self._clusters is None:
-            items = []
-            unchanged = self._prev_cds is not None and len(self._prev_clusters) == len(
-                self.snapshot.services
+        if self._cds is None:
+            self._cds = self._taken_over(
+                self._prev_cds,
+                lambda s: reuse.cluster_key(self.snapshot, s),
+                lambda s: clusters.service_clusters(self.snapshot, s),
             )
-            for service in self.snapshot.services.values():
-                key = reuse.cluster_key(self.snapshot, service)
-                prev = self._prev_clusters.get(service.hostname)
-                if prev is not None and prev[0] == key:
-                    made = prev[1]
-                else:
-                    made = clusters.service_clusters(self.snapshot, service)
-                    unchanged = False
-                self._service_clusters[service.hostname] = (key, made)
-                items.extend(made)
-            self._clusters = (
-                self._prev_cds if unchanged and self._prev_cds is not None else _by_name(items)
-            )
-        return self._clusters
+        return self._cds.resources
 
     def secure_clusters(self) -> ResourceMap:
         """Clusters for proxies with SDS (automatic mTLS, ISTIO_MUTUAL; see mtls.py). Their
         server SANs come from the endpoints' service accounts, so those are part of each
         service's inputs when taking over from the previous snapshot."""
-        if self._secure_clusters is None:
-            items = []
-            unchanged = self._prev_secure_map is not None and len(self._prev_secure) == len(
-                self.snapshot.services
+        if self._secure_cds is None:
+            self._secure_cds = self._taken_over(
+                self._prev_secure_cds,
+                lambda s: (
+                    reuse.cluster_key(self.snapshot, s),
+                    frozenset(e.service_account for e in s.endpoints),
+                ),
+                lambda s: clusters.service_clusters(self.snapshot, s, secure=True),
             )
-            for service in self.snapshot.services.values():
-                key = (
-                    reuse.cluster_key(self.snapshot, service),
-                    frozenset(e.service_account for e in service.endpoints),
-                )
-                prev = self._prev_secure.get(service.hostname)
-                if prev is not None and prev[0] == key:
-                    made = prev[1]
-                else:
-                    made = clusters.service_clusters(self.snapshot, service, secure=True)
-                    unchanged = False
-                self._service_secure[service.hostname] = (key, made)
-                items.extend(made)
-            self._secure_clusters = (
-                self._prev_secure_map
-                if unchanged and self._prev_secure_map is not None
-                else _by_name(items)
-            )
-        return self._secure_clusters
+        return self._secure_cds.resources
 
     def endpoints(self) -> ResourceMap:
-        if self._endpoints is None:
-            items = []
-            unchanged = self._prev_endpoints is not None and len(self._prev_assignments) == len(
-                self.snapshot.services
+        if self._eds is None:
+            self._eds = self._taken_over(
+                self._prev_eds,
+                lambda s: reuse.assignment_key(self.snapshot, s),
+                lambda s: endpoints.service_assignments(self.snapshot, s),
             )
-            for service in self.snapshot.services.values():
-                key = reuse.assignment_key(self.snapshot, service)
-                prev = self._prev_assignments.get(service.hostname)
-                if prev is not None and prev[0] == key:
-                    made = prev[1]
-                else:
-                    made = endpoints.service_assignments(self.snapshot, service)
-                    unchanged = False
-                self._service_assignments[service.hostname] = (key, made)
-                items.extend(made)
-            # equal content keeps the same map object: streams skip it without looking inside
-            self._endpoints = (
-                self._prev_endpoints
-                if unchanged and self._prev_endpoints is not None
-                else _by_name(items)
-            )
-        return self._endpoints
+        return self._eds.resources
 
     def _route_key(self, proxy: Proxy) -> tuple[object, ...]:
         if proxy.type == "router":

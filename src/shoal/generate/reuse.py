@@ -18,9 +18,14 @@ with the snapshot that stopped using them.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from shoal.api import Resource
+from shoal.generate.prepared import PreparedResource
 from shoal.model import MeshSnapshot, Service
+
+ResourceMap = Mapping[str, PreparedResource]
 
 _NOT_ROUTING = frozenset({"version", "errors"})
 
@@ -58,3 +63,40 @@ def cluster_key(snapshot: MeshSnapshot, service: Service) -> tuple[object, ...]:
 
 def assignment_key(snapshot: MeshSnapshot, service: Service) -> tuple[Service, Resource | None]:
     return (service, snapshot.dr_by_host.get(service.hostname))
+
+
+@dataclass
+class ServiceResources:
+    """One kind of per-service resources of a snapshot: by service host, the inputs they were
+    made from and the resources; and the map of them all by name."""
+
+    entries: dict[str, tuple[object, list[PreparedResource]]] = field(default_factory=dict)
+    resources: ResourceMap = field(default_factory=dict)
+
+
+def take_over(
+    snapshot: MeshSnapshot,
+    previous: ServiceResources | None,
+    key: Callable[[Service], object],
+    make: Callable[[Service], list[PreparedResource]],
+    by_name: Callable[[list[PreparedResource]], ResourceMap],
+) -> ServiceResources:
+    """Per-service resources for `snapshot`, taking `previous`'s where the inputs are equal.
+    When nothing changed at all the previous map object itself is kept, so streams can tell
+    "unchanged" by identity without looking inside."""
+    out = ServiceResources()
+    prior = previous.entries if previous is not None else {}
+    unchanged = previous is not None and len(prior) == len(snapshot.services)
+    items: list[PreparedResource] = []
+    for service in snapshot.services.values():
+        inputs = key(service)
+        found = prior.get(service.hostname)
+        if found is not None and found[0] == inputs:
+            made = found[1]
+        else:
+            made = make(service)
+            unchanged = False
+        out.entries[service.hostname] = (inputs, made)
+        items.extend(made)
+    out.resources = previous.resources if unchanged and previous is not None else by_name(items)
+    return out

@@ -55,7 +55,8 @@ def test_a_deleted_service_leaves_the_caches() -> None:
     first = gen(REVIEWS, RATINGS)
     second = gen(REVIEWS, previous=first)
     third = gen(REVIEWS, previous=second)
-    hosts = set(third._service_clusters) | set(third._service_assignments)
+    assert third._cds is not None and third._eds is not None
+    hosts = set(third._cds.entries) | set(third._eds.entries)
     assert hosts == {"reviews.default.svc.cluster.local"}
     assert not any("ratings" in name for name in third.view(sidecar()).of(CLUSTER))
 
