@@ -16,94 +16,43 @@ from concurrent import futures
 from typing import Any
 
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 from envoy.service.secret.v3 import sds_pb2_grpc
 
 from harness.envoy import sidecar_bootstrap, sidecar_node
 from harness.ports import free_port
+from shoal.ca import certs
 
 SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
 class TestCA:
-    """A self-signed root that issues SPIFFE workload certificates."""
+    """A root (shoal's own CA code) that issues SPIFFE workload certificates directly, without
+    the CA service, tokens or agent."""
 
     __test__ = False  # not a pytest class
 
     def __init__(self, lifetime: datetime.timedelta = datetime.timedelta(hours=1)) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cluster.local")])
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + lifetime)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(self.key, hashes.SHA256())
-        )
+        self.key = certs.new_key()
+        self.cert = certs.make_root(self.key, days=1)
         self.lifetime = lifetime
 
     @property
     def root_pem(self) -> str:
-        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
+        return certs.cert_pem(self.cert).decode()
 
     def issue(self, spiffe_id: str) -> tuple[str, str]:
         """(certificate PEM, key PEM) for `spiffe_id`, signed by this root."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + self.lifetime)
-            .add_extension(
-                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)]),
-                critical=True,
-            )
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage(
-                    [x509.ExtendedKeyUsageOID.SERVER_AUTH, x509.ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
-                critical=False,
-            )
-            .sign(self.key, hashes.SHA256())
+        key = certs.new_key()
+        cert = certs.leaf(
+            key.public_key(),
+            uri=spiffe_id,
+            issuer=self.cert,
+            issuer_key=self.key,
+            lifetime=self.lifetime,
         )
-        return cert.public_bytes(serialization.Encoding.PEM).decode(), _pem_key(key)
+        return certs.cert_pem(cert).decode(), certs.key_pem(key).decode()
 
 
 class _Servicer(sds_pb2_grpc.SecretDiscoveryServiceServicer):  # type: ignore[misc]
