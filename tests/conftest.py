@@ -18,6 +18,7 @@ from harness.configdir import ConfigDir
 from harness.controlplane import ControlPlane
 from harness.envoy import EnvoyProcess
 from harness.mesh import Mesh
+from harness.secmesh import SecureMesh
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -119,3 +120,14 @@ def mesh(
     control_plane_factory: ControlPlaneFactory,
 ) -> Mesh:
     return Mesh(config_dir, backend_factory, envoy_factory, control_plane_factory)
+
+
+@pytest.fixture
+def secmesh(
+    config_dir: ConfigDir,
+    envoy_factory: Callable[..., EnvoyProcess],
+    control_plane_factory: Callable[..., ControlPlane],
+) -> Iterator[SecureMesh]:
+    out = SecureMesh(config_dir, envoy_factory, control_plane_factory(config_dir))
+    yield out
+    out.stop()

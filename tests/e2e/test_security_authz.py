@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import jwt as pyjwt
@@ -18,8 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from harness.backend import Backend
 from harness.configdir import ConfigDir
-from harness.controlplane import ControlPlane, wait_synced
-from harness.envoy import EnvoyProcess
+from harness.controlplane import wait_synced
 from harness.secmesh import SecureMesh, call, service_entry
 from harness.wait import wait_until
 
@@ -48,17 +47,6 @@ kind: AuthorizationPolicy
 metadata: {name: allow-nothing, namespace: default}
 spec: {}
 """
-
-
-@pytest.fixture
-def secmesh(
-    config_dir: ConfigDir,
-    envoy_factory: Callable[..., EnvoyProcess],
-    control_plane_factory: Callable[..., ControlPlane],
-) -> Iterator[SecureMesh]:
-    out = SecureMesh(config_dir, envoy_factory, control_plane_factory(config_dir))
-    yield out
-    out.stop()
 
 
 def _status(port: int, path: str = "/items/1", method: str = "GET", **headers: str) -> int:

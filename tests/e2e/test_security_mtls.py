@@ -9,14 +9,13 @@ default) accepts both.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from harness.backend import Backend
 from harness.configdir import ConfigDir
-from harness.controlplane import ControlPlane, wait_synced
-from harness.envoy import EnvoyProcess
+from harness.controlplane import wait_synced
 from harness.sds import spiffe
 from harness.secmesh import (
     SecureMesh,
@@ -36,17 +35,6 @@ spec:
   selector: {matchLabels: {app: reviews}}
   mtls: {mode: STRICT}
 """
-
-
-@pytest.fixture
-def secmesh(
-    config_dir: ConfigDir,
-    envoy_factory: Callable[..., EnvoyProcess],
-    control_plane_factory: Callable[..., ControlPlane],
-) -> Iterator[SecureMesh]:
-    out = SecureMesh(config_dir, envoy_factory, control_plane_factory(config_dir))
-    yield out
-    out.stop()
 
 
 def test_sidecars_talk_mtls_and_the_app_sees_the_callers_spiffe_id(
