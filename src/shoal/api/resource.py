@@ -7,6 +7,7 @@ push to proxies.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -77,8 +78,9 @@ class Resource:
     spec: Spec
     origin: Origin = field(compare=False)
 
-    @property
+    @functools.cached_property
     def key(self) -> ResourceKey:
+        # asked for by every sort of the whole config on every reload: made once
         return (self.kind, self.meta.namespace, self.meta.name)
 
     @property

@@ -23,7 +23,13 @@ from shoal.controlplane.admin import start_admin
 from shoal.controlplane.security import MeshSecurity
 from shoal.generate import ConfigGenerator
 from shoal.model import Credential, MeshSnapshot, RegistryInstance, build_snapshot
-from shoal.sources.directory import DirCache, read_config_dir, watch_dir
+from shoal.sources.directory import (
+    Changes,
+    DirCache,
+    read_config_dir,
+    refresh_config_files,
+    watch_dir,
+)
 from shoal.sources.policyfiles import read_policy_files
 from shoal.sources.secrets import read_credentials
 from shoal.xds.debounce import Debouncer
@@ -74,6 +80,8 @@ class ControlPlane:
         self.stopping = asyncio.Event()
         self._seq = 0
         self._files_dirty = True
+        # files the watcher said changed since the last reload; None: scan the whole folder
+        self._changed_files: set[str] | None = None
         self._dir_cache = DirCache()
         self._built_instances: tuple[RegistryInstance, ...] | None = None
         self._debouncer = Debouncer(settings.debounce_s, settings.max_debounce_s, self.apply)
@@ -88,9 +96,21 @@ class ControlPlane:
             self.debug_views["ca"] = self.security.describe
 
     # ------------------------------------------------------------------ events
-    def config_changed(self) -> None:
+    def config_changed(self, changes: Changes = None) -> None:
+        """Files changed: the ones named, or (None) any file under the config directory."""
+        if changes is None:
+            self._changed_files = None
+        elif self._changed_files is not None or not self._files_dirty:
+            self._changed_files = (self._changed_files or set()) | changes
         self._files_dirty = True
         self._debouncer.trigger()
+
+    def _read_files(self) -> dict[str, str]:
+        root, changed = self.settings.config_dir, self._changed_files
+        self._changed_files = None
+        if changed is None or not self._dir_cache.entries:
+            return read_config_dir(root, self._dir_cache)
+        return refresh_config_files(root, self._dir_cache, changed)
 
     def set_instances(self, instances: Iterable[RegistryInstance]) -> None:
         """Replace the registry's workload instances (local replicas); pushes after debounce."""
@@ -103,7 +123,7 @@ class ControlPlane:
         changed = self.snapshot is None or self.instances != self._built_instances
         if self._files_dirty:
             self._files_dirty = False
-            result = self.store.update(read_config_dir(self.settings.config_dir, self._dir_cache))
+            result = self.store.update(self._read_files())
             changed = changed or result.changed
             credentials = read_credentials(self.settings.config_dir)
             changed = changed or credentials != self.credentials
@@ -156,7 +176,7 @@ class ControlPlane:
             s.admin_port,
         )
         self._watcher = asyncio.create_task(
-            watch_dir(str(s.config_dir), self.config_changed, self.stopping)
+            watch_dir(str(s.config_dir), self.config_changed, self.stopping, self._dir_cache)
         )
 
     async def stop(self) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from shoal.api import Resource
 from shoal.generate import (
     clusters,
     endpoints,
@@ -26,6 +27,7 @@ from shoal.generate import (
     scope,
 )
 from shoal.generate.prepared import CLUSTER, ENDPOINT, LISTENER, ROUTE, PreparedResource
+from shoal.generate.resourceset import ResourceSet
 from shoal.model import MeshSnapshot, Proxy, Service
 
 ResourceMap = Mapping[str, PreparedResource]
@@ -42,11 +44,7 @@ class ProxyView:
         return self.resources.get(type_url, _EMPTY)
 
 
-_EMPTY: ResourceMap = MappingProxyType({})
-
-
-def _by_name(items: list[PreparedResource]) -> ResourceMap:
-    return MappingProxyType({r.name: r for r in sorted(items, key=lambda r: r.name)})
+_EMPTY: ResourceMap = ResourceSet()
 
 
 class ConfigGenerator:
@@ -59,11 +57,14 @@ class ConfigGenerator:
         self._routes: dict[tuple[object, ...], ResourceMap] = {}
         self._listeners: dict[tuple[object, ...], ResourceMap] = {}
         self._views: dict[tuple[object, ...], ProxyView] = {}
-        self._scopes: dict[tuple[str, int], scope.Scope] = {}
-        self._narrow_cache: dict[tuple[int, frozenset[str]], tuple[ResourceMap, ResourceMap]] = {}
-        # extra clusters' names -> (the shared CDS map, it merged with them)
-        self._cds_with: dict[tuple[str, ...], tuple[ResourceMap, ResourceMap]] = {}
-        self._prev_cds_with: dict[tuple[str, ...], tuple[ResourceMap, ResourceMap]] = {}
+        self._scopes: dict[tuple[str, Resource | None], scope.Scope] = {}
+        # (id of a CDS map, extra clusters' names) -> (that map, it merged with them)
+        self._cds_with: dict[tuple[int, tuple[str, ...]], tuple[ResourceMap, ResourceSet]] = {}
+        self._prev_cds_with: dict[tuple[int, tuple[str, ...]], tuple[ResourceMap, ResourceSet]]
+        self._prev_cds_with = {}
+        # the previous snapshot's views: a proxy whose maps are all the same objects keeps
+        # its view object, and its stream need not even wake up
+        self._prev_views: dict[tuple[object, ...], ProxyView] = {}
         # per-service resources of this snapshot, built on first use from the previous ones
         self._cds: reuse.ServiceResources | None = None
         self._secure_cds: reuse.ServiceResources | None = None
@@ -75,6 +76,7 @@ class ConfigGenerator:
         self.reused_routing = False
         if previous is not None:
             self._prev_cds_with = previous._cds_with
+            self._prev_views = previous._views
             if previous.routing_inputs == self.routing_inputs:
                 # endpoint-only change: every cluster, route table and listener stays
                 self.reused_routing = True
@@ -100,21 +102,27 @@ class ConfigGenerator:
         key: Callable[[Service], object],
         make: Callable[[Service], list[PreparedResource]],
     ) -> reuse.ServiceResources:
-        return reuse.take_over(self.snapshot, previous, key, make, _by_name)
+        return reuse.take_over(self.snapshot, previous, key, make)
 
     def clusters(self) -> ResourceMap:
+        return self._cluster_set().resources
+
+    def _cluster_set(self) -> reuse.ServiceResources:
         if self._cds is None:
             self._cds = self._taken_over(
                 self._prev_cds,
                 lambda s: reuse.cluster_key(self.snapshot, s),
                 lambda s: clusters.service_clusters(self.snapshot, s),
             )
-        return self._cds.resources
+        return self._cds
 
     def secure_clusters(self) -> ResourceMap:
         """Clusters for proxies with SDS (automatic mTLS, ISTIO_MUTUAL; see mtls.py). Their
         server SANs come from the endpoints' service accounts, so those are part of each
         service's inputs when taking over from the previous snapshot."""
+        return self._secure_cluster_set().resources
+
+    def _secure_cluster_set(self) -> reuse.ServiceResources:
         if self._secure_cds is None:
             self._secure_cds = self._taken_over(
                 self._prev_secure_cds,
@@ -124,16 +132,19 @@ class ConfigGenerator:
                 ),
                 lambda s: clusters.service_clusters(self.snapshot, s, secure=True),
             )
-        return self._secure_cds.resources
+        return self._secure_cds
 
     def endpoints(self) -> ResourceMap:
+        return self._endpoint_set().resources
+
+    def _endpoint_set(self) -> reuse.ServiceResources:
         if self._eds is None:
             self._eds = self._taken_over(
                 self._prev_eds,
                 lambda s: reuse.assignment_key(self.snapshot, s),
                 lambda s: endpoints.service_assignments(self.snapshot, s),
             )
-        return self._eds.resources
+        return self._eds
 
     def _route_key(self, proxy: Proxy) -> tuple[object, ...]:
         if proxy.type == "router":
@@ -153,15 +164,9 @@ class ConfigGenerator:
             self._scopes[key] = scope.visible(self.snapshot, proxy)
         return self._scopes[key]
 
-    def _narrowed(self, resources: ResourceMap, visible: scope.Scope) -> ResourceMap:
-        if visible is None:
-            return resources
-        key = (id(resources), visible)
-        found = self._narrow_cache.get(key)
-        if found is None or found[0] is not resources:
-            found = (resources, MappingProxyType(scope.narrow(dict(resources), visible)))
-            self._narrow_cache[key] = found
-        return found[1]
+    @staticmethod
+    def _narrowed(resources: reuse.ServiceResources, visible: scope.Scope) -> ResourceMap:
+        return resources.resources if visible is None else resources.narrow(visible)
 
     def routes(self, proxy: Proxy) -> ResourceMap:
         key = self._route_key(proxy)
@@ -171,7 +176,7 @@ class ConfigGenerator:
                 made = gateway.router_routes(self.snapshot, proxy)
             else:
                 made = [routes.outbound_routes(self.snapshot, proxy, self.visible(proxy))]
-            found = self._routes[key] = _by_name(made)
+            found = self._routes[key] = ResourceSet.of(made)
         return found
 
     def _listener_key(self, proxy: Proxy) -> tuple[object, ...]:
@@ -198,7 +203,7 @@ class ConfigGenerator:
                 made = gateway.router_listeners(self.snapshot, proxy)
             else:
                 made = listeners.sidecar_listeners(self.snapshot, proxy)
-            found = self._listeners[key] = _by_name(made)
+            found = self._listeners[key] = ResourceSet.of(made)
         return found
 
     def inbound_clusters(self, proxy: Proxy) -> list[PreparedResource]:
@@ -215,28 +220,29 @@ class ConfigGenerator:
         if found is not None:
             return found
         visible = self.visible(proxy)
-        cds = self._narrowed(self.secure_clusters() if proxy.secure else self.clusters(), visible)
+        service_clusters = self._secure_cluster_set() if proxy.secure else self._cluster_set()
+        cds = self._narrowed(service_clusters, visible)
         extra = self.inbound_clusters(proxy)
         if extra:
-            # proxies needing the same extra clusters share one map
-            names = tuple(c.name for c in extra)
-            found_merged = self._cds_with.get(names) or self._prev_cds_with.get(names)
-            if found_merged is not None and found_merged[0] is cds:
-                merged = found_merged[1]
+            # proxies needing the same extra clusters beside the same map share one map
+            merged_key = (id(cds), tuple(c.name for c in extra))
+            merged_found = self._cds_with.get(merged_key) or self._prev_cds_with.get(merged_key)
+            if merged_found is not None and merged_found[0] is cds:
+                merged = merged_found[1]
             else:
-                merged = MappingProxyType({**cds, **{c.name: c for c in extra}})
-                self._cds_with[names] = (cds, merged)
+                merged = ResourceSet.of([*cds.values(), *extra])
+            self._cds_with[merged_key] = (cds, merged)
             cds = merged
-        found = ProxyView(
-            version=self.snapshot.version,
-            resources=MappingProxyType(
-                {
-                    CLUSTER: cds,
-                    ENDPOINT: self._narrowed(self.endpoints(), visible),
-                    LISTENER: self.listeners(proxy),
-                    ROUTE: self.routes(proxy),
-                }
-            ),
-        )
+        maps = {
+            CLUSTER: cds,
+            ENDPOINT: self._narrowed(self._endpoint_set(), visible),
+            LISTENER: self.listeners(proxy),
+            ROUTE: self.routes(proxy),
+        }
+        prior = self._prev_views.get(key)
+        if prior is not None and all(prior.resources.get(t) is m for t, m in maps.items()):
+            found = prior
+        else:
+            found = ProxyView(version=self.snapshot.version, resources=MappingProxyType(maps))
         self._views[key] = found
         return found

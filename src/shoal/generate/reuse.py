@@ -11,6 +11,10 @@ Two granularities:
   resolved by DNS and they are inlined) and its DestinationRule; its load assignments on the
   service and the DestinationRule. Unchanged services keep their objects.
 
+A proxy whose Sidecar or `exportTo` narrows what it sees gets the resources of its visible
+services only (`ServiceResources.narrow`); a narrowed map none of whose services changed is the
+previous snapshot's object again, so the streams of that scope see "unchanged" by identity.
+
 Caches hold only what the current snapshot uses, so entries of deleted services are dropped
 with the snapshot that stopped using them.
 """
@@ -18,14 +22,13 @@ with the snapshot that stopped using them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shoal.api import Resource
 from shoal.generate.prepared import PreparedResource
+from shoal.generate.resourceset import ResourceSet
 from shoal.model import MeshSnapshot, Service
-
-ResourceMap = Mapping[str, PreparedResource]
 
 _NOT_ROUTING = frozenset({"version", "errors"})
 
@@ -68,10 +71,33 @@ def assignment_key(snapshot: MeshSnapshot, service: Service) -> tuple[Service, R
 @dataclass
 class ServiceResources:
     """One kind of per-service resources of a snapshot: by service host, the inputs they were
-    made from and the resources; and the map of them all by name."""
+    made from and the resources; the map of them all by name; and maps narrowed to the
+    services some proxies see, made on demand."""
 
     entries: dict[str, tuple[object, list[PreparedResource]]] = field(default_factory=dict)
-    resources: ResourceMap = field(default_factory=dict)
+    resources: ResourceSet = field(default_factory=ResourceSet)
+    # hosts whose resources were made anew or dropped since the previous snapshot (None:
+    # there was none), and the previous snapshot's narrowed maps
+    changed: frozenset[str] | None = None
+    _narrowed: dict[frozenset[str], ResourceSet] = field(default_factory=dict)
+    _prior_narrowed: dict[frozenset[str], ResourceSet] = field(default_factory=dict)
+
+    def narrow(self, visible: frozenset[str]) -> ResourceSet:
+        """The resources of the services in `visible`: the previous snapshot's map for the
+        same services when none of them changed, else built once for every proxy of that
+        scope."""
+        found = self._narrowed.get(visible)
+        if found is None:
+            prior = self._prior_narrowed.get(visible)
+            if prior is not None and self.changed is not None and self.changed.isdisjoint(visible):
+                found = prior
+            else:
+                entries = self.entries
+                found = ResourceSet.of(
+                    r for host in visible if host in entries for r in entries[host][1]
+                )
+            self._narrowed[visible] = found
+        return found
 
 
 def take_over(
@@ -79,14 +105,13 @@ def take_over(
     previous: ServiceResources | None,
     key: Callable[[Service], object],
     make: Callable[[Service], list[PreparedResource]],
-    by_name: Callable[[list[PreparedResource]], ResourceMap],
 ) -> ServiceResources:
     """Per-service resources for `snapshot`, taking `previous`'s where the inputs are equal.
     When nothing changed at all the previous map object itself is kept, so streams can tell
     "unchanged" by identity without looking inside."""
     out = ServiceResources()
     prior = previous.entries if previous is not None else {}
-    unchanged = previous is not None and len(prior) == len(snapshot.services)
+    changed: set[str] = set()
     items: list[PreparedResource] = []
     for service in snapshot.services.values():
         inputs = key(service)
@@ -95,8 +120,14 @@ def take_over(
             made = found[1]
         else:
             made = make(service)
-            unchanged = False
+            changed.add(service.hostname)
         out.entries[service.hostname] = (inputs, made)
         items.extend(made)
-    out.resources = previous.resources if unchanged and previous is not None else by_name(items)
+    if previous is None:
+        out.resources = ResourceSet.of(items)
+        return out
+    changed.update(prior.keys() - out.entries.keys())
+    out.changed = frozenset(changed)
+    out.resources = previous.resources if not changed else ResourceSet.of(items)
+    out._prior_narrowed = previous._narrowed
     return out

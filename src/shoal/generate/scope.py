@@ -11,6 +11,7 @@ and virtual hosts — and is not pushed to when something it cannot see changes.
 
 from __future__ import annotations
 
+from shoal.api import Resource
 from shoal.api.sidecar import SidecarSpec
 from shoal.generate import outbound_policy
 from shoal.generate.names import parse_outbound
@@ -43,10 +44,11 @@ def _ns_matches(pattern: str, service_ns: str, proxy_ns: str) -> bool:
     return service_ns == (proxy_ns if pattern == "." else pattern)
 
 
-def scope_key(snapshot: MeshSnapshot, proxy: Proxy) -> tuple[str, int]:
-    """What the visible set depends on: the proxy's namespace and its Sidecar (by identity)."""
+def scope_key(snapshot: MeshSnapshot, proxy: Proxy) -> tuple[str, Resource | None]:
+    """What the visible set depends on: the proxy's namespace and its Sidecar. The Sidecar
+    by value, not identity: memos keyed by this outlive the snapshot (generate/reuse.py)."""
     sidecar = outbound_policy.sidecar_for(snapshot, proxy) if proxy.type == "sidecar" else None
-    return (proxy.namespace, id(sidecar) if sidecar is not None else 0)
+    return (proxy.namespace, sidecar)
 
 
 def visible(snapshot: MeshSnapshot, proxy: Proxy) -> Scope:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,37 +29,70 @@ def _wanted(path: Path) -> bool:
     return path.suffix in _SUFFIXES and not any(p.startswith(".") for p in path.parts)
 
 
+def _walk(root: Path) -> list[str]:
+    """Relative paths of the config files under `root`, hidden folders and files skipped.
+    Symlinked files count; symlinked folders are not entered (as `Path.rglob`)."""
+    found: list[str] = []
+    base = str(root)
+    for folder, dirs, names in os.walk(base):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        rel = os.path.relpath(folder, base)
+        for name in names:
+            if name.endswith(_SUFFIXES) and not name.startswith("."):
+                found.append(name if rel == "." else os.path.join(rel, name))
+    found.sort()
+    return found
+
+
 def read_config_dir(root: Path, cache: DirCache | None = None) -> dict[str, str]:
     """Every config file under `root`, by path relative to `root` (stable across machines).
 
     With a `cache`, a file whose size and modification time are unchanged since the last call
     is not read again: after one edit in a folder of thousands, one file is read.
     """
-    files: dict[str, str] = {}
+    cache = cache if cache is not None else DirCache()
     seen: dict[str, tuple[int, int, int, str]] = {}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if not _wanted(rel):
-            continue
-        try:
-            st = path.stat()
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            key = str(rel)
-            known = cache.entries.get(key) if cache is not None else None
-            if known is not None and known[:3] == (st.st_mtime_ns, st.st_size, st.st_ino):
-                text = known[3]
-            else:
-                text = path.read_text(encoding="utf-8")
-            files[key] = text
-            seen[key] = (st.st_mtime_ns, st.st_size, st.st_ino, text)
-        except FileNotFoundError:
-            continue
-        except (OSError, UnicodeDecodeError) as err:
-            log.error("%s: cannot read: %s", rel, err)
-    if cache is not None:
-        cache.entries = seen
-    return files
+    for key in _walk(root):
+        entry = _read(root, key, cache.entries.get(key))
+        if entry is not None:
+            seen[key] = entry
+    cache.entries = seen
+    return cache.files()
+
+
+def refresh_config_files(root: Path, cache: DirCache, changed: Iterable[str]) -> dict[str, str]:
+    """Like `read_config_dir` after it filled `cache`, when the watcher said which files
+    changed (paths relative to `root`, as `watch_dir` reports them): only those are looked
+    at, so an edit costs the same in a folder of ten files or ten thousand."""
+    entries = dict(cache.entries)
+    for key in changed:
+        entry = _read(root, key, entries.get(key)) if _wanted(Path(key)) else None
+        if entry is None:
+            entries.pop(key, None)
+        else:
+            entries[key] = entry
+    cache.entries = entries
+    return cache.files()
+
+
+def _read(
+    root: Path, key: str, known: tuple[int, int, int, str] | None
+) -> tuple[int, int, int, str] | None:
+    """(mtime, size, inode, text) of one file; `known`'s text when those three are the same;
+    None when it is gone, not a regular file, or unreadable (logged)."""
+    path = root / key
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        if known is not None and known[:3] == (st.st_mtime_ns, st.st_size, st.st_ino):
+            return known
+        return (st.st_mtime_ns, st.st_size, st.st_ino, path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as err:
+        log.error("%s: cannot read: %s", key, err)
+        return None
 
 
 @dataclass
@@ -69,17 +102,45 @@ class DirCache:
 
     entries: dict[str, tuple[int, int, int, str]] = field(default_factory=dict)
 
+    def files(self) -> dict[str, str]:
+        return {key: entry[3] for key, entry in sorted(self.entries.items())}
 
-async def watch_dir(base: str, on_change: Callable[[], None], stop: asyncio.Event) -> None:
+    def holds_folder(self, key: str) -> bool:
+        prefix = key.rstrip("/") + "/"
+        return any(k.startswith(prefix) for k in self.entries)
+
+
+# Changes the watcher reports: relative paths of config files, or None when only a full
+# scan can tell (a folder appeared, vanished or was renamed: no event per file inside it).
+Changes = frozenset[str] | None
+
+
+def classify(base: str, paths: Iterable[str], cache: DirCache) -> tuple[bool, frozenset[str]]:
+    """What a batch of watcher events means: (whether only a full scan can tell, the config
+    files named, relative to `base`). Events outside `base` and for other files are dropped."""
+    keys: set[str] = set()
+    full = False
+    for path in paths:
+        rel = os.path.relpath(path, base)
+        if rel.startswith(".."):
+            continue
+        if os.path.isdir(path) or cache.holds_folder(rel):
+            full = True
+        elif _wanted(Path(rel)) or is_secret_file(Path(rel)):
+            keys.add(rel)
+    return full, frozenset(keys)
+
+
+async def watch_dir(
+    base: str, on_change: Callable[[Changes], None], stop: asyncio.Event, cache: DirCache
+) -> None:
     """Call `on_change` after any change to a config file under `base` (an absolute, resolved
-    path), until `stop` is set."""
+    path), until `stop` is set. `cache` (the reader's) tells a vanished folder from a file."""
     async for changes in watchfiles.awatch(
         base, debounce=50, step=10, stop_event=stop, recursive=True, rust_timeout=500
     ):
-        if any(_relevant(base, p) for _, p in changes):
-            on_change()
-
-
-def _relevant(base: str, path: str) -> bool:
-    rel = os.path.relpath(os.path.realpath(path), base)
-    return not rel.startswith("..") and (_wanted(Path(rel)) or is_secret_file(Path(rel)))
+        full, keys = classify(base, (path for _, path in changes), cache)
+        if full:
+            on_change(None)
+        elif keys:
+            on_change(keys)

@@ -9,12 +9,12 @@ alive, so an id is never reused while its entry exists, and holds only a few rec
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
 from shoal.generate import PreparedResource
+from shoal.generate.resourceset import ResourceSet, content_digest
 
 ResourceMap = Mapping[str, PreparedResource]
 T = TypeVar("T")
@@ -44,26 +44,19 @@ class IdentityCache(Generic[T]):
         return value
 
 
-def _digest(content: ResourceMap) -> str:
-    h = hashlib.blake2b(digest_size=6)
-    for name in sorted(content):
-        h.update(name.encode())
-        h.update(b"\0")
-        h.update(content[name].version.encode())
-        h.update(b"\n")
-    return h.hexdigest()
-
-
 _DIGESTS: IdentityCache[str] = IdentityCache(256)
 _DIFFS: IdentityCache[tuple[frozenset[str], frozenset[str]]] = IdentityCache(256)
 
 
 def digest(content: ResourceMap, *, shared: bool = True) -> str:
     """A short hash of the names and versions in `content` (its version on the wire).
-    `shared=False` for a map built for one stream: not worth a cache entry."""
+    A `ResourceSet` keeps its own; `shared=False` for a map built for one stream: not worth a
+    cache entry."""
+    if isinstance(content, ResourceSet):
+        return content.digest()
     if not shared:
-        return _digest(content)
-    return _DIGESTS.get((content,), lambda: _digest(content))
+        return content_digest(content)
+    return _DIGESTS.get((content,), lambda: content_digest(content))
 
 
 def _diff(old: ResourceMap, new: ResourceMap) -> tuple[frozenset[str], frozenset[str]]:

@@ -70,6 +70,7 @@ class Connection:
     proxy: Proxy | None = None
     connected_at: float = field(default_factory=time.time)
     view_pending: bool = False
+    next_view: ProxyView | None = None  # the view to apply when woken (None: compute it)
     identity: tuple[str, str] | None = None  # (namespace, service account) of the credential
     # nonce -> when the snapshot that produced the response was ready (for convergence)
     sent_at: dict[str, float] = field(default_factory=dict)
@@ -124,11 +125,20 @@ class AdsServer:
 
     # ------------------------------------------------------------------ config
     def update(self, generator: ConfigGenerator) -> None:
-        """A new snapshot: every stream recomputes its view and pushes what changed."""
+        """A new snapshot: every stream whose view changed pushes what changed in it.
+
+        A generator hands out the previous snapshot's view object again when nothing a proxy
+        holds changed (generate/reuse.py), so a change a proxy cannot see costs its stream one
+        lookup here and no wake-up at all."""
         self.generator = generator
         self._snapshot_ready = time.monotonic()
         for conn in self.connections.values():
-            conn.wake()
+            if conn.proxy is None:
+                continue  # not identified yet: it takes the current view when it is
+            view = self._view(conn.proxy)
+            if view is not conn.protocol.view:
+                conn.next_view = view
+                conn.wake()
 
     def _view(self, proxy: Proxy) -> ProxyView | None:
         if self.generator is None:
@@ -199,7 +209,7 @@ class AdsServer:
                 responses: list[Response]
                 if item is _VIEW:
                     conn.view_pending = False
-                    view = self._view(conn.proxy) if conn.proxy is not None else None
+                    view, conn.next_view = conn.next_view, None
                     responses = conn.protocol.on_view(view) if view is not None else []
                     trigger = "config"
                 else:

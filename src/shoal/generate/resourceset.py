@@ -1,0 +1,56 @@
+"""`ResourceSet`: an immutable name -> `PreparedResource` map that knows its own digest.
+
+One map object is shared by every proxy that should hold the same resources, and by
+consecutive snapshots when nothing in it changed. What describes a whole map — its digest,
+the version a state-of-the-world response carries — is therefore computed once and kept with
+the map for as long as the map lives, however many maps there are (a per-proxy listener map
+each, at a thousand proxies, would overflow any small cache keyed by identity).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import NoReturn
+
+from shoal.generate.prepared import PreparedResource
+
+
+def _by_name(resource: PreparedResource) -> str:
+    return resource.name
+
+
+class ResourceSet(dict[str, PreparedResource]):
+    """Resources by name, in name order. Never changed after it is made: streams compare
+    maps by identity and cache what they learned about one."""
+
+    __slots__ = ("_digest",)
+
+    @classmethod
+    def of(cls, resources: Iterable[PreparedResource]) -> ResourceSet:
+        return cls((r.name, r) for r in sorted(resources, key=_by_name))
+
+    def digest(self) -> str:
+        """A short hash of the names and versions held (stable: equal content, equal digest)."""
+        try:
+            return self._digest
+        except AttributeError:
+            self._digest: str = content_digest(self)
+            return self._digest
+
+    def _immutable(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("a ResourceSet is shared and never changed; build a new one")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _immutable
+    __ior__ = _immutable
+
+
+def content_digest(content: Mapping[str, PreparedResource]) -> str:
+    """The names and versions of `content`, hashed in name order."""
+    h = hashlib.blake2b(digest_size=6)
+    for name in sorted(content):
+        h.update(name.encode())
+        h.update(b"\0")
+        h.update(content[name].version.encode())
+        h.update(b"\n")
+    return h.hexdigest()
