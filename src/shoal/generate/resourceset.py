@@ -24,7 +24,7 @@ class ResourceSet(dict[str, PreparedResource]):
     """Resources by name, in name order. Never changed after it is made: streams compare
     maps by identity and cache what they learned about one."""
 
-    __slots__ = ("_digest",)
+    __slots__ = ("_digest", "_names", "_refs")
 
     @classmethod
     def of(cls, resources: Iterable[PreparedResource]) -> ResourceSet:
@@ -37,6 +37,30 @@ class ResourceSet(dict[str, PreparedResource]):
         except AttributeError:
             self._digest: str = content_digest(self)
             return self._digest
+
+    def names(self) -> frozenset[str]:
+        """The names held, as one frozenset shared by everyone who asks: a thousand streams
+        subscribed to exactly these names hold this one object, not a thousand copies."""
+        try:
+            return self._names
+        except AttributeError:
+            self._names: frozenset[str] = frozenset(self)
+            return self._names
+
+    def refs(self) -> frozenset[str]:
+        """Every cluster the resources held name (listeners, routes; see PreparedResource)."""
+        try:
+            return self._refs
+        except AttributeError:
+            self._refs: frozenset[str] = frozenset().union(*(r.refs for r in self.values()))
+            return self._refs
+
+    def share_names(self, earlier: ResourceSet) -> None:
+        """Use `earlier`'s names object if it holds the same names (a map rebuilt because
+        one resource changed): streams then see "same subscription" by identity."""
+        known = getattr(earlier, "_names", None)
+        if known is not None and len(known) == len(self) and known.issuperset(self):
+            self._names = known
 
     def _immutable(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError("a ResourceSet is shared and never changed; build a new one")

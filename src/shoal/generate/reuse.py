@@ -96,6 +96,8 @@ class ServiceResources:
                 found = ResourceSet.of(
                     r for host in visible if host in entries for r in entries[host][1]
                 )
+                if prior is not None:
+                    found.share_names(prior)
             self._narrowed[visible] = found
         return found
 
@@ -128,6 +130,10 @@ def take_over(
         return out
     changed.update(prior.keys() - out.entries.keys())
     out.changed = frozenset(changed)
-    out.resources = previous.resources if not changed else ResourceSet.of(items)
+    if changed:
+        out.resources = ResourceSet.of(items)
+        out.resources.share_names(previous.resources)
+    else:
+        out.resources = previous.resources
     out._prior_narrowed = previous._narrowed
     return out

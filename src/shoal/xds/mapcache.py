@@ -76,3 +76,14 @@ def diff(
     if not shared:
         return _diff(old, new)
     return _DIFFS.get((old, new), lambda: _diff(old, new))
+
+
+_COVERS: IdentityCache[bool] = IdentityCache(256)
+
+
+def covers(clusters: ResourceMap, target: ResourceMap, refs: frozenset[str]) -> bool:
+    """Whether `clusters` holds every name in `refs` (the clusters `target` routes to); once
+    per pair of shared maps, since every stream of a scope asks about the same two."""
+    if isinstance(clusters, ResourceSet) and isinstance(target, ResourceSet):
+        return _COVERS.get((clusters, target), lambda: refs <= clusters.keys())
+    return refs <= clusters.keys()

@@ -32,6 +32,7 @@ from shoal.generate import (
     PreparedResource,
     ProxyView,
 )
+from shoal.generate.resourceset import ResourceSet
 from shoal.xds import mapcache
 from shoal.xds.messages import Request, Response
 
@@ -59,7 +60,9 @@ class TypeState:
     type_url: str
     requested: bool = False
     wildcard: bool = False
-    names: set[str] = field(default_factory=set)
+    # The subscription. Often exactly the names of a shared map: then it is that map's own
+    # `names()` object, so a thousand streams hold one set (see `_canonical`).
+    names: frozenset[str] = frozenset()
     # What Envoy holds: the objects sent on this stream (state of the world: the whole map
     # last ACKed, often a shared map; delta: kept per name), their versions for delta (which
     # also come from `initial_resource_versions` after a reconnect), and the digest of the
@@ -82,19 +85,36 @@ class TypeState:
     # there was last nothing to send) it lets a pump skip types an event did not touch
     gen: int = 0
     idle: tuple[object, ...] | None = None
-    # the last subscription list as Envoy sent it, and a generation of `names`
+    # the last subscription list as Envoy sent it (made of the view's own name strings, so
+    # it costs a stream pointers, not copies), and a generation of `names`
     names_seen: tuple[str, ...] = ()
     names_gen: int = 0
     # (id of a desired map, names_gen) -> whether `names` is exactly that map's keys
     covers: tuple[int, int, bool] = (0, -1, False)
 
     def wants_all_of(self, desired: ResourceMap) -> bool:
+        if isinstance(desired, ResourceSet) and self.names is desired.names():
+            return True
         if self.covers[0] != id(desired) or self.covers[1] != self.names_gen:
             self.covers = (id(desired), self.names_gen, self.names == desired.keys())
         return self.covers[2]
 
+    def versions_held(self) -> dict[str, str]:
+        """Name -> version of everything Envoy holds of this type, as far as shoal knows."""
+        return {**{n: r.version for n, r in self.held_objects.items()}, **self.held_versions}
+
     def holds(self, name: str) -> bool:
         return name in self.held_objects or name in self.held_versions
+
+
+def _refs(content: ResourceMap) -> frozenset[str]:
+    if isinstance(content, ResourceSet):
+        return content.refs()
+    return frozenset().union(*(r.refs for r in content.values()))
+
+
+def _version_of(resource: PreparedResource | None) -> str | None:
+    return resource.version if resource is not None else None
 
 
 class StreamProtocol:
@@ -134,30 +154,43 @@ class StreamProtocol:
             self._sotw_request(ts, req)
         return self._pump()
 
-    def _set_names(self, ts: TypeState, names: set[str], seen: tuple[str, ...]) -> None:
+    def _canonical(self, ts: TypeState, names: frozenset[str]) -> frozenset[str]:
+        """`names`, or the equal names object of the map the view wants this type to be."""
+        desired = self.view.of(ts.type_url) if self.view is not None else None
+        if isinstance(desired, ResourceSet) and len(desired) == len(names):
+            shared = desired.names()
+            if shared == names:
+                return shared
+        return names
+
+    def _set_names(self, ts: TypeState, names: frozenset[str], seen: tuple[str, ...]) -> None:
         ts.names_seen = seen
         if names is not ts.names and names != ts.names:
             ts.gen += 1
             ts.names_gen += 1
-            ts.names = names
+            ts.names = self._canonical(ts, names)
 
     def _sotw_request(self, ts: TypeState, req: Request) -> None:
-        if req.names == ts.names_seen:
+        seen = req.names
+        if seen == ts.names_seen:
             names = ts.names  # the list `names` was made from (every ACK repeats it)
         else:
-            names = set(req.names)
-            names.discard("*")
+            # keep the view's own strings, not the request's copies (a thousand streams
+            # each subscribed to thousands of names would otherwise hold them all)
+            desired = self.view.of(ts.type_url) if self.view is not None else {}
+            seen = tuple(r.name if (r := desired.get(n)) is not None else n for n in seen)
+            names = frozenset(seen) - {"*"}
         if ts.type_url in WILDCARD_TYPES:
             ts.wildcard = not names or "*" in req.names
         if not ts.requested:
             ts.gen += 1
             # The first request of a type on a stream is answered whatever nonce it carries.
             ts.requested = True
-            self._set_names(ts, names, req.names)
+            self._set_names(ts, names, seen)
             return
         if req.nonce and ts.inflight is not None and req.nonce == ts.inflight.nonce:
             self._settle(ts, req.error)
-            self._set_names(ts, names, req.names)
+            self._set_names(ts, names, seen)
         elif req.nonce and req.nonce != ts.last_nonce:
             # Stale: Envoy has since been sent a newer response. Ignored; its subscription
             # arrives again with the ACK of the newer response.
@@ -170,7 +203,7 @@ class StreamProtocol:
                 ts.held_objects = _NONE
                 ts.held_digest = None
                 ts.held_shared = False
-            self._set_names(ts, names, req.names)
+            self._set_names(ts, names, seen)
 
     def _delta_request(self, ts: TypeState, req: Request) -> None:
         if not ts.requested or req.subscribe or req.unsubscribe:
@@ -187,15 +220,19 @@ class StreamProtocol:
             ts.wildcard = True
         if "*" in req.unsubscribe:
             ts.wildcard = False
-        ts.names.update(n for n in req.subscribe if n != "*")
+        names = ts.names
+        if req.subscribe:
+            names = names | frozenset(req.subscribe) - {"*"}
         if req.unsubscribe:
+            names = names - frozenset(req.unsubscribe)
             ts.held_source = None
             objects = dict(ts.held_objects)
             for name in req.unsubscribe:
-                ts.names.discard(name)
                 ts.held_versions.pop(name, None)
                 objects.pop(name, None)
             ts.held_objects = objects
+        if names is not ts.names:
+            ts.names = self._canonical(ts, names)
         if req.nonce and ts.inflight is not None and req.nonce == ts.inflight.nonce:
             self._settle(ts, req.error)
 
@@ -214,6 +251,11 @@ class StreamProtocol:
         if self.delta:
             if ts.held_source is not None and not inflight.removed and not inflight.changed:
                 return
+            if ts.wildcard or content.keys() <= ts.names:
+                # Envoy now holds exactly `content`: keep the (shared) map, not a copy
+                ts.held_objects = ts.held_source = content
+                ts.held_versions = {}
+                return
             objects = dict(ts.held_objects)
             for name in inflight.removed:
                 ts.held_versions.pop(name, None)
@@ -223,8 +265,7 @@ class StreamProtocol:
                     objects[name] = content[name]
                     ts.held_versions[name] = content[name].version
             ts.held_objects = objects
-            subscribed = ts.wildcard or content.keys() <= ts.names
-            ts.held_source = content if subscribed else None
+            ts.held_source = None
             return
         if (
             ts.wildcard
@@ -241,14 +282,11 @@ class StreamProtocol:
             ts.held_shared = False
 
     # ------------------------------------------------------------------ targets
-    def _refs_held(self, type_url: str) -> set[str]:
+    def _refs_held(self, type_url: str) -> frozenset[str]:
         ts = self.types[type_url]
-        refs: set[str] = set()
-        for res in ts.held_objects.values():
-            refs |= res.refs
+        refs = _refs(ts.held_objects)
         if ts.inflight is not None:
-            for res in ts.inflight.content.values():
-                refs |= res.refs
+            refs |= _refs(ts.inflight.content)
         return refs
 
     def _target(self, ts: TypeState) -> tuple[ResourceMap, bool]:
@@ -282,15 +320,15 @@ class StreamProtocol:
         endpoints. Envoy applies one ADS stream in order, so sent-before is warm-before;
         waiting for ACKs instead would deadlock, since Envoy may ACK clusters only once warm."""
         assert self.view is not None
-        refs: set[str] = set()
-        for res in target.values():
-            refs |= res.refs
+        refs = _refs(target)
         if not refs:
             return True
-        if refs & self._warming:
+        if not refs.isdisjoint(self._warming):
             return False
         cds = self.types[CLUSTER]
         sent = cds.inflight.content if cds.inflight is not None else cds.held_objects
+        if mapcache.covers(sent, target, refs):
+            return True
         unsent = refs - sent.keys() - cds.held_objects.keys() - cds.held_versions.keys()
         # a name no cluster has (a bug elsewhere) must not block routing forever
         return not (unsent & self.view.of(CLUSTER).keys())
@@ -338,9 +376,15 @@ class StreamProtocol:
         if ts.held_source is not None:
             changed, gone = mapcache.diff(ts.held_source, target)
         else:
-            held = ts.held_versions
-            changed = frozenset(n for n, r in target.items() if held.get(n) != r.version)
-            gone = frozenset(held.keys() - target.keys())
+            # versions Envoy holds: as it reported them after a reconnect, or as sent since
+            versions = ts.held_versions
+            objects = ts.held_objects
+            changed = frozenset(
+                n
+                for n, r in target.items()
+                if (versions[n] if n in versions else _version_of(objects.get(n))) != r.version
+            )
+            gone = frozenset((versions.keys() | objects.keys()) - target.keys())
         removed = tuple(sorted(n for n in gone if ts.wildcard or n in ts.names))
         return changed | forced, removed
 

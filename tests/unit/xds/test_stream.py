@@ -223,7 +223,8 @@ def test_delta_reconnect_sends_nothing_when_envoy_is_current() -> None:
     v = view({"a": "1"}, ("a",))
     first = proto(delta=True)
     connect_delta(first, v)
-    held = dict(first.types[CLUSTER].held_versions)
+    held = first.types[CLUSTER].versions_held()
+    assert held == {"a": v.of(CLUSTER)["a"].version}
     again = StreamProtocol(delta=True, boot_id="boot2", missing=missing)
     again.on_view(v)
     r = only(again.on_request(Request(type_url=CLUSTER, initial_versions=held)), CLUSTER)
