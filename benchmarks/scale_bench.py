@@ -144,8 +144,18 @@ def cell_table(res: CellResult) -> str:
             f"{sh.rss_mb:.0f}",
             f"{fl.rss_mb:.0f}",
             _ratio(sh.rss_mb, fl.rss_mb),
+            "",
+            "-",
+        )
+    )
+    rows.append(
+        (
+            "RSS 2 s after cold start (MB)",
+            f"{sh.rss_settled_mb:.0f}",
+            f"{fl.rss_settled_mb:.0f}",
+            _ratio(sh.rss_settled_mb, fl.rss_settled_mb),
             "<= 500",
-            _met(sh.rss_mb <= 500),
+            _met(sh.rss_settled_mb <= 500),
         )
     )
     peak = ("peak RSS, VmHWM (MB)", f"{sh.hwm_mb:.0f}", f"{fl.hwm_mb:.0f}")

@@ -15,6 +15,9 @@ from loadharness.client import Fleet, total_bytes
 from loadharness.protocol import Identity
 from meshgen import SERVICE_PORT, namespaces
 
+# how long after the cold start resident memory is read again: the burst's buffers freed
+SETTLE_S = 2.0
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -80,6 +83,7 @@ class Side:
     vs: list[Change] = field(default_factory=list)
     churn: list[Change] = field(default_factory=list)
     rss_mb: float = math.nan
+    rss_settled_mb: float = math.nan  # 2 s later, nothing sent meanwhile
     hwm_mb: float = math.nan
     rss_series: list[tuple[float, float]] = field(default_factory=list)
     cpu_cold_s: float = math.nan

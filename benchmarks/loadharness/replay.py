@@ -14,7 +14,17 @@ import time
 from loadharness import procstat
 from loadharness.client import Fleet
 from loadharness.floor import FloorProcess
-from loadharness.measure import Cell, Change, Options, Side, cold_start, collect, identities, lat
+from loadharness.measure import (
+    SETTLE_S,
+    Cell,
+    Change,
+    Options,
+    Side,
+    cold_start,
+    collect,
+    identities,
+    lat,
+)
 from loadharness.protocol import EDS, RDS
 
 
@@ -75,6 +85,8 @@ async def floor_side(
         try:
             await cold_start(fleet, side, 120)
             side.rss_mb = procstat.rss_mb(floor.pid)
+            await asyncio.sleep(SETTLE_S)
+            side.rss_settled_mb = procstat.rss_mb(floor.pid)
             side.hwm_mb = procstat.hwm_mb(floor.pid)
             for change in shoal.eds:
                 side.eds.append(await replay(fleet, floor, change, EDS))

@@ -36,6 +36,7 @@ from typing import Any
 from loadharness import procstat
 from loadharness.client import Fleet
 from loadharness.measure import (
+    SETTLE_S,
     Cell,
     CellResult,
     Change,
@@ -217,6 +218,8 @@ async def run_cell(cell: Cell, opts: Options, log: Any = print) -> CellResult:
                 f"  {cell.label}: cold start {shoal.cold_s:.2f} s, control plane RSS "
                 f"{shoal.rss_mb:.0f} MB, harness RSS {procstat.rss_mb(os.getpid()):.0f} MB"
             )
+            await asyncio.sleep(SETTLE_S)
+            shoal.rss_settled_mb = procstat.rss_mb(cp.proc.pid)
             captured = fleet.captured()
             ctx = Ctx(fleet, cp, config, cell, opts)
             for k in range(opts.changes):

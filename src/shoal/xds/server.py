@@ -122,6 +122,7 @@ class AdsServer:
         self.metrics = XdsMetrics()
         self.metrics.watch_queue(lambda: sum(c.view_pending for c in self.connections.values()))
         self._snapshot_ready = time.monotonic()
+        self.bytes_out = 0  # every response byte handed to grpc, all types and streams
 
     # ------------------------------------------------------------------ config
     def update(self, generator: ConfigGenerator) -> None:
@@ -182,9 +183,11 @@ class AdsServer:
 
     async def _read(self, requests: AsyncIterator[object], queue: asyncio.Queue[object]) -> None:
         try:
-            async for msg in requests:
-                queue.put_nowait(msg)
-        except (asyncio.CancelledError, grpc.aio.AioRpcError):
+            # (not `async for`: its variable would keep the last request alive while waiting)
+            incoming = aiter(requests)
+            while True:
+                queue.put_nowait(await anext(incoming))
+        except (StopAsyncIteration, asyncio.CancelledError, grpc.aio.AioRpcError):
             pass
         finally:
             queue.put_nowait(_CLOSED)
@@ -206,49 +209,57 @@ class AdsServer:
                 item = await conn.queue.get()
                 if item is _CLOSED:
                     return
-                responses: list[Response]
-                if item is _VIEW:
-                    conn.view_pending = False
-                    view, conn.next_view = conn.next_view, None
-                    responses = conn.protocol.on_view(view) if view is not None else []
-                    trigger = "config"
-                else:
-                    trigger = "request"
-                    assert isinstance(
-                        item, discovery_pb2.DiscoveryRequest | discovery_pb2.DeltaDiscoveryRequest
-                    )
-                    if conn.proxy is None:
-                        await self._identify(conn, item, context)
-                    req = (
-                        _delta_request(item)
-                        if isinstance(item, discovery_pb2.DeltaDiscoveryRequest)
-                        else _request(item)
-                    )
-                    log.debug("request %s", req)
-                    if req.error:
-                        assert conn.proxy is not None
-                        log.warning(
-                            "NACK from %s for %s: %s", conn.proxy.node_id, req.type_url, req.error
-                        )
-                    self._observe_reply(conn, req)
-                    responses = conn.protocol.on_request(req)
-                for resp in responses:
+                responses, trigger = await self._handle(conn, item, context)
+                # Nothing of a request may stay referenced while this stream waits: a sotw
+                # ACK lists every name subscribed, and a thousand idle streams each holding
+                # their last one would hold hundreds of MB.
+                del item
+                while responses:
+                    resp = responses.pop(0)
                     log.debug("response %s %s %s", resp.type_url, resp.version, resp.nonce)
                     data = encode(resp)
                     kind = short(resp.type_url)
                     self.metrics.pushes.labels(kind, trigger).inc()
                     self.metrics.resources_sent.labels(kind).inc(len(resp.resources))
                     self.metrics.bytes_sent.labels(kind).inc(len(data))
+                    self.bytes_out += len(data)
                     conn.sent_at[resp.nonce] = self._snapshot_ready
+                    del resp
                     # A slow proxy blocks here (HTTP/2 flow control) and only itself: its
                     # later config changes coalesce into one pending view meanwhile.
                     yield data
+                    del data
         finally:
             reader.cancel()
             self.connections.pop(conn.id, None)
             self.metrics.connected.set(len(self.connections))
             if conn.proxy is not None:
                 log.info("proxy %s disconnected", conn.proxy.node_id)
+
+    async def _handle(
+        self, conn: Connection, item: object, context: grpc.aio.ServicerContext
+    ) -> tuple[list[Response], str]:
+        """The responses to one queued item (a new view or a request), and the trigger."""
+        if item is _VIEW:
+            conn.view_pending = False
+            view, conn.next_view = conn.next_view, None
+            return (conn.protocol.on_view(view) if view is not None else []), "config"
+        assert isinstance(
+            item, discovery_pb2.DiscoveryRequest | discovery_pb2.DeltaDiscoveryRequest
+        )
+        if conn.proxy is None:
+            await self._identify(conn, item, context)
+        req = (
+            _delta_request(item)
+            if isinstance(item, discovery_pb2.DeltaDiscoveryRequest)
+            else _request(item)
+        )
+        log.debug("request %s", req)
+        if req.error:
+            assert conn.proxy is not None
+            log.warning("NACK from %s for %s: %s", conn.proxy.node_id, req.type_url, req.error)
+        self._observe_reply(conn, req)
+        return conn.protocol.on_request(req), "request"
 
     def _observe_reply(self, conn: Connection, req: Request) -> None:
         """Count NACKs and time ACKs of what this server sent."""

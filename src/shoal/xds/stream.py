@@ -173,7 +173,8 @@ class StreamProtocol:
     def _sotw_request(self, ts: TypeState, req: Request) -> None:
         seen = req.names
         if seen == ts.names_seen:
-            names = ts.names  # the list `names` was made from (every ACK repeats it)
+            # the list `names` was made from (every ACK repeats it); keep the stored copy
+            seen, names = ts.names_seen, ts.names
         else:
             # keep the view's own strings, not the request's copies (a thousand streams
             # each subscribed to thousands of names would otherwise hold them all)
