@@ -20,7 +20,6 @@ from aiohttp import web
 
 from shoal.api import ConfigError, ConfigStore
 from shoal.controlplane.admin import start_admin
-from shoal.controlplane.memory import trim_when_quiet
 from shoal.controlplane.security import MeshSecurity
 from shoal.generate import ConfigGenerator
 from shoal.model import Credential, MeshSnapshot, RegistryInstance, build_snapshot
@@ -87,7 +86,6 @@ class ControlPlane:
         self._built_instances: tuple[RegistryInstance, ...] | None = None
         self._debouncer = Debouncer(settings.debounce_s, settings.max_debounce_s, self.apply)
         self._watcher: asyncio.Task[None] | None = None
-        self._trimmer: asyncio.Task[None] | None = None
         self._admin: web.AppRunner | None = None
         self.security: MeshSecurity | None = None
         if settings.secure:
@@ -180,16 +178,12 @@ class ControlPlane:
         self._watcher = asyncio.create_task(
             watch_dir(str(s.config_dir), self.config_changed, self.stopping, self._dir_cache)
         )
-        self._trimmer = asyncio.create_task(
-            trim_when_quiet(lambda: self.ads.bytes_out, self.stopping, every=1.0)
-        )
 
     async def stop(self) -> None:
         log.info("stopping")
         self.stopping.set()
-        for task in (self._watcher, self._trimmer):
-            if task is not None:
-                await task
+        if self._watcher is not None:
+            await self._watcher
         if self._admin is not None:
             await self._admin.cleanup()
         await self.ads.stop(grace=0.5)

@@ -122,7 +122,6 @@ class AdsServer:
         self.metrics = XdsMetrics()
         self.metrics.watch_queue(lambda: sum(c.view_pending for c in self.connections.values()))
         self._snapshot_ready = time.monotonic()
-        self.bytes_out = 0  # every response byte handed to grpc, all types and streams
 
     # ------------------------------------------------------------------ config
     def update(self, generator: ConfigGenerator) -> None:
@@ -222,7 +221,6 @@ class AdsServer:
                     self.metrics.pushes.labels(kind, trigger).inc()
                     self.metrics.resources_sent.labels(kind).inc(len(resp.resources))
                     self.metrics.bytes_sent.labels(kind).inc(len(data))
-                    self.bytes_out += len(data)
                     conn.sent_at[resp.nonce] = self._snapshot_ready
                     del resp
                     # A slow proxy blocks here (HTTP/2 flow control) and only itself: its
