@@ -45,7 +45,9 @@ class Settings:
     xds_port: int = 15010
     admin_port: int = 15014
     debounce_s: float = 0.1
-    max_debounce_s: float = 1.0
+    # A steady stream of changes (endpoints churning) still pushes twice a second: a reload
+    # after an endpoint edit costs tens of ms, so waiting longer would only add latency.
+    max_debounce_s: float = 0.5
     test_hooks: bool = False
     # secure mode: CA in ca_dir, TLS and tokens on the xDS port (see controlplane/security.py)
     secure: bool = False

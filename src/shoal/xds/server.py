@@ -30,6 +30,7 @@ from shoal.generate.prepared import ENDPOINT
 from shoal.model import Proxy, ProxyError, parse_proxy
 from shoal.xds.messages import Request, Response
 from shoal.xds.metrics import XdsMetrics, short
+from shoal.xds.pushbudget import PushBudget
 from shoal.xds.stream import StreamProtocol
 from shoal.xds.wire import encode_delta, encode_sotw
 
@@ -49,6 +50,11 @@ _SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 256 * 1024 * 1024),
     ("grpc.max_send_message_length", 256 * 1024 * 1024),
 ]
+
+
+# Large responses on their way at once (see pushbudget.py): enough to keep every core busy
+# encoding and sending, small beside a thousand copies of a multi-MB cold-start response.
+PUSH_BUDGET_BYTES = 64 * 1024 * 1024
 
 
 def _missing(type_url: str, name: str) -> PreparedResource | None:
@@ -122,6 +128,7 @@ class AdsServer:
         self.metrics = XdsMetrics()
         self.metrics.watch_queue(lambda: sum(c.view_pending for c in self.connections.values()))
         self._snapshot_ready = time.monotonic()
+        self.push_budget = PushBudget(PUSH_BUDGET_BYTES)
 
     # ------------------------------------------------------------------ config
     def update(self, generator: ConfigGenerator) -> None:
@@ -223,9 +230,13 @@ class AdsServer:
                     self.metrics.bytes_sent.labels(kind).inc(len(data))
                     conn.sent_at[resp.nonce] = self._snapshot_ready
                     del resp
-                    # A slow proxy blocks here (HTTP/2 flow control) and only itself: its
-                    # later config changes coalesce into one pending view meanwhile.
-                    yield data
+                    grant = await self.push_budget.acquire(len(data))
+                    try:
+                        # A slow proxy blocks here (HTTP/2 flow control) and only itself: its
+                        # later config changes coalesce into one pending view meanwhile.
+                        yield data
+                    finally:
+                        self.push_budget.release(grant)
                     del data
         finally:
             reader.cancel()

@@ -7,6 +7,7 @@ from types import MappingProxyType
 import pytest
 
 from shoal.generate import CLUSTER, ENDPOINT, LISTENER, ROUTE, PreparedResource, ProxyView
+from shoal.generate.resourceset import ResourceSet
 from shoal.xds.messages import Request, Response
 from shoal.xds.stream import StreamProtocol
 
@@ -265,3 +266,50 @@ def test_streams_share_the_map_and_its_encoding_when_they_want_all_of_it() -> No
     wire.encode_sotw(r2)
     assert wire._MESSAGES.hits >= hits + 1  # the second stream reused the first one's bytes
     assert wire.encode_sotw(r1) is wire.encode_sotw(r2)
+
+
+def shared_view(names: list[str], version: str = "1") -> ProxyView:
+    cds = ResourceSet.of(res(CLUSTER, n, "1", eds=True) for n in names)
+    eds = ResourceSet.of(res(ENDPOINT, n, version) for n in names)
+    return ProxyView(version="s", resources=MappingProxyType({CLUSTER: cds, ENDPOINT: eds}))
+
+
+def eds_set(v: ProxyView) -> ResourceSet:
+    found = v.of(ENDPOINT)
+    assert isinstance(found, ResourceSet)
+    return found
+
+
+@pytest.mark.parametrize("delta", [False, True])
+def test_a_stream_keeps_the_views_names_not_the_requests(delta: bool) -> None:
+    # A thousand streams each subscribed to thousands of names must not each hold a copy of
+    # them: the subscription becomes the view's own shared set, the list Envoy repeats in
+    # every ACK the view's own strings.
+    names = [f"outbound|80||svc-{i}.default.svc.cluster.local" for i in range(50)]
+    v = shared_view(names)
+    p = proto(delta=delta)
+    p.on_view(v)
+    copies = tuple("".join(n) for n in reversed(names))  # equal, not the same objects
+    assert all(c is not n for c, n in zip(copies, reversed(names), strict=True))
+    if delta:
+        p.on_request(Request(type_url=ENDPOINT, subscribe=copies))
+    else:
+        r = only(p.on_request(Request(type_url=ENDPOINT, names=copies)), ENDPOINT)
+        p.on_request(Request(type_url=ENDPOINT, nonce=r.nonce, version=r.version, names=copies))
+    ts = p.types[ENDPOINT]
+    assert ts.names is eds_set(v).names()
+    if not delta:
+        canonical = {n: n for n in names}
+        assert all(s is canonical[s] for s in ts.names_seen)
+
+
+def test_the_next_snapshot_keeps_the_same_name_set_when_names_are_unchanged() -> None:
+    names = ["a", "b"]
+    first = shared_view(names)
+    held = eds_set(first).names()  # as a stream asks for them
+    second = ResourceSet.of(res(ENDPOINT, n, "2") for n in names)
+    second.share_names(eds_set(first))
+    assert second.names() is held
+    third = ResourceSet.of(res(ENDPOINT, n, "2") for n in ["a", "c"])
+    third.share_names(second)
+    assert third.names() == {"a", "c"}
