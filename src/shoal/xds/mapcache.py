@@ -87,3 +87,18 @@ def covers(clusters: ResourceMap, target: ResourceMap, refs: frozenset[str]) -> 
     if isinstance(clusters, ResourceSet) and isinstance(target, ResourceSet):
         return _COVERS.get((clusters, target), lambda: refs <= clusters.keys())
     return refs <= clusters.keys()
+
+
+_EDS_NAMES: IdentityCache[frozenset[str]] = IdentityCache(256)
+
+
+def names(content: ResourceMap) -> frozenset[str]:
+    """The names in `content` (a shared map's own set when it is a `ResourceSet`)."""
+    return content.names() if isinstance(content, ResourceSet) else frozenset(content)
+
+
+def eds_names(clusters: ResourceMap) -> frozenset[str]:
+    """The clusters in `clusters` that take their endpoints from EDS, once per map."""
+    return _EDS_NAMES.get(
+        (clusters,), lambda: frozenset(n for n, r in clusters.items() if r.uses_eds)
+    )

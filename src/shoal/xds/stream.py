@@ -252,7 +252,7 @@ class StreamProtocol:
         if self.delta:
             if ts.held_source is not None and not inflight.removed and not inflight.changed:
                 return
-            if ts.wildcard or content.keys() <= ts.names:
+            if ts.wildcard or ts.names is mapcache.names(content) or content.keys() <= ts.names:
                 # Envoy now holds exactly `content`: keep the (shared) map, not a copy
                 ts.held_objects = ts.held_source = content
                 ts.held_versions = {}
@@ -376,6 +376,9 @@ class StreamProtocol:
     ) -> tuple[frozenset[str], tuple[str, ...]]:
         if ts.held_source is not None:
             changed, gone = mapcache.diff(ts.held_source, target)
+        elif not ts.held_objects and not ts.held_versions:
+            # Envoy holds nothing of this type yet (a new stream): everything, nothing removed
+            return mapcache.names(target), ()
         else:
             # versions Envoy holds: as it reported them after a reconnect, or as sent since
             versions = ts.held_versions
@@ -417,7 +420,14 @@ class StreamProtocol:
         if base in ts.nacked:
             return None
         cache_key: tuple[object, ...] | None = None
-        if not self.delta and not forced and shared and (not partial or both_shared):
+        # delta: the whole shared map as the first response of a stream (a cold start)
+        whole = self.delta and shared and not removed and len(changed) == len(target)
+        if whole and ts.sent_version is None:
+            # Every new stream gets the very same message; first of its type on each stream.
+            cache_key = (target,)
+            assert self.view is not None
+            nonce = f"{self.view.version}/{base_digest}"
+        elif not self.delta and not forced and shared and (not partial or both_shared):
             # Every stream in this position gets the very same message: same maps, same
             # version and the same nonce. Still unique per stream: a stream never gets the
             # same content twice within one snapshot (equal content is skipped, NACKed
@@ -434,7 +444,11 @@ class StreamProtocol:
         ts.force.clear()
         ts.gen += 1
         if ts.type_url == CLUSTER:
-            warming = {n for n in changed if target[n].uses_eds}
+            warming = (
+                mapcache.eds_names(target)
+                if changed is mapcache.names(target)
+                else {n for n in changed if target[n].uses_eds}
+            )
             if warming - self._warming:
                 self._warming |= warming
                 self._warming_gen += 1
@@ -444,8 +458,11 @@ class StreamProtocol:
         ts.sent_version = version
         ts.last_nonce = nonce
         if self.delta:
-            resources = tuple(target[n] for n in sorted(changed))
-            return Response(ts.type_url, version, nonce, resources, removed)
+            if whole:
+                resources = tuple(target.values())  # shared maps are in name order
+            else:
+                resources = tuple(target[n] for n in sorted(changed))
+            return Response(ts.type_url, version, nonce, resources, removed, cache_key=cache_key)
         if partial:
             send = changed | forced
             resources = tuple(target[n] for n in sorted(send))

@@ -93,6 +93,18 @@ def _delta_entry(r: PreparedResource) -> bytes:
 def encode_delta(resp: Response) -> bytes:
     """DeltaDiscoveryResponse: system_version_info=1, resources=2, type_url=4, nonce=5,
     removed_resources=6."""
+    if resp.cache_key is None:
+        return _delta_message(resp)
+    key = (
+        *resp.cache_key,
+        sys.intern(resp.type_url),
+        sys.intern(resp.version),
+        sys.intern(resp.nonce),
+    )
+    return _MESSAGES.get(key, lambda: _delta_message(resp))
+
+
+def _delta_message(resp: Response) -> bytes:
     parts = [_str(1, resp.version)]
     parts.extend(_delta_entry(r) for r in resp.resources)
     parts.append(_str(4, resp.type_url))
