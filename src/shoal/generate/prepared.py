@@ -43,6 +43,17 @@ def prepare(
     """Serialize `message` once, deterministically, wrapped in `google.protobuf.Any`."""
     body = message.SerializeToString(deterministic=True)
     type_url = "type.googleapis.com/" + message.DESCRIPTOR.full_name
+    return prepare_serialized(name, type_url, body, refs, uses_eds)
+
+
+def prepare_serialized(
+    name: str,
+    type_url: str,
+    body: bytes,
+    refs: frozenset[str] = frozenset(),
+    uses_eds: bool = False,
+) -> PreparedResource:
+    """`prepare` for a message already serialized (deterministically) as `body`."""
     wrapped = any_pb2.Any(type_url=type_url, value=body).SerializeToString(deterministic=True)
     version = hashlib.blake2b(body, digest_size=8).hexdigest()
     return PreparedResource(

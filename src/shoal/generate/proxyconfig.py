@@ -74,6 +74,11 @@ class ConfigGenerator:
         self._prev_secure_cds = previous._secure_cds if previous is not None else None
         self._prev_eds = previous._eds if previous is not None else None
         self.reused_routing = False
+        # virtual hosts: taken over when nothing but VirtualServices changed (routes.py)
+        self._vhost_basis = reuse.vhost_basis(self.routing_inputs)
+        same_basis = previous is not None and previous._vhost_basis == self._vhost_basis
+        earlier = previous._vhosts if previous is not None and same_basis else None
+        self._vhosts: routes.VhostCache = routes.VhostCache(earlier)
         if previous is not None:
             self._prev_cds_with = previous._cds_with
             self._prev_views = previous._views
@@ -91,6 +96,13 @@ class ConfigGenerator:
         )
         self._source_sensitive = any(
             m.source_labels
+            for vs in snapshot.virtual_services
+            for http in getattr(vs.spec, "http", ())
+            for m in http.match
+        )
+        # whether some route applies to some callers only (their namespace or labels)
+        self._vhost_source_sensitive = self._source_sensitive or any(
+            m.source_namespace
             for vs in snapshot.virtual_services
             for http in getattr(vs.spec, "http", ())
             for m in http.match
@@ -175,7 +187,14 @@ class ConfigGenerator:
             if proxy.type == "router":
                 made = gateway.router_routes(self.snapshot, proxy)
             else:
-                made = [routes.outbound_routes(self.snapshot, proxy, self.visible(proxy))]
+                source = (
+                    (proxy.namespace, proxy.labels_key) if self._vhost_source_sensitive else ()
+                )
+                made = [
+                    routes.outbound_routes(
+                        self.snapshot, proxy, self.visible(proxy), self._vhosts, source
+                    )
+                ]
             found = self._routes[key] = ResourceSet.of(made)
         return found
 

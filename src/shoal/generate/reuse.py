@@ -54,6 +54,15 @@ def routing_inputs(snapshot: MeshSnapshot) -> tuple[object, ...]:
     return tuple(parts)
 
 
+_VIRTUAL_SERVICES = frozenset({"virtual_services", "vs_by_host"})
+
+
+def vhost_basis(routing: tuple[object, ...]) -> tuple[object, ...]:
+    """`routing_inputs` without VirtualServices: what every virtual host depends on besides
+    its own VirtualService (its key in routes.VhostCache)."""
+    return tuple(p for p in routing if isinstance(p, tuple) and p[0] not in _VIRTUAL_SERVICES)
+
+
 def cluster_key(snapshot: MeshSnapshot, service: Service) -> tuple[object, ...]:
     # files: certificates a DestinationRule's `tls` names are inlined into its clusters
     return (

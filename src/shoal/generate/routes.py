@@ -8,14 +8,15 @@ virtual hosts share a domain, so each domain is claimed once (first service in n
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
-from shoal.api import short_names
+from shoal.api import Resource, short_names
 from shoal.api.virtualservice import (
     HeaderOperations,
     Headers,
@@ -24,7 +25,7 @@ from shoal.api.virtualservice import (
     StringMatch,
     VirtualServiceSpec,
 )
-from shoal.generate import outbound_policy
+from shoal.generate import outbound_policy, protowire
 from shoal.generate.cors import CORS_FILTER, cors_policy
 from shoal.generate.destinations import destination_cluster
 from shoal.generate.faults import FAULT_FILTER, http_fault
@@ -32,7 +33,8 @@ from shoal.generate.hashpolicy import hash_policies
 from shoal.generate.httpfilters import packed
 from shoal.generate.mirror import mirror_policies
 from shoal.generate.names import OUTBOUND_ROUTE, outbound_cluster
-from shoal.generate.prepared import PreparedResource, prepare
+from shoal.generate.prepared import ROUTE as ROUTE_TYPE
+from shoal.generate.prepared import PreparedResource, prepare_serialized
 from shoal.generate.retries import retry_policy
 from shoal.generate.rewrites import apply_rewrite, direct_response_action, redirect_action
 from shoal.model import MeshSnapshot, Port, Proxy, Service
@@ -245,61 +247,117 @@ def _names(service: Service, proxy: Proxy) -> list[str]:
 
 
 def route_refs(config: route_pb2.RouteConfiguration) -> frozenset[str]:
+    return frozenset().union(*(_vhost_refs(vh) for vh in config.virtual_hosts))
+
+
+def _vhost_refs(vh: rc.VirtualHost) -> frozenset[str]:
     refs: set[str] = set()
-    for vh in config.virtual_hosts:
-        for r in vh.routes:
-            if r.route.cluster:
-                refs.add(r.route.cluster)
-            refs.update(cw.name for cw in r.route.weighted_clusters.clusters)
-            refs.update(m.cluster for m in r.route.request_mirror_policies)
+    for r in vh.routes:
+        if r.route.cluster:
+            refs.add(r.route.cluster)
+        refs.update(cw.name for cw in r.route.weighted_clusters.clusters)
+        refs.update(m.cluster for m in r.route.request_mirror_policies)
     return frozenset(refs)
 
 
-def virtual_hosts(
-    snapshot: MeshSnapshot, proxy: Proxy, visible: frozenset[str] | None = None
-) -> Iterable[rc.VirtualHost]:
+# A serialized VirtualHost and the clusters it routes to.
+Vhost = tuple[bytes, frozenset[str]]
+
+
+class VhostCache:
+    """Virtual hosts built and serialized once, shared by every route table that holds them.
+
+    A service's virtual host is the same in every namespace's table that names it by the same
+    domains, so a thousand services in ten namespaces cost about a thousand virtual hosts, not
+    ten thousand. Keys hold what a virtual host depends on beyond the snapshot's other routing
+    inputs (services, DestinationRules, mesh config): its service, port, domains and
+    VirtualService, and the proxy's namespace and labels when some rule matches on them. A new
+    snapshot whose only routing change is VirtualServices takes over `earlier`'s entries
+    (see ConfigGenerator), so editing one VirtualService rebuilds only its virtual hosts.
+    """
+
+    def __init__(self, earlier: VhostCache | None = None) -> None:
+        self.entries: dict[tuple[object, ...], Vhost] = {}
+        self._earlier = earlier.entries if earlier is not None else {}
+
+    def get(self, key: tuple[object, ...], make: Callable[[], rc.VirtualHost]) -> Vhost:
+        found = self.entries.get(key) or self._earlier.get(key)
+        if found is None:
+            vh = make()
+            found = (vh.SerializeToString(deterministic=True), _vhost_refs(vh))
+        self.entries[key] = found
+        return found
+
+
+def _plan(
+    snapshot: MeshSnapshot, proxy: Proxy, visible: frozenset[str] | None
+) -> Iterator[tuple[Service, Port, tuple[str, ...], Resource | None]]:
+    """(service, port, domains, VirtualService) of every virtual host of the table."""
     claimed: set[str] = set()
     for service in snapshot.services.values():
         if visible is not None and service.hostname not in visible:
             continue
         default = _default_port(service)
         vs_res = snapshot.vs_by_host.get(service.hostname, ())
-        vs = vs_res[0] if vs_res else None
         for port in service.ports:
             if not port.is_http:
                 continue
-            domains = []
+            domains: list[str] = []
             for name in _names(service, proxy):
                 candidates = [f"{name}:{port.number}"] + ([name] if port is default else [])
                 domains += [d for d in candidates if d not in claimed]
             if not domains:
                 continue
             claimed.update(domains)
-            if vs is not None and isinstance(vs.spec, VirtualServiceSpec):
-                routes = _routes(snapshot, vs.spec, vs.meta.namespace, port, proxy)
-            else:
-                # _default_route adds the hash policy (its retry policy depends on it)
-                routes = [_default_route(snapshot, service, port)]
-            yield rc.VirtualHost(
-                name=f"{service.hostname}:{port.number}", domains=domains, routes=routes
-            )
+            yield service, port, tuple(domains), vs_res[0] if vs_res else None
+
+
+def _virtual_host(
+    snapshot: MeshSnapshot,
+    proxy: Proxy,
+    service: Service,
+    port: Port,
+    *,
+    domains: tuple[str, ...],
+    vs: Resource | None,
+) -> rc.VirtualHost:
+    if vs is not None and isinstance(vs.spec, VirtualServiceSpec):
+        routes = _routes(snapshot, vs.spec, vs.meta.namespace, port, proxy)
+    else:
+        # _default_route adds the hash policy (its retry policy depends on it)
+        routes = [_default_route(snapshot, service, port)]
+    return rc.VirtualHost(name=f"{service.hostname}:{port.number}", domains=domains, routes=routes)
 
 
 def outbound_routes(
-    snapshot: MeshSnapshot, proxy: Proxy, visible: frozenset[str] | None = None
+    snapshot: MeshSnapshot,
+    proxy: Proxy,
+    visible: frozenset[str] | None = None,
+    cache: VhostCache | None = None,
+    source: tuple[object, ...] = (),
 ) -> PreparedResource:
     """The sidecar's outbound route table (named ``outbound_http``), with virtual hosts for
-    the services in `visible` (all when None; see scope.py)."""
-    config = route_pb2.RouteConfiguration(
-        name=OUTBOUND_ROUTE,
-        virtual_hosts=[
-            *virtual_hosts(snapshot, proxy, visible),
-            # the `*` host: unknown hosts pass through (ALLOW_ANY) or get 502 (REGISTRY_ONLY)
-            *outbound_policy.catch_all(snapshot, proxy),
-        ],
-    )
-    config.validate_clusters.value = False
-    return prepare(OUTBOUND_ROUTE, config, refs=route_refs(config))
+    the services in `visible` (all when None; see scope.py). `source`: what of the proxy the
+    VirtualServices match on (namespace and labels; empty when no rule does)."""
+    cache = cache if cache is not None else VhostCache()
+    parts = [protowire.text(1, OUTBOUND_ROUTE)]
+    refs: list[frozenset[str]] = []
+    for service, port, domains, vs in _plan(snapshot, proxy, visible):
+        body, names = cache.get(
+            (source, service.hostname, port.number, domains, vs),
+            functools.partial(
+                _virtual_host, snapshot, proxy, service, port, domains=domains, vs=vs
+            ),
+        )
+        parts.append(protowire.field(2, body))
+        refs.append(names)
+    # the `*` host: unknown hosts pass through (ALLOW_ANY) or get 502 (REGISTRY_ONLY)
+    for vh in outbound_policy.catch_all(snapshot, proxy):
+        parts.append(protowire.field(2, vh.SerializeToString(deterministic=True)))
+        refs.append(_vhost_refs(vh))
+    # validate_clusters = false (field 7, a BoolValue holding the default: an empty message)
+    parts.append(protowire.field(7, b""))
+    return prepare_serialized(OUTBOUND_ROUTE, ROUTE_TYPE, b"".join(parts), frozenset().union(*refs))
 
 
 def build_route(

@@ -12,30 +12,10 @@ from __future__ import annotations
 import sys
 
 from shoal.generate import PreparedResource
+from shoal.generate.protowire import field as _field
+from shoal.generate.protowire import text as _str
 from shoal.xds.mapcache import IdentityCache
 from shoal.xds.messages import Response
-
-_LEN = 2  # wire type: length-delimited
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        bits = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(bits | 0x80)
-        else:
-            out.append(bits)
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint((number << 3) | _LEN) + _varint(len(payload)) + payload
-
-
-def _str(number: int, text: str) -> bytes:
-    return _field(number, text.encode()) if text else b""
 
 
 def _sotw_body(resources: tuple[PreparedResource, ...]) -> bytes:

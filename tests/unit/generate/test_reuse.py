@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from envoy.config.route.v3 import route_pb2
+
 from shoal.generate import CLUSTER, ENDPOINT, ROUTE, ConfigGenerator
+from shoal.generate.prepared import unpack
 
 from .meshcfg import RATINGS, REVIEWS, sidecar, snapshot
 
@@ -80,3 +83,46 @@ def test_secure_clusters_are_taken_over_unless_service_accounts_change() -> None
         previous=two,
     )
     assert secure(three) is not b
+
+
+def route_table(gen: ConfigGenerator, ns: str = "default") -> route_pb2.RouteConfiguration:
+    table = route_pb2.RouteConfiguration()
+    unpack(gen.view(sidecar(ns)).of(ROUTE)["outbound_http"], table)
+    return table
+
+
+def test_a_route_table_joined_from_cached_virtual_hosts_is_protobufs_own_bytes() -> None:
+    from google.protobuf import any_pb2
+
+    gen = ConfigGenerator(snapshot(REVIEWS, RATINGS))
+    resource = gen.view(sidecar()).of(ROUTE)["outbound_http"]
+    table = route_table(gen)
+    body = any_pb2.Any.FromString(resource.any_bytes).value
+    assert table.SerializeToString(deterministic=True) == body
+    assert table.HasField("validate_clusters") and not table.validate_clusters.value
+    names = [vh.name for vh in table.virtual_hosts]
+    assert "reviews.default.svc.cluster.local:80" in names and names[-1] == "allow_any"
+    assert "outbound|80|v1|reviews.default.svc.cluster.local" in resource.refs
+
+
+def test_a_virtual_service_edit_rebuilds_only_its_own_virtual_hosts() -> None:
+    first = gen(REVIEWS, RATINGS)
+    first.view(sidecar("shop"))
+    edited = REVIEWS.replace("weight: 80", "weight: 70").replace("weight: 20", "weight: 30")
+    second = gen(edited, RATINGS, previous=first)
+    second.view(sidecar("shop"))
+    before, after = first._vhosts.entries, second._vhosts.entries
+    ratings = [k for k in after if k[1] == "ratings.shop.svc.cluster.local"]
+    assert ratings and all(after[k] is before[k] for k in ratings)  # taken over, not rebuilt
+    reviews = [k for k in after if k[1] == "reviews.default.svc.cluster.local"]
+    assert reviews and all(k not in before for k in reviews)  # the edited VirtualService
+    # a namespace that names ratings by the same domains shares its virtual host
+    in_default = route_table(second, "default")
+    in_other = route_table(second, "other")
+    vh_default = [v for v in in_default.virtual_hosts if v.name.startswith("ratings")]
+    vh_other = [v for v in in_other.virtual_hosts if v.name.startswith("ratings")]
+    assert vh_default == vh_other
+    # a DestinationRule or service change is not only a VirtualService change: nothing taken
+    third = gen(edited, RATINGS.replace("number: 80", "number: 81"), previous=second)
+    third.view(sidecar("shop"))
+    assert not any(v is after.get(k) for k, v in third._vhosts.entries.items())
