@@ -20,6 +20,7 @@ from aiohttp import web
 
 from shoal.api import ConfigError, ConfigStore
 from shoal.controlplane.admin import start_admin
+from shoal.controlplane.heap import HeapPolicy
 from shoal.controlplane.security import MeshSecurity
 from shoal.generate import ConfigGenerator
 from shoal.model import Credential, MeshSnapshot, RegistryInstance, build_snapshot
@@ -86,6 +87,7 @@ class ControlPlane:
         self._changed_files: set[str] | None = None
         self._dir_cache = DirCache()
         self._built_instances: tuple[RegistryInstance, ...] | None = None
+        self._heap = HeapPolicy()
         self._debouncer = Debouncer(settings.debounce_s, settings.max_debounce_s, self.apply)
         self._watcher: asyncio.Task[None] | None = None
         self._admin: web.AppRunner | None = None
@@ -162,6 +164,7 @@ class ControlPlane:
         )
         for listener in self.listeners:
             listener(self.snapshot)
+        self._heap.after_reload()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:

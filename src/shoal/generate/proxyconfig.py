@@ -187,9 +187,7 @@ class ConfigGenerator:
             if proxy.type == "router":
                 made = gateway.router_routes(self.snapshot, proxy)
             else:
-                source = (
-                    (proxy.namespace, proxy.labels_key) if self._vhost_source_sensitive else ()
-                )
+                source = (proxy.namespace, proxy.labels_key) if self._vhost_source_sensitive else ()
                 made = [
                     routes.outbound_routes(
                         self.snapshot, proxy, self.visible(proxy), self._vhosts, source
