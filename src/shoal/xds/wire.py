@@ -70,12 +70,16 @@ def _delta_entry(r: PreparedResource) -> bytes:
     return entry
 
 
+_DELTA = object()
+
+
 def encode_delta(resp: Response) -> bytes:
     """DeltaDiscoveryResponse: system_version_info=1, resources=2, type_url=4, nonce=5,
     removed_resources=6."""
     if resp.cache_key is None:
         return _delta_message(resp)
     key = (
+        _DELTA,  # the same maps, version and nonce can make a state-of-the-world message too
         *resp.cache_key,
         sys.intern(resp.type_url),
         sys.intern(resp.version),

@@ -41,3 +41,18 @@ def test_delta_bytes_equal_protobuf_serialization(
     assert [r.version for r in parsed.resources] == [r.version for r in resources]
     assert list(parsed.removed_resources) == removed
     assert raw == parsed.SerializeToString(deterministic=True)
+
+
+def test_cached_sotw_and_delta_messages_of_the_same_maps_stay_apart() -> None:
+    # A state-of-the-world and a delta stream may be sent the same shared map with the same
+    # version and nonce (both first responses of a snapshot); each must get its own message.
+    resources = tuple(prepare(n, cluster_pb2.Cluster(name=n)) for n in ("a", "b"))
+    key = (object(),)
+    sotw = encode_sotw(Response(CLUSTER, "v", "s/1", resources, cache_key=key))
+    delta = encode_delta(Response(CLUSTER, "v", "s/1", resources, cache_key=key))
+    assert [r.name for r in discovery_pb2.DeltaDiscoveryResponse.FromString(delta).resources] == [
+        "a",
+        "b",
+    ]
+    assert len(discovery_pb2.DiscoveryResponse.FromString(sotw).resources) == 2
+    assert encode_delta(Response(CLUSTER, "v", "s/1", resources, cache_key=key)) is delta
