@@ -427,6 +427,18 @@ class StreamProtocol:
             cache_key = (target,)
             assert self.view is not None
             nonce = f"{self.view.version}/{base_digest}"
+        elif (
+            self.delta
+            and not forced
+            and shared
+            and isinstance(ts.held_source, ResourceSet)
+            and isinstance(target, ResourceSet)
+        ):
+            # delta from one shared map to another: the same changes for every stream that
+            # held the first (a route table edit for a thousand proxies is one message)
+            cache_key = (ts.held_source, target)
+            assert self.view is not None
+            nonce = f"{self.view.version}/{base_digest}"
         elif not self.delta and not forced and shared and (not partial or both_shared):
             # Every stream in this position gets the very same message: same maps, same
             # version and the same nonce. Still unique per stream: a stream never gets the

@@ -313,3 +313,23 @@ def test_the_next_snapshot_keeps_the_same_name_set_when_names_are_unchanged() ->
     third = ResourceSet.of(res(ENDPOINT, n, "2") for n in ["a", "c"])
     third.share_names(second)
     assert third.names() == {"a", "c"}
+
+
+def test_delta_streams_share_one_message_for_the_same_change_of_a_shared_map() -> None:
+    from shoal.xds import wire
+
+    names = ["a", "b"]
+    before, after = shared_view(names), shared_view(names, version="2")
+    streams = [proto(delta=True) for _ in range(2)]
+    for p in streams:
+        p.on_view(before)
+        cds = only(p.on_request(Request(type_url=CLUSTER)), CLUSTER)
+        eds = only(p.on_request(Request(type_url=ENDPOINT, subscribe=tuple(names))), ENDPOINT)
+        # the first responses of new streams are one message already
+        assert cds.cache_key == (before.of(CLUSTER),) and eds.cache_key == (before.of(ENDPOINT),)
+        ack(p, cds)
+        ack(p, eds)
+    one, two = (only(p.on_view(after), ENDPOINT) for p in streams)
+    assert one.cache_key == (before.of(ENDPOINT), after.of(ENDPOINT)) == two.cache_key
+    assert [r.version for r in one.resources] == ["2", "2"] and one.nonce == two.nonce
+    assert wire.encode_delta(one) is wire.encode_delta(two)
