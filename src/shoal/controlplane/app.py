@@ -88,7 +88,9 @@ class ControlPlane:
         self._dir_cache = DirCache()
         self._built_instances: tuple[RegistryInstance, ...] | None = None
         self._heap = HeapPolicy()
-        self._debouncer = Debouncer(settings.debounce_s, settings.max_debounce_s, self.apply)
+        self._debouncer = Debouncer(
+            settings.debounce_s, settings.max_debounce_s, self.apply, cpu=time.process_time
+        )
         self._watcher: asyncio.Task[None] | None = None
         self._admin: web.AppRunner | None = None
         self.security: MeshSecurity | None = None

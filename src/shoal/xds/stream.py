@@ -85,18 +85,21 @@ class TypeState:
     # there was last nothing to send) it lets a pump skip types an event did not touch
     gen: int = 0
     idle: tuple[object, ...] | None = None
+    # the maps whose ids `idle` holds, kept alive so that no other map can take their ids
+    idle_maps: tuple[object, ...] = ()
     # the last subscription list as Envoy sent it (made of the view's own name strings, so
     # it costs a stream pointers, not copies), and a generation of `names`
     names_seen: tuple[str, ...] = ()
     names_gen: int = 0
     # (id of a desired map, names_gen) -> whether `names` is exactly that map's keys
-    covers: tuple[int, int, bool] = (0, -1, False)
+    covers: tuple[ResourceMap | None, int, bool] = (None, -1, False)
 
     def wants_all_of(self, desired: ResourceMap) -> bool:
         if isinstance(desired, ResourceSet) and self.names is desired.names():
             return True
-        if self.covers[0] != id(desired) or self.covers[1] != self.names_gen:
-            self.covers = (id(desired), self.names_gen, self.names == desired.keys())
+        # the map itself is kept (not its id): a freed map's id may be reused by the next one
+        if self.covers[0] is not desired or self.covers[1] != self.names_gen:
+            self.covers = (desired, self.names_gen, self.names == desired.keys())
         return self.covers[2]
 
     def versions_held(self) -> dict[str, str]:
@@ -349,6 +352,10 @@ class StreamProtocol:
             return (desired, ts.gen, self._warming_gen)
         return (desired, ts.gen)
 
+    def _input_maps(self, ts: TypeState) -> tuple[object, ...]:
+        assert self.view is not None
+        return (self.view.of(ts.type_url), self.view.of(CLUSTER))
+
     def _pump(self) -> list[Response]:
         if self.view is None:
             return []
@@ -362,11 +369,11 @@ class StreamProtocol:
                 continue  # nothing this type depends on changed since it was last idle
             target, shared = self._target(ts)
             if type_url in (LISTENER, ROUTE) and not self._ready_for(target):
-                ts.idle = inputs
+                ts.idle, ts.idle_maps = inputs, self._input_maps(ts)
                 continue
             response = self._respond(ts, target, shared)
             if response is None:
-                ts.idle = inputs
+                ts.idle, ts.idle_maps = inputs, self._input_maps(ts)
             else:
                 out.append(response)
         return out
