@@ -46,7 +46,9 @@ def test_abort_and_delay_faults(mesh: Mesh) -> None:
     mesh.config.write(ROUTE_FILE, se + "---\n" + _vs("- name: abort\n" + ROUTE + abort))
     wait_until(lambda: statuses(sidecar.outbound_port, H, 50)[503] > 0, 10)
     counts = statuses(sidecar.outbound_port, H, 1000)
-    assert 70 <= counts[503] <= 130, counts
+    # 10 % of 1000: sd 9.5. +-4.5 sd: a false alarm about once in 100,000 runs (the former
+    # 70..130, +-3.2 sd, is about once in 600, and did fail once under a full suite)
+    assert 57 <= counts[503] <= 143, counts
     assert counts[200] + counts[503] == 1000, counts
 
     delay = "  fault: {delay: {percentage: {value: 50}, fixedDelay: 0.2s}}\n"
