@@ -11,6 +11,7 @@ from types import MappingProxyType
 from envoy.config.cluster.v3 import cluster_pb2
 
 from shoal.generate import CLUSTER, ProxyView, prepare
+from shoal.generate.resourceset import ResourceSet
 
 POISON_CLUSTER = "shoal-test-poison"
 
@@ -26,7 +27,7 @@ _POISON = prepare(POISON_CLUSTER, _poison())
 
 
 def poison_view(view: ProxyView) -> ProxyView:
-    clusters = MappingProxyType({**view.of(CLUSTER), POISON_CLUSTER: _POISON})
+    clusters = ResourceSet.of([*view.of(CLUSTER).values(), _POISON])
     return ProxyView(
         version=view.version, resources=MappingProxyType({**view.resources, CLUSTER: clusters})
     )

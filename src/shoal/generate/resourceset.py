@@ -24,7 +24,7 @@ class ResourceSet(dict[str, PreparedResource]):
     """Resources by name, in name order. Never changed after it is made: streams compare
     maps by identity and cache what they learned about one."""
 
-    __slots__ = ("_digest", "_names", "_refs")
+    __slots__ = ("_digest", "_eds_names", "_names", "_refs")
 
     @classmethod
     def of(cls, resources: Iterable[PreparedResource]) -> ResourceSet:
@@ -54,6 +54,14 @@ class ResourceSet(dict[str, PreparedResource]):
         except AttributeError:
             self._refs: frozenset[str] = frozenset().union(*(r.refs for r in self.values()))
             return self._refs
+
+    def eds_names(self) -> frozenset[str]:
+        """The clusters held that take their endpoints from EDS."""
+        try:
+            return self._eds_names
+        except AttributeError:
+            self._eds_names: frozenset[str] = frozenset(n for n, r in self.items() if r.uses_eds)
+            return self._eds_names
 
     def share_names(self, earlier: ResourceSet) -> None:
         """Use `earlier`'s names object if it holds the same names (a map rebuilt because

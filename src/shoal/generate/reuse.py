@@ -40,10 +40,10 @@ def without_endpoints(service: Service) -> Service:
     return dataclasses.replace(service, endpoints=())
 
 
-def routing_inputs(snapshot: MeshSnapshot) -> tuple[object, ...]:
+def routing_inputs(snapshot: MeshSnapshot) -> tuple[tuple[str, object], ...]:
     """Every input of clusters, routes and listeners; new snapshot fields are included
     automatically, so a policy added later cannot be missed here."""
-    parts: list[object] = []
+    parts: list[tuple[str, object]] = []
     for f in dataclasses.fields(snapshot):
         if f.name in _NOT_ROUTING:
             continue
@@ -57,10 +57,10 @@ def routing_inputs(snapshot: MeshSnapshot) -> tuple[object, ...]:
 _VIRTUAL_SERVICES = frozenset({"virtual_services", "vs_by_host"})
 
 
-def vhost_basis(routing: tuple[object, ...]) -> tuple[object, ...]:
+def vhost_basis(routing: tuple[tuple[str, object], ...]) -> tuple[tuple[str, object], ...]:
     """`routing_inputs` without VirtualServices: what every virtual host depends on besides
     its own VirtualService (its key in routes.VhostCache)."""
-    return tuple(p for p in routing if isinstance(p, tuple) and p[0] not in _VIRTUAL_SERVICES)
+    return tuple(p for p in routing if p[0] not in _VIRTUAL_SERVICES)
 
 
 def cluster_key(snapshot: MeshSnapshot, service: Service) -> tuple[object, ...]:

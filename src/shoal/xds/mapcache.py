@@ -44,19 +44,16 @@ class IdentityCache(Generic[T]):
         return value
 
 
-_DIGESTS: IdentityCache[str] = IdentityCache(256)
 _DIFFS: IdentityCache[tuple[frozenset[str], frozenset[str]]] = IdentityCache(256)
 
 
-def digest(content: ResourceMap, *, shared: bool = True) -> str:
-    """A short hash of the names and versions in `content` (its version on the wire).
-    A `ResourceSet` keeps its own; `shared=False` for a map built for one stream: not worth a
-    cache entry."""
+def digest(content: ResourceMap) -> str:
+    """A short hash of the names and versions in `content` (its version on the wire). The
+    snapshot's shared maps are `ResourceSet`s and keep their own; a map built for one stream
+    is hashed each time."""
     if isinstance(content, ResourceSet):
         return content.digest()
-    if not shared:
-        return content_digest(content)
-    return _DIGESTS.get((content,), lambda: content_digest(content))
+    return content_digest(content)
 
 
 def _diff(old: ResourceMap, new: ResourceMap) -> tuple[frozenset[str], frozenset[str]]:
@@ -89,16 +86,6 @@ def covers(clusters: ResourceMap, target: ResourceMap, refs: frozenset[str]) -> 
     return refs <= clusters.keys()
 
 
-_EDS_NAMES: IdentityCache[frozenset[str]] = IdentityCache(256)
-
-
 def names(content: ResourceMap) -> frozenset[str]:
     """The names in `content` (a shared map's own set when it is a `ResourceSet`)."""
     return content.names() if isinstance(content, ResourceSet) else frozenset(content)
-
-
-def eds_names(clusters: ResourceMap) -> frozenset[str]:
-    """The clusters in `clusters` that take their endpoints from EDS, once per map."""
-    return _EDS_NAMES.get(
-        (clusters,), lambda: frozenset(n for n, r in clusters.items() if r.uses_eds)
-    )

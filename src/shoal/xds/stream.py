@@ -403,7 +403,7 @@ class StreamProtocol:
         forced = {n for n in ts.force if n in target}
         if ts.type_url == ENDPOINT and self._warming:
             forced |= self._warming & target.keys()
-        base_digest = mapcache.digest(target, shared=shared)
+        base_digest = mapcache.digest(target)
         if self.delta:
             changed, removed = self._delta_changes(ts, target, forced)
             if not changed and not removed and ts.sent_version is not None:
@@ -464,8 +464,8 @@ class StreamProtocol:
         ts.gen += 1
         if ts.type_url == CLUSTER:
             warming = (
-                mapcache.eds_names(target)
-                if changed is mapcache.names(target)
+                target.eds_names()
+                if isinstance(target, ResourceSet) and changed is target.names()
                 else {n for n in changed if target[n].uses_eds}
             )
             if warming - self._warming:
