@@ -39,6 +39,8 @@ def fqdn(host: str, namespace: str, *, namespaces: Collection[str] | None = None
     knows which namespaces exist it passes them as `namespaces`, and only names whose
     second label is one of them are expanded; without it every two-label name is.
     """
+    if host.endswith(_LOCAL_SUFFIX):
+        return host  # already full (the usual spelling in generated and large configs)
     if host == "*" or host.startswith("*.") or _is_ip(host):
         return host
     labels = host.split(".")

@@ -89,7 +89,7 @@ class ControlPlane:
         self._built_instances: tuple[RegistryInstance, ...] | None = None
         self._heap = HeapPolicy()
         self._debouncer = Debouncer(
-            settings.debounce_s, settings.max_debounce_s, self.apply, cpu=time.process_time
+            settings.debounce_s, settings.max_debounce_s, self.apply, busy=self.ads.fanning_out
         )
         self._watcher: asyncio.Task[None] | None = None
         self._admin: web.AppRunner | None = None

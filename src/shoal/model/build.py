@@ -60,7 +60,29 @@ def _make_endpoint(spec: WorkloadEntrySpec) -> Endpoint:
     )
 
 
+# (id of a ServiceEntry resource, host) -> (that resource, its Service), for ServiceEntries
+# without a workload selector (a Service then depends on nothing else): an edit of one file
+# rebuilds its own services, not a thousand others. Dropped whole when it outgrows its bound.
+_SERVICES: dict[tuple[int, str], tuple[Resource, Service]] = {}
+_SERVICES_MAX = 50_000
+
+
 def _service(
+    host: str, res: Resource, spec: ServiceEntrySpec, entries: Sequence[Resource]
+) -> Service:
+    if spec.workload_selector is not None:
+        return _make_service(host, res, spec, entries)
+    found = _SERVICES.get((id(res), host))
+    if found is not None and found[0] is res:
+        return found[1]
+    if len(_SERVICES) >= _SERVICES_MAX:
+        _SERVICES.clear()
+    made = _make_service(host, res, spec, ())
+    _SERVICES[(id(res), host)] = (res, made)
+    return made
+
+
+def _make_service(
     host: str, res: Resource, spec: ServiceEntrySpec, entries: Sequence[Resource]
 ) -> Service:
     ports = tuple(

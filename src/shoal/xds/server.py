@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 
 from shoal.generate import SHORT_NAMES, ConfigGenerator, PreparedResource, ProxyView
 from shoal.generate.endpoints import empty_assignment
 from shoal.generate.prepared import ENDPOINT
 from shoal.model import Proxy, ProxyError, parse_proxy
+from shoal.xds.acknames import NameList, request_names
 from shoal.xds.messages import Request, Response
 from shoal.xds.metrics import XdsMetrics, short
 from shoal.xds.pushbudget import PushBudget
@@ -80,6 +82,8 @@ class Connection:
     identity: tuple[str, str] | None = None  # (namespace, service account) of the credential
     # nonce -> when the snapshot that produced the response was ready (for convergence)
     sent_at: dict[str, float] = field(default_factory=dict)
+    # state of the world: type -> the subscription list last sent (ACKs usually repeat it)
+    name_lists: dict[str, NameList] = field(default_factory=dict)
 
     def wake(self) -> None:
         if not self.view_pending:
@@ -87,12 +91,20 @@ class Connection:
             self.queue.put_nowait(_VIEW)
 
 
-def _request(msg: discovery_pb2.DiscoveryRequest) -> Request:
+def _parse(item: object) -> discovery_pb2.DiscoveryRequest | discovery_pb2.DeltaDiscoveryRequest:
+    """A queued request: sotw ones arrive as raw bytes (see `acknames`), delta ones parsed."""
+    if isinstance(item, bytes):
+        return discovery_pb2.DiscoveryRequest.FromString(item)
+    assert isinstance(item, discovery_pb2.DeltaDiscoveryRequest)
+    return item
+
+
+def _request(msg: discovery_pb2.DiscoveryRequest, names: tuple[str, ...]) -> Request:
     return Request(
         type_url=msg.type_url,
         nonce=msg.response_nonce,
         version=msg.version_info,
-        names=tuple(msg.resource_names),
+        names=names,
         error=msg.error_detail.message or f"code {msg.error_detail.code}"
         if msg.HasField("error_detail")
         else None,
@@ -129,6 +141,8 @@ class AdsServer:
         self.metrics.watch_queue(lambda: sum(c.view_pending for c in self.connections.values()))
         self._snapshot_ready = time.monotonic()
         self.push_budget = PushBudget(PUSH_BUDGET_BYTES)
+        # ids of streams with a push to process or a response not yet ACKed
+        self._unsettled: set[int] = set()
 
     # ------------------------------------------------------------------ config
     def update(self, generator: ConfigGenerator) -> None:
@@ -146,6 +160,18 @@ class AdsServer:
             if view is not conn.protocol.view:
                 conn.next_view = view
                 conn.wake()
+                self._unsettled.add(conn.id)
+
+    def fanning_out(self) -> bool:
+        """Whether the last push is still on its way to more than a few proxies (one in 20):
+        the debouncer holds the next push until it is not (see debounce.py)."""
+        return len(self._unsettled) > max(1, len(self.connections) // 20)
+
+    def _track(self, conn: Connection) -> None:
+        if conn.view_pending or conn.protocol.awaiting_ack():
+            self._unsettled.add(conn.id)
+        else:
+            self._unsettled.discard(conn.id)
 
     def _view(self, proxy: Proxy) -> ProxyView | None:
         if self.generator is None:
@@ -176,7 +202,8 @@ class AdsServer:
             {
                 "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
                     functools.partial(self._serve, delta=False),
-                    request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+                    # raw bytes: parsed in `_handle`, which needs them to spot repeated lists
+                    request_deserializer=None,
                     response_serializer=bytes,
                 ),
                 "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
@@ -216,6 +243,7 @@ class AdsServer:
                 if item is _CLOSED:
                     return
                 responses, trigger = await self._handle(conn, item, context)
+                self._track(conn)
                 # Nothing of a request may stay referenced while this stream waits: a sotw
                 # ACK lists every name subscribed, and a thousand idle streams each holding
                 # their last one would hold hundreds of MB.
@@ -241,6 +269,7 @@ class AdsServer:
         finally:
             reader.cancel()
             self.connections.pop(conn.id, None)
+            self._unsettled.discard(conn.id)
             self.metrics.connected.set(len(self.connections))
             if conn.proxy is not None:
                 log.info("proxy %s disconnected", conn.proxy.node_id)
@@ -253,16 +282,21 @@ class AdsServer:
             conn.view_pending = False
             view, conn.next_view = conn.next_view, None
             return (conn.protocol.on_view(view) if view is not None else []), "config"
-        assert isinstance(
-            item, discovery_pb2.DiscoveryRequest | discovery_pb2.DeltaDiscoveryRequest
-        )
+        try:
+            msg = _parse(item)
+        except DecodeError as err:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad request: {err}")
+            raise
         if conn.proxy is None:
-            await self._identify(conn, item, context)
-        req = (
-            _delta_request(item)
-            if isinstance(item, discovery_pb2.DeltaDiscoveryRequest)
-            else _request(item)
-        )
+            await self._identify(conn, msg, context)
+        if isinstance(msg, discovery_pb2.DeltaDiscoveryRequest):
+            req = _delta_request(msg)
+        else:
+            assert isinstance(item, bytes)
+            names = request_names(item, msg, conn.name_lists.get(msg.type_url))
+            conn.name_lists[msg.type_url] = names
+            req = _request(msg, names.names)
+        del msg
         log.debug("request %s", req)
         if req.error:
             assert conn.proxy is not None

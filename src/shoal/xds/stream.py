@@ -87,8 +87,8 @@ class TypeState:
     idle: tuple[object, ...] | None = None
     # the maps whose ids `idle` holds, kept alive so that no other map can take their ids
     idle_maps: tuple[object, ...] = ()
-    # the last subscription list as Envoy sent it (made of the view's own name strings, so
-    # it costs a stream pointers, not copies), and a generation of `names`
+    # the last subscription list as Envoy sent it (the server shares one tuple among streams
+    # that send the same list, see `acknames`), and a generation of `names`
     names_seen: tuple[str, ...] = ()
     names_gen: int = 0
     # (id of a desired map, names_gen) -> whether `names` is exactly that map's keys
@@ -142,6 +142,10 @@ class StreamProtocol:
         self._warming: set[str] = set()
         self._warming_gen = 0
 
+    def awaiting_ack(self) -> bool:
+        """Whether a response sent on this stream has not been answered yet."""
+        return any(ts.inflight is not None for ts in self.types.values())
+
     # ------------------------------------------------------------------ inputs
     def on_view(self, view: ProxyView) -> list[Response]:
         self.view = view
@@ -175,14 +179,11 @@ class StreamProtocol:
 
     def _sotw_request(self, ts: TypeState, req: Request) -> None:
         seen = req.names
-        if seen == ts.names_seen:
-            # the list `names` was made from (every ACK repeats it); keep the stored copy
-            seen, names = ts.names_seen, ts.names
+        if seen is ts.names_seen or seen == ts.names_seen:
+            # the list `names` was made from (every ACK repeats it; the server hands the
+            # very same tuple again when the bytes repeat, see `acknames`)
+            names = ts.names
         else:
-            # keep the view's own strings, not the request's copies (a thousand streams
-            # each subscribed to thousands of names would otherwise hold them all)
-            desired = self.view.of(ts.type_url) if self.view is not None else {}
-            seen = tuple(r.name if (r := desired.get(n)) is not None else n for n in seen)
             names = frozenset(seen) - {"*"}
         if ts.type_url in WILDCARD_TYPES:
             ts.wildcard = not names or "*" in req.names

@@ -76,6 +76,9 @@ async def test_state_of_the_world_handshake_and_syncz(server: tuple[AdsServer, i
         )
         eds = await client.recv()
         assert eds.type_url == ENDPOINT and len(eds.resources) == len(names)
+        (conn,) = ads.connections.values()
+        asked = conn.name_lists[ENDPOINT]
+        assert asked.names == tuple(names)
         await client.out.put(
             discovery_pb2.DiscoveryRequest(
                 type_url=CLUSTER, version_info=cds.version_info, response_nonce=cds.nonce
@@ -100,7 +103,22 @@ async def test_state_of_the_world_handshake_and_syncz(server: tuple[AdsServer, i
         assert isinstance(types, dict)
         assert types["cds"] == {"sent": cds.version_info, "acked": cds.version_info, "nack": None}
         assert types["eds"]["acked"] == eds.version_info
+        # the ACK repeated the list byte for byte: recognised without reading the names
+        assert conn.name_lists[ENDPOINT] is asked
         await client.out.put(None)
+
+
+async def test_a_request_that_is_not_protobuf_is_refused(server: tuple[AdsServer, int]) -> None:
+    ads, port = server
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.stream_stream(
+            "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+        )(iter([b"\xff\xff\xff"]))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call.read()
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "bad request" in (err.value.details() or "")
+        assert ads.syncz() == []
 
 
 async def test_delta_stream_sends_resources_with_versions(server: tuple[AdsServer, int]) -> None:
@@ -222,3 +240,32 @@ async def test_metrics_count_pushes_acks_and_connections(server: tuple[AdsServer
         assert 'shoal_xds_convergence_seconds_count{type="cds"} 1.0' in text
         assert "shoal_xds_connected_proxies 1.0" in text
         await client.out.put(None)
+
+
+async def test_the_server_is_fanning_out_until_proxies_have_acked(
+    server: tuple[AdsServer, int],
+) -> None:
+    ads, port = server
+    assert not ads.fanning_out()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        clients = [Client(channel) for _ in range(3)]
+        responses = []
+        for i, client in enumerate(clients):
+            first = node(f"sidecar~127.0.0.1~c{i}.default~default.svc.cluster.local")
+            first.type_url = CLUSTER
+            await client.out.put(first)
+            responses.append(await client.recv())
+        assert ads.fanning_out()  # three responses sent, none answered
+        for client, cds in zip(clients, responses, strict=True):
+            await client.out.put(
+                discovery_pb2.DiscoveryRequest(
+                    type_url=CLUSTER, version_info=cds.version_info, response_nonce=cds.nonce
+                )
+            )
+        for _ in range(100):
+            if not ads.fanning_out():
+                break
+            await asyncio.sleep(0.02)
+        assert not ads.fanning_out()
+        for client in clients:
+            await client.out.put(None)
