@@ -79,6 +79,10 @@ class ConfigGenerator:
         same_basis = previous is not None and previous._vhost_basis == self._vhost_basis
         earlier = previous._vhosts if previous is not None and same_basis else None
         self._vhosts: routes.VhostCache = routes.VhostCache(earlier)
+        # sidecar listeners: taken over when only services, VSs or DRs changed
+        self._listener_basis = reuse.sidecar_listener_basis(self.routing_inputs)
+        if previous is not None and previous._listener_basis == self._listener_basis:
+            self._listeners = {k: v for k, v in previous._listeners.items() if k[0] != "router"}
         if previous is not None:
             self._prev_cds_with = previous._cds_with
             self._prev_views = previous._views

@@ -76,6 +76,22 @@ def vhost_basis(routing: tuple[tuple[str, object], ...]) -> tuple[tuple[str, obj
     return tuple(p for p in routing if p[0] not in _VIRTUAL_SERVICES)
 
 
+# Sidecar listeners name their route table (RDS) and clusters only by name; nothing in them
+# depends on services, VirtualServices or DestinationRules (test_reuse checks a VS and a DR
+# edit leave them equal to a fresh build). Everything else, new fields included, counts.
+_NOT_FOR_SIDECAR_LISTENERS = frozenset(
+    {"services", "virtual_services", "vs_by_host", "destination_rules", "dr_by_host"}
+)
+
+
+def sidecar_listener_basis(
+    routing: tuple[tuple[str, object], ...],
+) -> tuple[tuple[str, object], ...]:
+    """`routing_inputs` without what sidecar listeners cannot depend on: two snapshots with
+    equal bases have equal sidecar listeners."""
+    return tuple(p for p in routing if p[0] not in _NOT_FOR_SIDECAR_LISTENERS)
+
+
 def cluster_key(snapshot: MeshSnapshot, service: Service) -> tuple[object, ...]:
     # files: certificates a DestinationRule's `tls` names are inlined into its clusters
     return (

@@ -260,8 +260,10 @@ def _vhost_refs(vh: rc.VirtualHost) -> frozenset[str]:
     return frozenset(refs)
 
 
-# A serialized VirtualHost and the clusters it routes to.
+# A VirtualHost serialized as a RouteConfiguration field, and the clusters it routes to.
 Vhost = tuple[bytes, frozenset[str]]
+# (service, port, domains) of each virtual host of a namespace's table, in order
+Plan = list[tuple[Service, Port, tuple[str, ...]]]
 
 
 class VhostCache:
@@ -279,26 +281,39 @@ class VhostCache:
     def __init__(self, earlier: VhostCache | None = None) -> None:
         self.entries: dict[tuple[object, ...], Vhost] = {}
         self._earlier = earlier.entries if earlier is not None else {}
+        # which virtual hosts a table has depends on services, not on VirtualServices
+        self.plans: dict[tuple[str, frozenset[str] | None], Plan] = (
+            earlier.plans if earlier is not None else {}
+        )
 
     def get(self, key: tuple[object, ...], make: Callable[[], rc.VirtualHost]) -> Vhost:
         found = self.entries.get(key) or self._earlier.get(key)
         if found is None:
             vh = make()
-            found = (vh.SerializeToString(deterministic=True), _vhost_refs(vh))
+            body = protowire.field(2, vh.SerializeToString(deterministic=True))
+            found = (body, _vhost_refs(vh))
         self.entries[key] = found
+        return found
+
+    def plan(
+        self, namespace: str, visible: frozenset[str] | None, make: Callable[[], Plan]
+    ) -> Plan:
+        found = self.plans.get((namespace, visible))
+        if found is None:
+            found = self.plans[(namespace, visible)] = make()
         return found
 
 
 def _plan(
     snapshot: MeshSnapshot, proxy: Proxy, visible: frozenset[str] | None
-) -> Iterator[tuple[Service, Port, tuple[str, ...], Resource | None]]:
-    """(service, port, domains, VirtualService) of every virtual host of the table."""
+) -> Iterator[tuple[Service, Port, tuple[str, ...]]]:
+    """(service, port, domains) of every virtual host of the table (depends on the proxy's
+    namespace only)."""
     claimed: set[str] = set()
     for service in snapshot.services.values():
         if visible is not None and service.hostname not in visible:
             continue
         default = _default_port(service)
-        vs_res = snapshot.vs_by_host.get(service.hostname, ())
         for port in service.ports:
             if not port.is_http:
                 continue
@@ -309,7 +324,7 @@ def _plan(
             if not domains:
                 continue
             claimed.update(domains)
-            yield service, port, tuple(domains), vs_res[0] if vs_res else None
+            yield service, port, tuple(domains)
 
 
 def _virtual_host(
@@ -342,14 +357,17 @@ def outbound_routes(
     cache = cache if cache is not None else VhostCache()
     parts = [protowire.text(1, OUTBOUND_ROUTE)]
     refs: list[frozenset[str]] = []
-    for service, port, domains, vs in _plan(snapshot, proxy, visible):
+    plan = cache.plan(proxy.namespace, visible, lambda: list(_plan(snapshot, proxy, visible)))
+    for service, port, domains in plan:
+        vs_res = snapshot.vs_by_host.get(service.hostname)
+        vs = vs_res[0] if vs_res else None
         body, names = cache.get(
             (source, service.hostname, port.number, domains, vs),
             functools.partial(
                 _virtual_host, snapshot, proxy, service, port, domains=domains, vs=vs
             ),
         )
-        parts.append(protowire.field(2, body))
+        parts.append(body)
         refs.append(names)
     # the `*` host: unknown hosts pass through (ALLOW_ANY) or get 502 (REGISTRY_ONLY)
     for vh in outbound_policy.catch_all(snapshot, proxy):

@@ -86,6 +86,32 @@ def covers(clusters: ResourceMap, target: ResourceMap, refs: frozenset[str]) -> 
     return refs <= clusters.keys()
 
 
+def refs(content: ResourceMap) -> frozenset[str]:
+    """The cluster names `content`'s resources refer to."""
+    if isinstance(content, ResourceSet):
+        return content.refs()
+    return frozenset().union(*(r.refs for r in content.values()))
+
+
+_UNCOVERED: IdentityCache[frozenset[str]] = IdentityCache(256)
+
+
+def uncovered(content: ResourceMap, target: ResourceMap) -> frozenset[str]:
+    """Cluster names `content` refers to that `target` lacks: once per pair of shared maps,
+    since every stream of a scope holds the same routes and is sent the same clusters."""
+    named = refs(content)
+    if not named:
+        return named  # a listener naming no cluster: most of them, each a stream's own map
+
+    def make() -> frozenset[str]:
+        # (not `named - target.keys()`: that first copies all of target's keys into a set)
+        return frozenset(n for n in named if n not in target)
+
+    if isinstance(content, ResourceSet) and isinstance(target, ResourceSet):
+        return _UNCOVERED.get((content, target), make)
+    return make()
+
+
 def names(content: ResourceMap) -> frozenset[str]:
     """The names in `content` (a shared map's own set when it is a `ResourceSet`)."""
     return content.names() if isinstance(content, ResourceSet) else frozenset(content)

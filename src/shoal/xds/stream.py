@@ -110,12 +110,6 @@ class TypeState:
         return name in self.held_objects or name in self.held_versions
 
 
-def _refs(content: ResourceMap) -> frozenset[str]:
-    if isinstance(content, ResourceSet):
-        return content.refs()
-    return frozenset().union(*(r.refs for r in content.values()))
-
-
 def _version_of(resource: PreparedResource | None) -> str | None:
     return resource.version if resource is not None else None
 
@@ -287,12 +281,15 @@ class StreamProtocol:
             ts.held_shared = False
 
     # ------------------------------------------------------------------ targets
-    def _refs_held(self, type_url: str) -> frozenset[str]:
-        ts = self.types[type_url]
-        refs = _refs(ts.held_objects)
-        if ts.inflight is not None:
-            refs |= _refs(ts.inflight.content)
-        return refs
+    def _naming_maps(self) -> list[ResourceMap]:
+        """The listeners and routes Envoy holds or is being sent: what names clusters."""
+        maps: list[ResourceMap] = []
+        for type_url in (LISTENER, ROUTE):
+            ts = self.types[type_url]
+            maps.append(ts.held_objects)
+            if ts.inflight is not None:
+                maps.append(ts.inflight.content)
+        return maps
 
     def _target(self, ts: TypeState) -> tuple[ResourceMap, bool]:
         """What Envoy should hold of this type, and whether it is the view's shared map."""
@@ -314,7 +311,7 @@ class StreamProtocol:
             target, shared = built, False
         if ts.type_url == CLUSTER:
             # Keep clusters that listeners or routes Envoy holds still name (make before break).
-            gone = (self._refs_held(LISTENER) | self._refs_held(ROUTE)) - target.keys()
+            gone = frozenset().union(*(mapcache.uncovered(m, target) for m in self._naming_maps()))
             keep = {n: ts.held_objects[n] for n in gone if n in ts.held_objects}
             if keep:
                 target, shared = {**target, **keep}, False
@@ -325,7 +322,7 @@ class StreamProtocol:
         endpoints. Envoy applies one ADS stream in order, so sent-before is warm-before;
         waiting for ACKs instead would deadlock, since Envoy may ACK clusters only once warm."""
         assert self.view is not None
-        refs = _refs(target)
+        refs = mapcache.refs(target)
         if not refs:
             return True
         if not refs.isdisjoint(self._warming):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from envoy.config.route.v3 import route_pb2
 
-from shoal.generate import CLUSTER, ENDPOINT, ROUTE, ConfigGenerator
+from shoal.generate import CLUSTER, ENDPOINT, LISTENER, ROUTE, ConfigGenerator
 from shoal.generate.prepared import unpack
 
 from .meshcfg import RATINGS, REVIEWS, sidecar, snapshot
@@ -126,3 +126,41 @@ def test_a_virtual_service_edit_rebuilds_only_its_own_virtual_hosts() -> None:
     third = gen(edited, RATINGS.replace("number: 80", "number: 81"), previous=second)
     third.view(sidecar("shop"))
     assert not any(v is after.get(k) for k, v in third._vhosts.entries.items())
+
+
+RATE_LIMIT = """
+apiVersion: shoal.dev/v1alpha1
+kind: LocalRateLimit
+metadata: {name: client, namespace: default}
+spec:
+  workloadSelector: {labels: {app: client}}
+  maxTokens: 10
+  tokensPerFill: 10
+  fillInterval: 1s
+"""
+
+
+def test_sidecar_listeners_are_taken_over_across_route_and_service_edits() -> None:
+    first = gen(REVIEWS, RATINGS)
+    edited = (
+        REVIEWS.replace("weight: 80", "weight: 70")  # a VirtualService
+        .replace("weight: 20", "weight: 30")
+        .replace("simple: RANDOM", "simple: LEAST_REQUEST")  # a DestinationRule
+    )
+    renumbered = RATINGS.replace("number: 80", "number: 8080")  # a service's ports
+    second = gen(edited, renumbered, previous=first)
+    one, two = first.view(sidecar()), second.view(sidecar())
+    assert two.of(LISTENER) is one.of(LISTENER)
+    # and they are what a fresh build makes of the new config
+    fresh = gen(edited, renumbered).view(sidecar())
+    assert fresh.of(LISTENER).digest() == two.of(LISTENER).digest()  # type: ignore[attr-defined]
+
+
+def test_sidecar_listeners_are_rebuilt_when_what_they_hold_changes() -> None:
+    serving = sidecar(INBOUND_PORT="15006", APP_PORT="8080")
+    first = gen(REVIEWS, RATINGS, RATE_LIMIT)
+    more = RATE_LIMIT.replace("maxTokens: 10", "maxTokens: 20")
+    second = gen(REVIEWS, RATINGS, more, previous=first)
+    one, two = first.view(serving), second.view(serving)
+    assert two.of(LISTENER) is not one.of(LISTENER)
+    assert two.of(LISTENER).digest() != one.of(LISTENER).digest()  # type: ignore[attr-defined]
