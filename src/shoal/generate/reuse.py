@@ -33,24 +33,11 @@ from shoal.model import MeshSnapshot, Service
 _NOT_ROUTING = frozenset({"version", "errors"})
 
 
-# id of a Service -> (it, without endpoints): services reused by the snapshot builder keep
-# their stripped object too, so comparing two snapshots' routing inputs is mostly `is`.
-_STRIPPED: dict[int, tuple[Service, Service]] = {}
-_STRIPPED_MAX = 50_000
-
-
 def without_endpoints(service: Service) -> Service:
     """The part of a service that clusters and routes depend on."""
-    if service.resolution in ("DNS", "DNS_ROUND_ROBIN") or not service.endpoints:
+    if service.resolution in ("DNS", "DNS_ROUND_ROBIN"):
         return service  # DNS clusters inline their endpoints
-    found = _STRIPPED.get(id(service))
-    if found is not None and found[0] is service:
-        return found[1]
-    if len(_STRIPPED) >= _STRIPPED_MAX:
-        _STRIPPED.clear()
-    stripped = dataclasses.replace(service, endpoints=())
-    _STRIPPED[id(service)] = (service, stripped)
-    return stripped
+    return service.without_endpoints
 
 
 def routing_inputs(snapshot: MeshSnapshot) -> tuple[tuple[str, object], ...]:

@@ -324,7 +324,8 @@ def _plan(
             if not domains:
                 continue
             claimed.update(domains)
-            yield service, port, tuple(domains)
+            # (a plan outlives endpoint changes: it must not hold the endpoints of its time)
+            yield service.without_endpoints, port, tuple(domains)
 
 
 def _virtual_host(

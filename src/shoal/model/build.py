@@ -17,6 +17,7 @@ from shoal.api.localworkload import LocalWorkloadSpec
 from shoal.api.meshconfig import MeshConfigSpec
 from shoal.api.serviceentry import ServiceEntrySpec, WorkloadEntrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
+from shoal.model.carryover import CarryOver
 from shoal.model.snapshot import Credential, Endpoint, MeshSnapshot, Port, Service
 
 TLS_MODE_LABEL = "security.istio.io/tlsMode"
@@ -31,21 +32,16 @@ class RegistryInstance:
     namespace: str = "default"
 
 
-# WorkloadEntrySpec object -> its Endpoint. Unchanged files keep their parsed objects
-# (api.store caches parses), so a snapshot rebuilt for one edit reuses every other endpoint.
-_ENDPOINTS: dict[int, tuple[WorkloadEntrySpec, Endpoint]] = {}
-_ENDPOINTS_MAX = 200_000
+# WorkloadEntrySpec -> its Endpoint, and (ServiceEntry resource, host) -> its Service for
+# ServiceEntries without a workload selector (such a Service then depends on nothing else).
+# Unchanged files keep their parsed objects (api.store caches parses), so a snapshot rebuilt
+# for one edit rebuilds that edit's services and endpoints, not a thousand others.
+_ENDPOINTS: CarryOver[Endpoint] = CarryOver()
+_SERVICES: CarryOver[Service] = CarryOver()
 
 
 def _endpoint(spec: WorkloadEntrySpec) -> Endpoint:
-    found = _ENDPOINTS.get(id(spec))
-    if found is not None and found[0] is spec:
-        return found[1]
-    if len(_ENDPOINTS) >= _ENDPOINTS_MAX:
-        _ENDPOINTS.clear()
-    made = _make_endpoint(spec)
-    _ENDPOINTS[id(spec)] = (spec, made)
-    return made
+    return _ENDPOINTS.get((spec,), lambda: _make_endpoint(spec))
 
 
 def _make_endpoint(spec: WorkloadEntrySpec) -> Endpoint:
@@ -60,26 +56,12 @@ def _make_endpoint(spec: WorkloadEntrySpec) -> Endpoint:
     )
 
 
-# (id of a ServiceEntry resource, host) -> (that resource, its Service), for ServiceEntries
-# without a workload selector (a Service then depends on nothing else): an edit of one file
-# rebuilds its own services, not a thousand others. Dropped whole when it outgrows its bound.
-_SERVICES: dict[tuple[int, str], tuple[Resource, Service]] = {}
-_SERVICES_MAX = 50_000
-
-
 def _service(
     host: str, res: Resource, spec: ServiceEntrySpec, entries: Sequence[Resource]
 ) -> Service:
     if spec.workload_selector is not None:
         return _make_service(host, res, spec, entries)
-    found = _SERVICES.get((id(res), host))
-    if found is not None and found[0] is res:
-        return found[1]
-    if len(_SERVICES) >= _SERVICES_MAX:
-        _SERVICES.clear()
-    made = _make_service(host, res, spec, ())
-    _SERVICES[(id(res), host)] = (res, made)
-    return made
+    return _SERVICES.get((res, host), lambda: _make_service(host, res, spec, ()))
 
 
 def _make_service(
@@ -120,6 +102,8 @@ def build_snapshot(
     files: Mapping[str, str] | None = None,
 ) -> MeshSnapshot:
     """Index validated resources into a snapshot. Resources must already be validated."""
+    _ENDPOINTS.rotate()
+    _SERVICES.rotate()
     by_kind: dict[str, list[Resource]] = {}
     ordered = sorted(resources, key=lambda r: r.key)
     for res in ordered:

@@ -6,6 +6,8 @@ config generation, so it carries the indexes generation needs (rules by host) pr
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -69,6 +71,12 @@ class Service:
 
     def port(self, number: int) -> Port | None:
         return next((p for p in self.ports if p.number == number), None)
+
+    @functools.cached_property
+    def without_endpoints(self) -> Service:
+        """This service with no endpoints (made once per service object; a snapshot rebuilt
+        for one edit keeps the other services' objects, so comparing two is mostly `is`)."""
+        return dataclasses.replace(self, endpoints=()) if self.endpoints else self
 
 
 @dataclass(frozen=True)

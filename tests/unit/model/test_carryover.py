@@ -1,0 +1,41 @@
+"""The identity memo keeps what the last build used and drops the rest."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+from shoal.model.carryover import CarryOver
+
+
+class Key:
+    """A key object that can be watched for being freed."""
+
+
+def test_an_entry_lives_while_builds_use_it_and_goes_after_one_that_does_not() -> None:
+    memo: CarryOver[str] = CarryOver()
+    kept, dropped = Key(), Key()
+    made: list[str] = []
+
+    def make(name: str) -> str:
+        made.append(name)
+        return name
+
+    memo.rotate()
+    assert memo.get((kept,), lambda: make("kept")) == "kept"
+    memo.get((dropped,), lambda: make("dropped"))
+    memo.rotate()  # a build that uses only `kept`
+    assert memo.get((kept,), lambda: make("again")) == "kept"
+    memo.rotate()  # the next build: `dropped` was not used by the last one
+    assert made == ["kept", "dropped"] and len(memo) == 1
+    watch = weakref.ref(dropped)
+    del dropped
+    gc.collect()
+    assert watch() is None  # the memo no longer holds the superseded input
+
+
+def test_keys_are_by_identity_not_equality() -> None:
+    memo: CarryOver[int] = CarryOver()
+    a, b = [1, 2], [1, 2]  # equal, two objects
+    assert memo.get((a,), lambda: 1) == 1
+    assert memo.get((b,), lambda: 2) == 2
