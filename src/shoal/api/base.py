@@ -70,3 +70,18 @@ def _dns1123_subdomain(value: str) -> str:
 
 DnsLabel = Annotated[str, AfterValidator(_dns1123_label)]
 DnsSubdomain = Annotated[str, AfterValidator(_dns1123_subdomain)]
+
+
+def _export_target(value: str) -> str:
+    if value in (".", "*", "~"):
+        return value
+    try:
+        return _dns1123_label(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not '.', '*', '~' or a namespace name (a DNS-1123 label)"
+        ) from None
+
+
+# An `exportTo` entry: its own namespace (.), every namespace (*), none (~), or a namespace.
+ExportTarget = Annotated[str, AfterValidator(_export_target)]

@@ -8,15 +8,23 @@ beside the rest of the YAML and are watched like it. Field names are Istio's
   no `retries` (and of routes no VirtualService covers). Absent: Istio's built-in default
   (2 attempts on connect-failure, refused-stream, unavailable, cancelled and 503, on another
   host). `attempts: 0` turns default retries off.
+* `defaultServiceExportTo` — where services whose ServiceEntry sets no `exportTo` are visible:
+  `["*"]` (absent: Istio's default, everywhere), `["."]` (only their own namespace), `["~"]`
+  (nowhere) or namespace names. A mesh-wide scoping default: with `["."]` a sidecar gets
+  config for its own namespace's services (and those exported to it) only, so an edit in one
+  namespace pushes to that namespace's proxies alone.
 
 One MeshConfig per mesh; if several exist the first in namespace/name order wins.
 """
 
 from __future__ import annotations
 
-from shoal.api.base import ApiModel
+from pydantic import Field
+
+from shoal.api.base import ApiModel, ExportTarget
 from shoal.api.routepolicies import HTTPRetry
 
 
 class MeshConfigSpec(ApiModel):
     default_http_retry_policy: HTTPRetry | None = None
+    default_service_export_to: list[ExportTarget] = Field(default_factory=list)

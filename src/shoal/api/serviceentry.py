@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from shoal.api.base import ApiModel, Host, Int, Port, field_error
+from shoal.api.base import ApiModel, ExportTarget, Host, Int, Port, field_error
 
 PROTOCOLS = frozenset(
     {"HTTP", "HTTPS", "HTTP2", "GRPC", "GRPC-WEB", "TCP", "TLS", "MONGO", "MYSQL", "REDIS", "UDP"}
@@ -82,7 +82,7 @@ class ServiceEntrySpec(ApiModel):
     resolution: Literal["NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN"] = "NONE"
     endpoints: list[WorkloadEntrySpec] = Field(default_factory=list)
     workload_selector: WorkloadSelector | None = None
-    export_to: list[str] = Field(default_factory=list)
+    export_to: list[ExportTarget] = Field(default_factory=list)
     subject_alt_names: list[str] = Field(default_factory=list)
 
     @field_validator("addresses")

@@ -1,7 +1,8 @@
 """Which services a proxy gets config for: `exportTo` and Sidecar `egress` hosts.
 
-Istio's defaults: a service is visible everywhere unless its ServiceEntry says `exportTo`
-(`.` = its own namespace, `*` = everywhere, or namespace names); a Sidecar's `egress[].hosts`
+Istio's defaults: a service is visible everywhere unless its ServiceEntry says `exportTo` (or,
+when it does not, MeshConfig `defaultServiceExportTo` does: `.` = its own namespace, `*` =
+everywhere, `~` = nowhere, or namespace names); a Sidecar's `egress[].hosts`
 (`namespace/dnsName`; namespace `*` any, `.` the proxy's own, `~` none; dnsName `*`, `*.suffix`
 or exact) narrows it further. A proxy that sees fewer services gets fewer clusters, endpoints
 and virtual hosts — and is not pushed to when something it cannot see changes.
@@ -10,6 +11,8 @@ and virtual hosts — and is not pushed to when something it cannot see changes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from shoal.api import Resource
 from shoal.api.sidecar import SidecarSpec
@@ -21,8 +24,8 @@ from shoal.model import MeshSnapshot, Proxy, Service
 Scope = frozenset[str] | None
 
 
-def _exported(service: Service, namespace: str) -> bool:
-    to = service.export_to
+def _exported(service: Service, namespace: str, default: Sequence[str]) -> bool:
+    to = service.export_to or default
     if not to or "*" in to:
         return True
     return namespace in to or ("." in to and service.namespace == namespace)
@@ -65,8 +68,9 @@ def visible(snapshot: MeshSnapshot, proxy: Proxy) -> Scope:
     ns = proxy.namespace
     restricted = patterns is not None
     names = []
+    default_export = snapshot.mesh_config.default_service_export_to
     for service in snapshot.services.values():
-        if not _exported(service, ns):
+        if not _exported(service, ns, default_export):
             restricted = True
             continue
         if patterns is not None and not any(

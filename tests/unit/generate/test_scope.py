@@ -3,6 +3,7 @@ proxy cannot see is not pushed to it."""
 
 from __future__ import annotations
 
+from shoal.api import ConfigStore
 from shoal.generate import CLUSTER, ENDPOINT, ROUTE, ConfigGenerator
 from shoal.xds.messages import Request
 from shoal.xds.stream import StreamProtocol
@@ -128,3 +129,59 @@ def test_an_endpoint_change_elsewhere_keeps_the_view_object_of_a_scoped_proxy() 
     third = ConfigGenerator(snapshot(*BASE), previous=second)
     assert third.view(sidecar("a")) is a_before
     assert third.view(sidecar("b")).of(ENDPOINT).digest() == b_before.of(ENDPOINT).digest()
+
+
+def mesh_export(*targets: str) -> str:
+    return f"""
+apiVersion: shoal.dev/v1alpha1
+kind: MeshConfig
+metadata: {{name: mesh, namespace: istio-system}}
+spec:
+  defaultServiceExportTo: [{", ".join(repr(t) for t in targets)}]
+"""
+
+
+def test_mesh_default_export_scopes_services_that_set_no_export_to() -> None:
+    services = [
+        service("a1", "a"),
+        service("b1", "b"),
+        service("everywhere", "b", export="*"),
+    ]
+    unscoped = ConfigGenerator(snapshot(*services))
+    assert hosts(unscoped, "a") == {
+        "a1.a.svc.cluster.local",
+        "b1.b.svc.cluster.local",
+        "everywhere.b.svc.cluster.local",
+    }
+    scoped = ConfigGenerator(snapshot(*services, mesh_export(".")))
+    # own namespace only, unless the ServiceEntry itself says otherwise
+    assert hosts(scoped, "a") == {"a1.a.svc.cluster.local", "everywhere.b.svc.cluster.local"}
+    assert hosts(scoped, "b") == {
+        "b1.b.svc.cluster.local",
+        "everywhere.b.svc.cluster.local",
+    }
+    routes = scoped.view(sidecar("a")).of(ROUTE)["outbound_http"]
+    assert {n for n in routes.refs if n.startswith("outbound|")} == {
+        "outbound|80||a1.a.svc.cluster.local",
+        "outbound|80||everywhere.b.svc.cluster.local",
+    }
+    # named namespaces
+    to_a = ConfigGenerator(snapshot(*services, mesh_export("a")))
+    assert "b1.b.svc.cluster.local" in hosts(to_a, "a")
+    assert "b1.b.svc.cluster.local" not in hosts(to_a, "b")
+
+
+def test_a_bad_default_export_is_refused_with_its_field() -> None:
+    result = ConfigStore().update({"mesh.yaml": mesh_export("Not_A_Namespace")})
+    (error,) = result.errors
+    assert (error.file, error.line) == ("mesh.yaml", 6)  # the text starts with a newline
+    assert error.field.startswith("spec.defaultServiceExportTo")
+    assert "namespace name" in error.message
+
+
+def test_a_sidecar_in_the_root_namespace_scopes_namespaces_without_their_own() -> None:
+    gen = ConfigGenerator(
+        snapshot(service("a1", "a"), service("b1", "b"), own_namespace_only("istio-system"))
+    )
+    assert hosts(gen, "a") == {"a1.a.svc.cluster.local"}
+    assert hosts(gen, "b") == {"b1.b.svc.cluster.local"}
