@@ -20,6 +20,7 @@ proxy ACKed a new version of a type and whether it received anything at all.
 
 from __future__ import annotations
 
+import bisect
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,9 +108,14 @@ class TypeRecord:
         """Resource name -> version (state of the world: every resource has the response's)."""
         return dict(self.resources) if delta else dict.fromkeys(self.names, self.version)
 
+    def _after(self, t0: float) -> list[Event]:
+        # events are appended as responses arrive, so they are in `received` order: start at
+        # t0 instead of scanning a churn's hundreds of earlier responses on every poll
+        return self.events[bisect.bisect_left(self.events, t0, key=lambda e: e.received) :]
+
     def first_ack_after(self, t0: float) -> float | None:
-        for ev in self.events:
-            if ev.received >= t0 and ev.acked is not None:
+        for ev in self._after(t0):
+            if ev.acked is not None:
                 return ev.acked
         return None
 
@@ -122,16 +128,21 @@ class TypeRecord:
     def ack_of_serial(self, serial: int, sep: str = "-") -> float | None:
         """When this proxy ACKed a version ``<prefix>-<n>`` with n >= ``serial`` (servers that
         number their pushes, like the floor, may skip versions when pushes coalesce)."""
-        for ev in self.events:
+        # numbered versions only grow along the events: walk back from the newest while they
+        # are still >= serial (usually a step or two) instead of forward through all of them
+        found: Event | None = None
+        for ev in reversed(self.events):
             tail = ev.version.rpartition(sep)[2]
-            if tail.isdigit() and int(tail) >= serial:
-                return ev.acked
-        return None
+            if tail.isdigit():
+                if int(tail) < serial:
+                    break
+                found = ev
+        return found.acked if found is not None else None
 
     def ack_of_port(self, cluster: str, port: int, t0: float) -> float | None:
         """When this proxy ACKed an EDS response giving ``cluster`` endpoint port ``port``."""
-        for ev in self.events:
-            if ev.received >= t0 and ev.ports and ev.ports.get(cluster) == port:
+        for ev in self._after(t0):
+            if ev.ports and ev.ports.get(cluster) == port:
                 return ev.acked
         return None
 
