@@ -43,6 +43,11 @@ def intern_names(names: frozenset[str]) -> frozenset[str]:
     return _INTERNED.setdefault(names, names)
 
 
+def clear_interned() -> None:
+    """Forget the sets of an earlier run (a new fleet interns its own)."""
+    _INTERNED.clear()
+
+
 @dataclass(frozen=True)
 class ResourceInfo:
     """What a proxy needs to know about one resource: its name and what it makes it request."""
