@@ -53,6 +53,7 @@ def _make_endpoint(spec: WorkloadEntrySpec) -> Endpoint:
         service_account=spec.service_account,
         # Istio's label for "this workload's sidecar accepts mesh mTLS" (automatic mTLS)
         tls_mode=spec.labels.get(TLS_MODE_LABEL, "disabled"),
+        locality=spec.locality,
     )
 
 

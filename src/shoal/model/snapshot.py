@@ -48,6 +48,8 @@ class Endpoint:
     healthy: bool = True
     # "istio": the workload's sidecar accepts mesh mTLS (Istio's `security.istio.io/tlsMode`)
     tls_mode: str = "disabled"
+    # "region/zone/subzone" as Istio writes it (WorkloadEntry `locality`, Kubernetes topology)
+    locality: str = ""
 
     def port_for(self, port: Port) -> int:
         return self.ports.get(port.name) or port.target_port or port.number
