@@ -2,7 +2,7 @@
 
 Two Envoys (one state-of-the-world, one delta) carry steady load while the control plane is
 SIGKILLed and restarted on the same ports. No request may fail, and both Envoys must be fully
-ACKed by the new process within 5 s of its /ready.
+ACKed by the new process within 2 s of its /ready.
 """
 
 from __future__ import annotations
@@ -35,15 +35,14 @@ def test_kill_and_restart_control_plane(mesh: Mesh) -> None:
         time.sleep(1.0)
         cp.start()
         ready_at = cp.wait_ready()
-        # Envoy retries the stream with jittered exponential backoff (0.5 s doubling): when
-        # the restart takes ~2 s on a loaded machine, the next attempt may be ~4 s away.
+        # The bootstrap caps Envoy's jittered reconnect backoff at 0.5 s (envoy_grpc.retry_policy).
         wait_synced(cp, 2, timeout=10.0)
         resync = time.monotonic() - ready_at
         time.sleep(0.3)
     finally:
         results = [load.stop() for load in loads]
 
-    assert resync <= 10.0, resync
+    assert resync <= 2.0, resync
     for result in results:
         assert result.total >= 150, result.summary()
         assert result.failures == [], result.summary()

@@ -6,8 +6,11 @@ import json
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from shoal.agent.bootstrap import SidecarIdentity, sidecar_bootstrap
 from shoal.agent.process import find_envoy
+from shoal.agent.securebootstrap import secure
 from shoal.model import parse_proxy
 
 IDENT = SidecarIdentity(
@@ -58,3 +61,42 @@ def test_envoy_validates_the_bootstrap_for_both_api_types(tmp_path: Path) -> Non
             check=False,
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "bootstrap" / "sidecar-none.yaml"
+
+
+def _ads_services(boot: dict[str, object]) -> list[dict[str, object]]:
+    dynamic = boot["dynamic_resources"]
+    assert isinstance(dynamic, dict)
+    services: list[dict[str, object]] = dynamic["ads_config"]["grpc_services"]
+    return services
+
+
+def test_every_bootstrap_sets_the_ads_reconnect_backoff_where_envoy_reads_it() -> None:
+    # Envoy takes the xDS reconnect backoff from envoy_grpc.retry_policy; one beside
+    # envoy_grpc (GrpcService.retry_policy) is accepted and ignored for ADS.
+    plain = sidecar_bootstrap(IDENT, xds_host="127.0.0.1", xds_port=15010, admin_port=15000)
+    boots = {
+        "agent": plain,
+        "agent --secure": secure(plain, sds_socket="/tmp/sds.sock", token="t"),
+        "example": yaml.safe_load(EXAMPLE.read_text()),
+    }
+    for name, boot in boots.items():
+        (service,) = _ads_services(boot)
+        assert "retry_policy" not in service, name
+        envoy_grpc = service["envoy_grpc"]
+        assert isinstance(envoy_grpc, dict)
+        back_off = envoy_grpc["retry_policy"]["retry_back_off"]
+        assert back_off == {"base_interval": "0.1s", "max_interval": "0.5s"}, name
+
+
+def test_envoy_validates_the_example_bootstrap() -> None:
+    proc = subprocess.run(
+        [find_envoy(), "--mode", "validate", "-c", str(EXAMPLE), "-l", "error"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
