@@ -112,6 +112,44 @@ def test_proxy_status_shows_a_nack_with_envoys_error(mesh: Mesh) -> None:
     assert "productpage.default CDS: " in out
 
 
+def test_a_reverted_nack_is_history_and_the_proxy_is_synced(mesh: Mesh) -> None:
+    # Envoy NACKs a poisoned CDS; the config then goes back to what Envoy already holds,
+    # with no other change. Envoy's last answer must become an ACK and the proxy SYNCED
+    # again, with the NACK still visible as history (both protocols).
+    cp = mesh.start(test_hooks=True)
+    sotw = mesh.sidecar("productpage", "GRPC")
+    delta = mesh.sidecar("ratings", "DELTA_GRPC")
+    mesh.synced()
+    cp.poison()
+    wait_until(
+        lambda: all((cp.proxy(s.node_id) or {})["types"]["cds"]["nack"] for s in (sotw, delta)),
+        10,
+        what="both proxies to NACK the poisoned CDS",
+        describe=cp.describe,
+    )
+    cp.unpoison()
+    synced = mesh.synced(timeout=5)
+    for entry in synced:
+        cds = entry["types"]["cds"]
+        assert cds["nack"] is None and cds["sent"] == cds["acked"], entry
+        assert cds["nacks"] == 1, entry
+        last = cds["last_nack"]
+        assert last["version"] != cds["acked"] and last["at"] > 0, entry
+        assert "Invalid duration" in last["error"], last  # Envoy's own text
+    out = shoal("proxy-status", "--control-plane", cp.admin_url).stdout
+    rows = _rows(out)
+    assert [r[:5] for r in rows[1:3]] == [
+        ["productpage.default", "SYNCED", "SYNCED", "SYNCED", "SYNCED"],
+        ["ratings.default", "SYNCED", "SYNCED", "SYNCED", "SYNCED"],
+    ], out
+    assert "Rejected by Envoy (NACK):" not in out
+    assert "Rejected earlier, accepted since (last NACK):" in out
+    assert "productpage.default CDS at " in out and "ratings.default CDS at " in out
+    # Envoy kept serving throughout, and still routes.
+    mesh.wait_routes(sotw, {"v1"})
+    mesh.wait_routes(delta, {"v1"})
+
+
 def test_proxy_status_unreachable_control_plane(mesh: Mesh) -> None:
     cp = mesh.start()
     cp.stop()

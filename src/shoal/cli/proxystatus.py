@@ -6,14 +6,19 @@ istioctl does:
 
 * SYNCED   -- the last version sent was ACKed;
 * STALE    -- a version was sent and Envoy has not ACKed it (yet);
-* NACK     -- Envoy rejected the last version sent; its error is printed below the table;
+* NACK     -- Envoy's last answer for this type rejected what was sent (`nack` is set); its
+              error is printed below the table;
 * NOT SENT -- the proxy never asked for this type, or nothing was sent yet.
+
+A NACK Envoy has since moved past (it ACKed a later answer) is history (`last_nack`): listed
+below the table with its time, it does not change the state of a synced proxy.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +76,9 @@ class ProxyStatus:
     states: dict[str, str]  # xDS short type -> SYNCED / STALE / NACK / NOT SENT
     mode: str  # sotw / delta
     version: str
-    nacks: tuple[tuple[str, str], ...]  # (type, Envoy's error text)
+    nacks: tuple[tuple[str, str], ...]  # current: (type, Envoy's error text)
+    # earlier NACKs no longer current: (type, Unix time, Envoy's error text)
+    past_nacks: tuple[tuple[str, float, str], ...] = ()
 
     def row(self) -> list[str]:
         return [self.name, *(self.states[t] for t in TYPES), self.mode, self.version]
@@ -95,9 +102,24 @@ def proxy_statuses(syncz: Sequence[Mapping[str, Any]]) -> list[ProxyStatus]:
                     for t in sorted(types)
                     if (types[t] or {}).get("nack")
                 ),
+                past_nacks=_past_nacks(types),
             )
         )
     return sorted(out, key=lambda p: (p.name, p.node))
+
+
+def _past_nacks(types: Mapping[str, Any]) -> tuple[tuple[str, float, str], ...]:
+    out = []
+    for t in sorted(types):
+        status = types[t] or {}
+        last = status.get("last_nack")
+        if isinstance(last, Mapping) and not status.get("nack"):
+            out.append((t, float(last.get("at") or 0.0), str(last.get("error", ""))))
+    return tuple(out)
+
+
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) if at else "?"
 
 
 COLUMNS = ("NAME", "CDS", "LDS", "EDS", "RDS", "MODE", "VERSION")
@@ -112,6 +134,13 @@ def print_status(statuses: Sequence[ProxyStatus]) -> None:
         for s in nacked:
             for xds_type, error in s.nacks:
                 print(f"  {s.name} {xds_type.upper()}: {error}")
+    healed = [s for s in statuses if s.past_nacks]
+    if healed:
+        print()
+        print("Rejected earlier, accepted since (last NACK):")
+        for s in healed:
+            for xds_type, at, error in s.past_nacks:
+                print(f"  {s.name} {xds_type.upper()} at {_when(at)}: {error}")
 
 
 def fetch_syncz(url: str) -> list[dict[str, Any]]:

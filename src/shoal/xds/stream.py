@@ -8,6 +8,9 @@ responses to send, in order. All protocol rules live here:
 * One response in flight per type; the next waits for its ACK or NACK.
 * A version Envoy NACKed is never sent again; versions are content hashes prefixed by a boot id,
   so they never repeat across control-plane restarts and equal content keeps its version.
+* A NACK is current only while Envoy's last answer for the type is that NACK. When the desired
+  config goes back to what Envoy holds, it is answered anyway (a no-op for Envoy) so that the
+  ACK proves the proxy in sync; the NACK stays as history (`NackRecord`).
 * Make before break: clusters and endpoints go first; listeners and routes are held back until
   every cluster they name has been sent together with its endpoints; clusters still named by
   routes Envoy holds are kept until the new routes are ACKed. With a cluster push, EDS is sent
@@ -20,6 +23,7 @@ proxy holds are computed once per map by `mapcache`, whatever the number of stre
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -53,6 +57,18 @@ class _Inflight:
     shared: bool
 
 
+@dataclass(frozen=True)
+class NackRecord:
+    """One NACK: the version Envoy refused, its error text, and when (Unix time)."""
+
+    version: str
+    error: str
+    at: float
+
+    def to_json(self) -> dict[str, object]:
+        return {"version": self.version, "error": self.error, "at": self.at}
+
+
 @dataclass
 class TypeState:
     """What one resource type looks like on this stream."""
@@ -76,8 +92,12 @@ class TypeState:
     inflight: _Inflight | None = None
     sent_version: str | None = None
     acked_version: str | None = None
+    # Envoy's error while its last answer for this type is a NACK, else None
     nack: str | None = None
     nacked: set[str] = field(default_factory=set)
+    # history, kept after the NACK stops being current: the last one and how many
+    last_nack: NackRecord | None = None
+    nack_count: int = 0
     # names to answer again even if unchanged (EDS of clusters that are warming)
     force: set[str] = field(default_factory=set)
     last_nonce: str = ""
@@ -123,9 +143,11 @@ class StreamProtocol:
         delta: bool,
         boot_id: str,
         missing: Callable[[str, str], PreparedResource | None],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.delta = delta
         self.boot_id = boot_id
+        self._clock = clock  # stamps NACK history only
         # answer for a subscribed name the view does not hold (an empty EDS assignment)
         self._missing = missing
         self.view: ProxyView | None = None
@@ -243,6 +265,8 @@ class StreamProtocol:
         if error:
             ts.nack = error
             ts.nacked.add(inflight.base_version)
+            ts.last_nack = NackRecord(inflight.version, error, self._clock())
+            ts.nack_count += 1
             return
         ts.nack = None
         ts.acked_version = inflight.version
@@ -401,15 +425,21 @@ class StreamProtocol:
         forced = {n for n in ts.force if n in target}
         if ts.type_url == ENDPOINT and self._warming:
             forced |= self._warming & target.keys()
+        # Envoy's last answer was a NACK: answer even when it already holds the target (the
+        # config went back), so its next answer is an ACK of what it should hold. Unless the
+        # target is what it refused (checked below).
+        confirm = ts.nack is not None
         base_digest = mapcache.digest(target)
         if self.delta:
             changed, removed = self._delta_changes(ts, target, forced)
-            if not changed and not removed and ts.sent_version is not None:
+            same = not changed and not removed
+            if same and ts.sent_version is not None and not confirm:
                 ts.force.clear()
                 return None
         else:
             removed = ()
-            if base_digest == ts.held_digest and not forced and ts.sent_version is not None:
+            same = base_digest == ts.held_digest
+            if same and not forced and ts.sent_version is not None and not confirm:
                 ts.force.clear()
                 return None
             # Envoy keeps endpoints and routes a state-of-the-world response leaves out (only
@@ -424,6 +454,10 @@ class StreamProtocol:
         base = f"{self.boot_id}-{base_digest}"
         if base in ts.nacked:
             return None
+        # a confirmation of what Envoy already holds: not a message other streams share
+        fresh = bool(forced) or (confirm and same)
+        if not self.delta and confirm and same and partial and not forced:
+            partial = False  # nothing differs: the whole set, a well-formed no-op for Envoy
         cache_key: tuple[object, ...] | None = None
         # delta: the whole shared map as the first response of a stream (a cold start)
         whole = self.delta and shared and not removed and len(changed) == len(target)
@@ -434,7 +468,7 @@ class StreamProtocol:
             nonce = f"{self.view.version}/{base_digest}"
         elif (
             self.delta
-            and not forced
+            and not fresh
             and shared
             and isinstance(ts.held_source, ResourceSet)
             and isinstance(target, ResourceSet)
@@ -444,7 +478,7 @@ class StreamProtocol:
             cache_key = (ts.held_source, target)
             assert self.view is not None
             nonce = f"{self.view.version}/{base_digest}"
-        elif not self.delta and not forced and shared and (not partial or both_shared):
+        elif not self.delta and not fresh and shared and (not partial or both_shared):
             # Every stream in this position gets the very same message: same maps, same
             # version and the same nonce. Still unique per stream: a stream never gets the
             # same content twice within one snapshot (equal content is skipped, NACKed
@@ -456,7 +490,7 @@ class StreamProtocol:
             self._nonce += 1
             nonce = str(self._nonce)
         # a forced resend of equal content still needs a fresh version for Envoy to apply it
-        version = base if base != ts.acked_version or not forced else f"{base}.{nonce}"
+        version = base if base != ts.acked_version or not fresh else f"{base}.{nonce}"
         ts.inflight = _Inflight(nonce, version, base, target, changed, removed, base_digest, shared)
         ts.force.clear()
         ts.gen += 1
@@ -490,9 +524,17 @@ class StreamProtocol:
         return Response(ts.type_url, version, nonce, resources, cache_key=cache_key)
 
     # ------------------------------------------------------------------ status
-    def status(self) -> dict[str, dict[str, str | None]]:
+    def status(self) -> dict[str, dict[str, object]]:
+        """Per requested type: `sent`, `acked`, `nack` (current only, DESIGN.md's contract)
+        and the history beside it: `last_nack` (version, error, at) and `nacks` (count)."""
         return {
-            t: {"sent": ts.sent_version, "acked": ts.acked_version, "nack": ts.nack}
+            t: {
+                "sent": ts.sent_version,
+                "acked": ts.acked_version,
+                "nack": ts.nack,
+                "last_nack": ts.last_nack.to_json() if ts.last_nack is not None else None,
+                "nacks": ts.nack_count,
+            }
             for t, ts in self.types.items()
             if ts.requested
         }

@@ -85,6 +85,42 @@ def test_table_and_nack_errors(capsys: pytest.CaptureFixture[str]) -> None:
     ]
 
 
+HEALED = [
+    syncz_entry(
+        "reviews",
+        None,
+        types={
+            t: {
+                "sent": "boot-2",
+                "acked": "boot-2",
+                "nack": None,
+                "last_nack": {"version": "boot-bad", "error": "bad cluster", "at": 1.7e9}
+                if t == "cds"
+                else None,
+                "nacks": 1 if t == "cds" else 0,
+            }
+            for t in ("cds", "eds", "lds", "rds")
+        },
+    )
+]
+
+
+def test_an_earlier_nack_is_shown_as_history_not_as_the_state(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (status,) = proxy_statuses(HEALED)
+    assert status.states == dict.fromkeys(("cds", "lds", "eds", "rds"), SYNCED)
+    assert status.nacks == ()
+    with json_server({"/debug/syncz": HEALED}) as address:
+        assert main(["proxy-status", "--control-plane", f"http://{address}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:5] == ["reviews.default", *[SYNCED] * 4]
+    assert "Rejected by Envoy (NACK):" not in lines
+    assert lines[2:4] == ["", "Rejected earlier, accepted since (last NACK):"]
+    when = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+    assert re.fullmatch(rf"  reviews\.default CDS at {when}: bad cluster", lines[4]), lines
+
+
 def test_json_is_the_raw_syncz(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

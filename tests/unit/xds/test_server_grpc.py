@@ -101,7 +101,13 @@ async def test_state_of_the_world_handshake_and_syncz(server: tuple[AdsServer, i
         assert entry["node"] == NODE
         types = entry["types"]
         assert isinstance(types, dict)
-        assert types["cds"] == {"sent": cds.version_info, "acked": cds.version_info, "nack": None}
+        assert types["cds"] == {
+            "sent": cds.version_info,
+            "acked": cds.version_info,
+            "nack": None,
+            "last_nack": None,
+            "nacks": 0,
+        }
         assert types["eds"]["acked"] == eds.version_info
         # the ACK repeated the list byte for byte: recognised without reading the names
         assert conn.name_lists[ENDPOINT] is asked

@@ -143,6 +143,67 @@ def test_nacked_version_is_never_resent() -> None:
     assert p.status()[CLUSTER]["nack"] is None
 
 
+@pytest.mark.parametrize("delta", [False, True])
+def test_a_nack_stops_being_current_when_config_goes_back_to_what_envoy_holds(
+    delta: bool,
+) -> None:
+    p = StreamProtocol(delta=delta, boot_id="boot", missing=missing, clock=lambda: 1234.5)
+    good = view({"a": "1"}, ("a",))
+    (connect_delta if delta else connect_sotw)(p, good)
+    acked = p.status()[CLUSTER]["acked"]
+    bad = next(r for r in p.on_view(view({"a": "bad"}, ("a",))) if r.type_url == CLUSTER)
+    p.on_request(Request(type_url=CLUSTER, nonce=bad.nonce, version="old", error="bad cluster"))
+    assert p.status()[CLUSTER]["nack"] == "bad cluster"
+
+    # Reverted: Envoy already holds this, yet it is answered so that Envoy's last answer for
+    # CDS becomes an ACK of it. Nothing new for Envoy: the same clusters (sotw), no change
+    # (delta); a fresh version, so the ACK tells which answer it is.
+    confirm = only(p.on_view(good), CLUSTER)
+    if delta:
+        assert confirm.resources == () and confirm.removed == ()
+    else:
+        assert [(r.name, r.version) for r in confirm.resources] == [("a", "1")]
+    assert confirm.version != bad.version
+    assert confirm.cache_key is None  # not a message shared with streams that did not NACK
+    # until Envoy answers, its last answer is still the NACK
+    assert p.status()[CLUSTER]["nack"] == "bad cluster"
+    assert ack(p, confirm) == []
+    status = p.status()[CLUSTER]
+    assert status["nack"] is None
+    assert status["sent"] == status["acked"] and str(status["acked"]).startswith(str(acked))
+    # the history stays
+    assert status["last_nack"] == {"version": bad.version, "error": "bad cluster", "at": 1234.5}
+    assert status["nacks"] == 1
+    # and nothing more is sent while nothing changes
+    assert p.on_view(good) == []
+
+
+def test_a_nack_stays_current_while_the_refused_config_is_still_wanted() -> None:
+    p = proto()
+    connect_sotw(p, view({"a": "1"}, ("a",)))
+    cds, _ = p.on_view(view({"a": "bad"}, ("a",)))
+    p.on_request(Request(type_url=CLUSTER, nonce=cds.nonce, version="old", error="bad"))
+    assert p.on_view(view({"a": "bad"}, ("a",))) == []
+    assert p.status()[CLUSTER]["nack"] == "bad"
+    assert p.status()[CLUSTER]["last_nack"]["error"] == "bad"  # type: ignore[index]
+
+
+def test_a_nack_of_endpoints_heals_with_the_whole_set_when_reverted() -> None:
+    # sotw EDS normally carries only what changed; a confirmation with no change is the
+    # whole set (a response with no assignment at all would tell Envoy nothing)
+    p = proto()
+    connect_sotw(p, view({"a": "1", "b": "1"}, ("a", "b")))
+    eds = only(p.on_view(view({"a": "1", "b": "1"}, ("a", "b"), eps="bad")), ENDPOINT)
+    p.on_request(
+        Request(type_url=ENDPOINT, nonce=eds.nonce, names=("a", "b"), error="bad endpoints")
+    )
+    confirm = only(p.on_view(view({"a": "1", "b": "1"}, ("a", "b"))), ENDPOINT)
+    assert sorted(r.name for r in confirm.resources) == ["a", "b"]
+    assert ack(p, confirm, ("a", "b")) == []
+    assert p.status()[ENDPOINT]["nack"] is None
+    assert p.status()[ENDPOINT]["nacks"] == 1
+
+
 def test_stale_nonce_is_ignored_in_state_of_the_world() -> None:
     p = proto()
     connect_sotw(p, view({"a": "1"}, ("a",)))
