@@ -3,39 +3,63 @@
 The xDS port then works like Istio's 15012: TLS with a serving certificate from the mesh's own
 CA, ADS streams that must carry a token matching the node's identity, and the certificate
 service beside ADS. `/debug/ca` shows the trust bundle's public facts.
+
+Tokens are shoal's own (`shoal1.`, issued by `shoal up`, for local workloads and VMs) or, with
+a `reviewer` (Kubernetes), a pod's service-account token checked by a TokenReview
+(kube/tokenreview.py). Either way the identity is what the token proves, never what the
+request claims.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from shoal.ca import CertificateAuthority, TokenIssuer
 from shoal.ca.authority import ROOTS
 from shoal.ca.certs import fingerprint
+from shoal.ca.identity import Identity
 from shoal.ca.service import CertificateService
+from shoal.ca.tokens import PREFIX
 from shoal.ca.transport import server_credentials
 from shoal.xds.server import AdsServer
 
+# `authorization` header -> (namespace, service account) by asking someone (a TokenReview)
+Reviewer = Callable[[str | None], Awaitable[tuple[str, str]]]
+
 
 class MeshSecurity:
-    def __init__(self, ca_dir: Path, *, cert_ttl_s: float, max_cert_ttl_s: float = 0) -> None:
+    def __init__(
+        self,
+        ca_dir: Path,
+        *,
+        cert_ttl_s: float,
+        max_cert_ttl_s: float = 0,
+        reviewer: Reviewer | None = None,
+    ) -> None:
         self.ca = CertificateAuthority(
             ca_dir,
             default_lifetime=dt.timedelta(seconds=cert_ttl_s),
             max_lifetime=dt.timedelta(seconds=max(max_cert_ttl_s, cert_ttl_s)),
         )
         self.tokens = TokenIssuer.in_dir(ca_dir)
-        self.service = CertificateService(self.ca, self.tokens)
+        self.reviewer = reviewer
+        self.service = CertificateService(self.ca, self.tokens, self._identity)
 
     @property
     def roots_file(self) -> Path:
         """The trust bundle (public): agents pass it as `--ca-root`."""
         return self.ca.dir / ROOTS
 
-    def _authenticate(self, header: str | None) -> tuple[str, str]:
+    async def _authenticate(self, header: str | None) -> tuple[str, str]:
+        if self.reviewer is not None and not _is_shoal_token(header):
+            return await self.reviewer(header)
         identity = self.tokens.verify_header(header)
         return identity.namespace, identity.service_account
+
+    async def _identity(self, header: str | None) -> Identity:
+        return Identity(*await self._authenticate(header))
 
     def install(self, ads: AdsServer) -> None:
         ads.authenticate = self._authenticate
@@ -58,3 +82,8 @@ class MeshSecurity:
             "default_lifetime_s": self.ca.default_lifetime.total_seconds(),
             "issued": self.service.issued,
         }
+
+
+def _is_shoal_token(header: str | None) -> bool:
+    _, _, token = (header or "").partition(" ")
+    return token.strip().startswith(PREFIX + ".")

@@ -17,7 +17,7 @@ import functools
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -40,8 +40,9 @@ log = logging.getLogger("shoal.xds")
 
 SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 ViewFilter = Callable[[ProxyView], ProxyView]
-# `authorization` metadata value (or None) -> (namespace, service account); ValueError if bad
-Authenticator = Callable[[str | None], tuple[str, str]]
+# `authorization` metadata value (or None) -> (namespace, service account), directly or
+# awaited (a Kubernetes TokenReview); ValueError if bad, ConnectionError if it cannot be told
+Authenticator = Callable[[str | None], tuple[str, str] | Awaitable[tuple[str, str]]]
 
 _SERVER_OPTIONS = [
     # Envoy pings on its own schedule; refusing them would close streams with too_many_pings.
@@ -325,10 +326,15 @@ class AdsServer:
             if key == "authorization":
                 header = str(value)
         try:
-            return self.authenticate(header)
+            identity = self.authenticate(header)
+            return identity if isinstance(identity, tuple) else await identity
         except ValueError as err:
             log.warning("refusing unauthenticated xDS stream from %s: %s", context.peer(), err)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(err))
+            raise
+        except ConnectionError as err:
+            log.warning("cannot authenticate xDS stream from %s: %s", context.peer(), err)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(err))
             raise
 
     async def _identify(
