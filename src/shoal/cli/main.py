@@ -11,6 +11,8 @@ from pathlib import Path
 from shoal import __version__
 from shoal.cli import agentcmd, analyze, cacmd, proxyconfig, proxystatus, upcmd
 from shoal.controlplane.app import ControlPlane, Settings
+from shoal.kube import names
+from shoal.kube.inject import InjectorSettings
 
 
 def _control_plane(args: argparse.Namespace) -> int:
@@ -28,7 +30,14 @@ def _control_plane(args: argparse.Namespace) -> int:
         secure=args.secure,
         ca_dir=Path(args.ca_dir).resolve() if args.ca_dir else None,
         cert_ttl_s=args.cert_ttl,
+        webhook_port=args.webhook_port,
+        injector=InjectorSettings(
+            image=args.proxy_image, xds_address=args.proxy_xds_address, revision=args.revision
+        ),
     )
+    if args.webhook_port is not None and args.ca_dir is None:
+        print("shoal: --webhook-port needs --ca-dir DIR (its serving certificate)", file=sys.stderr)
+        return 2
     if args.secure and args.ca_dir is None:
         print("shoal: --secure needs --ca-dir DIR (the CA's files)", file=sys.stderr)
         return 2
@@ -58,6 +67,19 @@ def parser() -> argparse.ArgumentParser:
         "--cert-ttl", type=float, default=86400, help="workload certificate lifetime, seconds"
     )
     cp.add_argument("--kubernetes", action="store_true", help=argparse.SUPPRESS)
+    hooks = cp.add_argument_group("admission webhooks (sidecar injection, validation)")
+    hooks.add_argument(
+        "--webhook-port",
+        type=int,
+        help="serve /inject and /validate over HTTPS (15017 in a cluster)",
+    )
+    hooks.add_argument("--proxy-image", default=names.DEFAULT_IMAGE, help="injected agent image")
+    hooks.add_argument(
+        "--proxy-xds-address",
+        default=InjectorSettings().xds_address,
+        help="where injected agents find the control plane (host:port)",
+    )
+    hooks.add_argument("--revision", default="", help="istio.io/rev this control plane serves")
     cp.add_argument("--test-hooks", action="store_true", help=argparse.SUPPRESS)
     cp.set_defaults(func=_control_plane)
 

@@ -13,16 +13,19 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
 from shoal.api import ConfigError, ConfigStore
+from shoal.ca.authority import CertificateAuthority
 from shoal.controlplane.admin import start_admin
 from shoal.controlplane.heap import HeapPolicy
 from shoal.controlplane.security import MeshSecurity
+from shoal.controlplane.webhooks import Webhooks
 from shoal.generate import ConfigGenerator
+from shoal.kube.inject import InjectorSettings
 from shoal.model import Credential, MeshSnapshot, RegistryInstance, build_snapshot
 from shoal.sources.directory import (
     Changes,
@@ -54,6 +57,10 @@ class Settings:
     secure: bool = False
     ca_dir: Path | None = None
     cert_ttl_s: float = 24 * 3600.0
+    # admission webhooks (sidecar injection, validation) over HTTPS on this port (Istio's
+    # 15017); None: not served. Needs the CA (ca_dir) for the serving certificate.
+    webhook_port: int | None = None
+    injector: InjectorSettings = field(default_factory=InjectorSettings)
 
 
 def new_boot_id() -> str:
@@ -100,6 +107,17 @@ class ControlPlane:
             self.security = MeshSecurity(settings.ca_dir, cert_ttl_s=settings.cert_ttl_s)
             self.security.install(self.ads)
             self.debug_views["ca"] = self.security.describe
+        self.webhooks: Webhooks | None = None
+        if settings.webhook_port is not None:
+            if settings.ca_dir is None:
+                raise ValueError("the admission webhooks need a CA directory")
+            ca = (
+                self.security.ca
+                if self.security is not None
+                else CertificateAuthority(settings.ca_dir)
+            )
+            self.webhooks = Webhooks(ca, settings.injector)
+            self.debug_views["webhooks"] = self.webhooks.describe
 
     # ------------------------------------------------------------------ events
     def config_changed(self, changes: Changes = None) -> None:
@@ -174,6 +192,9 @@ class ControlPlane:
         self.apply()
         self.xds_port = await self.ads.start(s.host, s.xds_port)
         self._admin = await start_admin(self, s.host, s.admin_port)
+        if self.webhooks is not None and s.webhook_port is not None:
+            port = await self.webhooks.start(s.host, s.webhook_port)
+            log.info("admission webhooks (HTTPS) on %s:%d", s.host, port)
         log.info(
             "xDS%s on %s:%d, admin on %s:%d",
             " (TLS, tokens, CA)" if self.security is not None else "",
@@ -193,6 +214,8 @@ class ControlPlane:
             await self._watcher
         if self._admin is not None:
             await self._admin.cleanup()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         await self.ads.stop(grace=0.5)
 
     async def run(self) -> None:

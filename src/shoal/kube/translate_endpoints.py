@@ -5,7 +5,8 @@ terminating: kept, unhealthy (Envoy is told, and sends it nothing). Not ready an
 left out, as Istio never sends terminating endpoints. A Service with `publishNotReadyAddresses`
 gets every address marked ready by Kubernetes itself, so nothing here needs to know.
 
-Each endpoint takes its pod's labels and service account (through `targetRef`); an endpoint
+Each endpoint takes its pod's labels and service account (through `targetRef`), and the port
+of its sidecar's inbound listener when the sidecar runs without capture; an endpoint
 whose pod the caller does not know yet is left out and its pod reported in `missing`, so the
 caller can translate the slice again when the pod arrives (Istio does the same). Endpoints
 with no pod behind them (hand-written slices, VMs) keep empty labels.
@@ -83,6 +84,12 @@ def slice_endpoints(
         node = text(raw, "nodeName") or (pod.node_name if pod else "")
         labels = pod.labels if pod is not None else MappingProxyType({})
         where = locality(labels, text(raw, "zone"), (node_labels or {}).get(node))
+        # a sidecar without capture takes every service port on its inbound port (inject.py)
+        ep_ports = (
+            MappingProxyType(dict.fromkeys(port_map, pod.inbound_port))
+            if pod is not None and pod.inbound_port is not None
+            else port_map
+        )
         for address in items(raw, "addresses"):
             if not isinstance(address, str) or not address:
                 continue
@@ -90,7 +97,7 @@ def slice_endpoints(
                 Endpoint(
                     address=address,
                     labels=labels,
-                    ports=port_map,
+                    ports=ep_ports,
                     service_account=pod.service_account if pod is not None else "",
                     healthy=status == "HEALTHY",
                     tls_mode=pod.tls_mode if pod is not None else "disabled",

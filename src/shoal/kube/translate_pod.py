@@ -2,7 +2,8 @@
 
 Its labels (subsets and workload selectors match them), service account (its identity), IPs
 (EndpointSlices and proxies name pods by IP), node, readiness and whether it carries a shoal
-sidecar (`security.istio.io/tlsMode: istio`, set by the injector, decides automatic mTLS).
+sidecar (`security.istio.io/tlsMode: istio`, set by the injector, decides automatic mTLS) and
+on which port that sidecar takes the pod's traffic (interception mode NONE, inject.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from types import MappingProxyType
 
 from shoal.kube.objects import (
     KubeObject,
+    annotations_of,
     flag,
     items,
     labels_of,
@@ -23,6 +25,9 @@ from shoal.kube.objects import (
 )
 
 TLS_MODE_LABEL = "security.istio.io/tlsMode"
+# set by the injector (inject.py): the sidecar takes the pod's service traffic on this port
+INTERCEPTION_ANNOTATION = "sidecar.istio.io/interceptionMode"
+INBOUND_PORT_ANNOTATION = "shoal.dev/inbound-port"
 # Istio's pod label that overrides topology: "region.zone.subzone"
 LOCALITY_LABEL = "istio-locality"
 REGION_LABEL = "topology.kubernetes.io/region"
@@ -49,10 +54,18 @@ class Workload:
     ready: bool = False
     terminating: bool = False
     host_network: bool = False
+    # interception mode NONE: every service port of this pod enters through the sidecar here
+    inbound_port: int | None = None
 
     @property
     def tls_mode(self) -> str:
         return self.labels.get(TLS_MODE_LABEL, "disabled")
+
+    @property
+    def endpoint_inputs(self) -> tuple[object, ...]:
+        """Everything EndpointSlice translation reads from the pod: when this is unchanged,
+        the pod's endpoints are too."""
+        return (self.labels, self.service_account, self.node_name, self.tls_mode, self.inbound_port)
 
 
 def workload(pod: KubeObject) -> Workload:
@@ -61,6 +74,8 @@ def workload(pod: KubeObject) -> Workload:
     ips = tuple(t for t in (text(p, "ip") for p in items(pod, "status", "podIPs")) if t) or (
         (ip,) if ip else ()
     )
+    annotations = annotations_of(pod)
+    inbound = annotations.get(INBOUND_PORT_ANNOTATION, "")
     ready = any(
         text(c, "type") == "Ready" and text(c, "status") == "True"
         for c in items(pod, "status", "conditions")
@@ -80,6 +95,9 @@ def workload(pod: KubeObject) -> Workload:
         ready=ready,
         terminating=bool(mapping(pod, "metadata").get("deletionTimestamp")),
         host_network=flag(pod, "spec", "hostNetwork") is True,
+        inbound_port=int(inbound)
+        if inbound.isdigit() and annotations.get(INTERCEPTION_ANNOTATION) == "NONE"
+        else None,
     )
 
 
