@@ -37,7 +37,9 @@ def _security(args: argparse.Namespace) -> AgentSecurity | None:
 def run(args: argparse.Namespace) -> int:
     if args.mode == "sidecar" and args.outbound_port is None:
         raise SystemExit("shoal agent: --outbound-port is required in sidecar mode")
-    host, _, port = args.xds_address.rpartition(":")
+    # several control-plane replicas: "h1:p1,h2:p2" (each an endpoint of the xds cluster)
+    addresses = [a.strip().rpartition(":") for a in args.xds_address.split(",") if a.strip()]
+    (host, _, port), more = addresses[0], addresses[1:]
     identity = SidecarIdentity(
         name=args.name,
         namespace=args.namespace,
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         identity=identity,
         xds_host=host or "127.0.0.1",
         xds_port=int(port),
+        xds_more=tuple((h or "127.0.0.1", int(p)) for h, _, p in more),
         admin_port=args.admin_port,
         health_port=args.health_port,
         health_host=args.health_host,
@@ -74,7 +77,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workload", default="", help="workload name shared by replicas")
     p.add_argument("--labels", type=_labels, default={}, help="k=v,k2=v2")
     p.add_argument("--service-account", default="default")
-    p.add_argument("--xds-address", default="127.0.0.1:15010")
+    p.add_argument(
+        "--xds-address",
+        default="127.0.0.1:15010",
+        help="host:port of the control plane; several replicas as h1:p1,h2:p2",
+    )
     p.add_argument(
         "--ip",
         default="127.0.0.1",

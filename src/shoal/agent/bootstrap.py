@@ -7,7 +7,7 @@ control-plane restart (Envoy's default backoff would grow to 30 s).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -71,8 +71,17 @@ def sidecar_bootstrap(
     xds_port: int,
     admin_port: int,
     api_type: ApiType = "GRPC",
+    more_xds: Sequence[tuple[str, int]] = (),
 ) -> dict[str, object]:
-    """The bootstrap as a JSON-ready dict (Envoy reads JSON and YAML alike)."""
+    """The bootstrap as a JSON-ready dict (Envoy reads JSON and YAML alike).
+
+    `more_xds`: other control-plane replicas. They are further endpoints of the one `xds-grpc`
+    cluster, so when the replica a proxy's ADS stream runs to goes away, the stream's retry
+    connects to another endpoint of the same cluster and resumes there."""
+    xds_endpoints = [
+        {"endpoint": {"address": {"socket_address": {"address": h, "port_value": p}}}}
+        for h, p in ((xds_host, xds_port), *more_xds)
+    ]
     ads = {"ads": {}, "resource_api_version": "V3"}
     return {
         "node": {
@@ -125,22 +134,7 @@ def sidecar_bootstrap(
                     },
                     "load_assignment": {
                         "cluster_name": "xds-grpc",
-                        "endpoints": [
-                            {
-                                "lb_endpoints": [
-                                    {
-                                        "endpoint": {
-                                            "address": {
-                                                "socket_address": {
-                                                    "address": xds_host,
-                                                    "port_value": xds_port,
-                                                }
-                                            }
-                                        }
-                                    }
-                                ]
-                            }
-                        ],
+                        "endpoints": [{"lb_endpoints": xds_endpoints}],
                     },
                 }
             ]

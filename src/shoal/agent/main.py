@@ -32,6 +32,8 @@ class AgentSettings:
     xds_host: str
     xds_port: int
     admin_port: int
+    # more control-plane replicas: the xds cluster's other endpoints, the CA's other addresses
+    xds_more: tuple[tuple[str, int], ...] = ()
     health_port: int | None = None
     health_host: str = "127.0.0.1"
     api_type: ApiType = "GRPC"
@@ -70,7 +72,9 @@ async def _secure_sidecar(
     sidecar = SecureSidecar(
         Identity(ident.namespace, ident.service_account),
         settings.security,
-        f"{settings.xds_host}:{settings.xds_port}",
+        ",".join(
+            f"{h}:{p}" for h, p in ((settings.xds_host, settings.xds_port), *settings.xds_more)
+        ),
         workdir,
     )
     if not await sidecar.start(stop):
@@ -91,6 +95,7 @@ async def run_agent(settings: AgentSettings) -> None:
             xds_port=settings.xds_port,
             admin_port=settings.admin_port,
             api_type=settings.api_type,
+            more_xds=settings.xds_more,
         )
         secure = None
         if settings.security is not None:

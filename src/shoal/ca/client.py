@@ -18,10 +18,13 @@ class CertificateReply:
 
 
 def secure_channel(address: str, roots_pem: str) -> grpc.aio.Channel:
-    """A channel that trusts only `roots_pem` and expects the control plane's certificate."""
+    """A channel that trusts only `roots_pem` and expects the control plane's certificate.
+
+    `address` may list several replicas, `ip:port,ip:port`: gRPC then tries them in order."""
     creds = grpc.ssl_channel_credentials(root_certificates=roots_pem.encode())
+    target = f"ipv4:{address}" if "," in address else address
     return grpc.aio.secure_channel(
-        address, creds, options=[("grpc.ssl_target_name_override", CONTROL_PLANE_DNS)]
+        target, creds, options=[("grpc.ssl_target_name_override", CONTROL_PLANE_DNS)]
     )
 
 

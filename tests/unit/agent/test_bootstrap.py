@@ -50,7 +50,12 @@ def test_envoy_validates_the_bootstrap_for_both_api_types(tmp_path: Path) -> Non
     for api_type in ("GRPC", "DELTA_GRPC"):
         path = tmp_path / f"{api_type}.json"
         boot = sidecar_bootstrap(
-            IDENT, xds_host="127.0.0.1", xds_port=15010, admin_port=15000, api_type=api_type
+            IDENT,
+            xds_host="127.0.0.1",
+            xds_port=15010,
+            admin_port=15000,
+            api_type=api_type,
+            more_xds=[("127.0.0.1", 15011)] if api_type == "GRPC" else (),
         )
         path.write_text(json.dumps(boot))
         proc = subprocess.run(
@@ -61,6 +66,22 @@ def test_envoy_validates_the_bootstrap_for_both_api_types(tmp_path: Path) -> Non
             check=False,
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_several_control_plane_replicas_are_endpoints_of_the_one_xds_cluster() -> None:
+    boot = sidecar_bootstrap(
+        IDENT,
+        xds_host="10.0.0.1",
+        xds_port=15012,
+        admin_port=15000,
+        more_xds=[("10.0.0.2", 15012), ("10.0.0.3", 15012)],
+    )
+    static = boot["static_resources"]
+    assert isinstance(static, dict)
+    (cluster,) = static["clusters"]
+    (locality,) = cluster["load_assignment"]["endpoints"]
+    addresses = [e["endpoint"]["address"]["socket_address"] for e in locality["lb_endpoints"]]
+    assert [a["address"] for a in addresses] == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
 
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "bootstrap" / "sidecar-none.yaml"
