@@ -16,8 +16,9 @@ services with a 90/10 VirtualService; see meshgen.py) this times, in one process
   bytes (upb building the objects in C), and what a control plane that builds a
   ``DiscoveryResponse`` of ``Any``s per proxy pays; plus ``json_format.ParseDict`` of the same
   clusters and assignments, the usual "config as dicts" way to build them in Python;
-* what one edit costs the control plane end to end (store update with every file, snapshot,
-  view): a VirtualService weight change and an endpoint port change.
+* what one edit costs the control plane end to end (`Pipeline.apply` of the one changed
+  file: store, snapshot, generation taking over from the previous one, view): a
+  VirtualService weight change and an endpoint port change.
 
 Every figure is the median of a few repetitions (time.perf_counter, ``gc.collect()`` before
 each). Run with ``make bench`` or ``.venv/bin/python benchmarks/generate_bench.py``.
@@ -43,7 +44,8 @@ from google.protobuf import any_pb2, json_format
 from google.protobuf.message import Message
 
 from meshgen import generate_mesh, mesh_size, service_entry, services, virtual_service
-from shoal.api import ConfigStore, Resource
+from shoal.api import Change, ConfigStore, Resource
+from shoal.engine import Pipeline
 from shoal.generate import CLUSTER, ENDPOINT, ConfigGenerator, PreparedResource
 from shoal.generate.prepared import unpack
 from shoal.model import MeshSnapshot, Proxy, build_snapshot, parse_proxy
@@ -122,10 +124,10 @@ def naive_response(type_url: str, messages: list[Message]) -> bytes:
     return data
 
 
-def reload(store: ConfigStore, files: dict[str, str], proxy: Proxy) -> object:
-    """What the control plane does after a change: every file, a snapshot, the view."""
-    result = store.update(files)
-    return ConfigGenerator(build_snapshot("edit", result.resources)).view(proxy)
+def reload(pipeline: Pipeline, change: Change, proxy: Proxy) -> object:
+    """One edit through the control plane's pure path, up to the edited proxy's view."""
+    generation, _ = pipeline.apply([change])
+    return generation.view(proxy)
 
 
 def bench(size: int, reps: int) -> Result:
@@ -211,26 +213,21 @@ def bench(size: int, reps: int) -> Result:
     # Each repetition is a real one-file edit of what the warm store holds (new weights or a
     # new port every time), so a store that skipped unchanged input could not cheat here.
     target = next(s for s in services(size, NAMESPACES, VS_FRACTION) if s.has_vs)
-    warm_store = ConfigStore()
-    warm_store.update(files)
-    current = dict(files)
+    warm = Pipeline("bench")
+    warm.load(files).generation.view(p1)
     edits = itertools.count(1)
 
-    def edit_vs() -> dict[str, str]:
+    def edit_vs() -> Change:
         v2 = 10 + next(edits)
-        current[target.file("vs")] = virtual_service(target, 100 - v2, v2)
-        return dict(current)
+        return Change.file(target.file("vs"), virtual_service(target, 100 - v2, v2))
 
-    def edit_se() -> dict[str, str]:
+    def edit_se() -> Change:
         port = 9000 + next(edits)
-        current[target.file("se")] = service_entry(target, ENDPOINTS, port=port)
-        return dict(current)
+        return Change.file(target.file("se"), service_entry(target, ENDPOINTS, port=port))
 
-    rows["edit 1 VS: store+snapshot+view"] = timed(
-        edit_vs, lambda f: reload(warm_store, f, p1), heavy
-    )
+    rows["edit 1 VS: store+snapshot+view"] = timed(edit_vs, lambda c: reload(warm, c, p1), heavy)
     rows["edit 1 SE port: store+snapshot+view"] = timed(
-        edit_se, lambda f: reload(warm_store, f, p1), heavy
+        edit_se, lambda c: reload(warm, c, p1), heavy
     )
 
     res.notes.append(

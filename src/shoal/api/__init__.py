@@ -4,6 +4,7 @@ and validation whose errors name file, line and field.
 Pure: no sockets, no file I/O (callers pass file names and texts), no asyncio.
 """
 
+from shoal.api.changes import Change
 from shoal.api.destinationrule import (
     DestinationRuleSpec,
     LoadBalancerSettings,
@@ -24,7 +25,7 @@ from shoal.api.serviceentry import (
     WorkloadEntrySpec,
     WorkloadSelector,
 )
-from shoal.api.store import ConfigStore, StoreResult
+from shoal.api.store import ConfigDelta, ConfigStore, StoreResult
 from shoal.api.validate import validate_references
 from shoal.api.virtualservice import (
     Destination,
@@ -44,6 +45,8 @@ from shoal.api.virtualservice import (
 __all__ = [
     "KINDS",
     "KIND_SPECS",
+    "Change",
+    "ConfigDelta",
     "ConfigError",
     "ConfigStore",
     "Destination",

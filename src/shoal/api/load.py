@@ -122,6 +122,16 @@ def _document(file: str, doc: YamlDocument) -> DocumentResult:
     return DocumentResult(doc.index, doc.line, key, resource, tuple(errors))
 
 
+def document_result(file: str, doc: YamlDocument) -> DocumentResult:
+    """Validate one non-empty document of `file` (its data and the lines of its fields)."""
+    return _document(file, doc)
+
+
+def parse_object(source: str, data: object) -> DocumentResult:
+    """Validate one already-decoded object (no lines to point at: errors name line 1)."""
+    return _document(source, YamlDocument(0, 1, data, {(): 1}, ()))
+
+
 def parse_documents(path: str, text: str) -> FileResult:
     """Parse and validate every document of one file, keeping per-document outcomes."""
     try:

@@ -58,14 +58,23 @@ class Origin:
     file: str
     line: int
     lines: Mapping[Path, int] = field(default_factory=_no_lines, repr=False)
+    # added to every line in `lines`: a document that moved down a file keeps its parsed
+    # `lines` and says how far it moved (api/documents.py)
+    shift: int = 0
 
     def line_of(self, path: Path) -> int:
         """Line of `path`, or of its longest prefix that has one, else the document's."""
         for end in range(len(path), -1, -1):
             line = self.lines.get(path[:end])
             if line is not None:
-                return line
+                return line + self.shift
         return self.line
+
+    def shifted(self, lines: int) -> Origin:
+        """This origin for the same document `lines` further down its file."""
+        if lines == 0:
+            return self
+        return Origin(self.file, self.line + lines, self.lines, self.shift + lines)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,11 @@
 """The config store: the last good configuration, kept across reloads of the files.
 
+It moves on by change sets (`apply`, see api/changes.py): a changed file is split into
+documents and only the documents whose text changed are parsed again (api/documents.py); a
+decoded object (Kubernetes) is validated on its own. Every apply answers what the accepted
+configuration is now, every error, and the `ConfigDelta` from the previous accepted set, so
+later layers are told what changed instead of finding out by comparison.
+
 "Bad input loses nothing": when a file stops parsing, or a document in it stops
 validating, or a resource stops fitting with the others, the mesh keeps running on
 what it had before for that part, and the rest moves on. Errors are reported on every
@@ -10,11 +16,14 @@ until they are fixed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
+from shoal.api.changes import Change, replace_all
+from shoal.api.documents import DocumentCache
 from shoal.api.errors import ConfigError
-from shoal.api.load import FileResult, parse_documents
+from shoal.api.load import FileResult, parse_object
 from shoal.api.resource import Resource, ResourceKey
 from shoal.api.validate import validate_references
 
@@ -22,11 +31,56 @@ _KEPT = "; keeping its last good version"
 _KEPT_FILE = "; keeping the resources of this file's last good version"
 
 
+def _no_resources() -> Mapping[ResourceKey, Resource]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class ConfigDelta:
+    """How the accepted configuration differs from the previous one, by resource key:
+    `before` holds the previous version of every changed or removed resource, `after` the
+    new version of every changed or added one. A resource that only moved (to another line
+    or file) compares equal and is not in the delta."""
+
+    before: Mapping[ResourceKey, Resource] = field(default_factory=_no_resources)
+    after: Mapping[ResourceKey, Resource] = field(default_factory=_no_resources)
+
+    @property
+    def keys(self) -> frozenset[ResourceKey]:
+        return frozenset(self.before.keys() | self.after.keys())
+
+    def __bool__(self) -> bool:
+        return bool(self.before or self.after)
+
+
 @dataclass(frozen=True)
 class StoreResult:
     resources: tuple[Resource, ...]  # sorted by key
     errors: tuple[ConfigError, ...]  # sorted
-    changed: bool
+    delta: ConfigDelta = field(default_factory=ConfigDelta)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.delta)
+
+
+def _delta(
+    before: Mapping[ResourceKey, Resource], after: Mapping[ResourceKey, Resource]
+) -> ConfigDelta:
+    # unchanged documents keep their objects (api/documents.py), so this is mostly `is`
+    old: dict[ResourceKey, Resource] = {}
+    new: dict[ResourceKey, Resource] = {}
+    for key, resource in after.items():
+        previous = before.get(key)
+        if previous is resource:
+            continue
+        if previous is None or previous != resource:
+            new[key] = resource
+            if previous is not None:
+                old[key] = previous
+    for key in before.keys() - after.keys():
+        old[key] = before[key]
+    return ConfigDelta(MappingProxyType(old), MappingProxyType(new))
 
 
 def _note(error: ConfigError, suffix: str) -> ConfigError:
@@ -34,7 +88,8 @@ def _note(error: ConfigError, suffix: str) -> ConfigError:
 
 
 class ConfigStore:
-    """Holds the accepted configuration; `update` with the current files to move it on."""
+    """Holds the accepted configuration; `apply` a change set to move it on (`update` with
+    every file's text does the same for callers that hold them all)."""
 
     def __init__(self, known_hosts: Mapping[str, Collection[int]] | None = None) -> None:
         # The resources each file contributed last time (after keeping last-good
@@ -43,8 +98,10 @@ class ConfigStore:
         self._accepted: dict[ResourceKey, Resource] = {}
         self._last: tuple[Resource, ...] = ()
         self._known_hosts = known_hosts
-        # path -> (text, parse result): an edit re-parses one file, not the whole folder
-        self._parsed: dict[str, tuple[str, FileResult]] = {}
+        # source -> its parse result and its documents by text: an edit re-parses the
+        # documents it touched, not the whole file, let alone the whole folder
+        self._parsed: dict[str, FileResult] = {}
+        self._documents: dict[str, DocumentCache] = {}
 
     @property
     def resources(self) -> tuple[Resource, ...]:
@@ -111,32 +168,49 @@ class ConfigStore:
         ]
         return accepted, noted
 
-    def _parse(self, path: str, text: str) -> FileResult:
-        cached = self._parsed.get(path)
-        if cached is not None and cached[0] == text:
-            return cached[1]
-        result = parse_documents(path, text)
-        self._parsed[path] = (text, result)
-        return result
+    def _parse(self, change: Change) -> FileResult:
+        if change.data is not None:
+            result = parse_object(change.source, change.data)
+            return FileResult(change.source, None, (result,))
+        assert change.text is not None
+        cache = self._documents.setdefault(change.source, DocumentCache())
+        return cache.parse(change.source, change.text)
+
+    @property
+    def sources(self) -> frozenset[str]:
+        """Every unit (file, object) the store currently holds."""
+        return frozenset(self._parsed)
+
+    def replacing(self, files: Mapping[str, str]) -> list[Change]:
+        """The changes after which the store holds exactly `files` (path -> text)."""
+        return replace_all(files, self._parsed)
 
     def update(self, files: Mapping[str, str]) -> StoreResult:
         """Load `files` (path -> full text, every config file there is) and move on."""
+        return self.apply(self.replacing(files))
+
+    def apply(self, changes: Iterable[Change]) -> StoreResult:
+        """Move on by `changes`; sources not named keep what they had."""
+        for change in changes:
+            if change.deleted:
+                self._parsed.pop(change.source, None)
+                self._documents.pop(change.source, None)
+            else:
+                self._parsed[change.source] = self._parse(change)
         candidates: list[Resource] = []
         errors: list[ConfigError] = []
         file_candidates: dict[str, list[Resource]] = {}
-        for path in sorted(files):
-            found, found_errors = self._candidates(self._parse(path, files[path]))
-            file_candidates[path] = found
+        for source in sorted(self._parsed):
+            found, found_errors = self._candidates(self._parsed[source])
+            file_candidates[source] = found
             candidates += found
             errors += found_errors
         accepted, reference_errors = self._resolve(candidates)
         errors += reference_errors
 
         self._file_candidates = file_candidates
-        for gone in self._parsed.keys() - files.keys():
-            del self._parsed[gone]
+        before = self._accepted
         self._accepted = {r.key: r for r in accepted}
-        resources = tuple(sorted(accepted, key=lambda r: r.key))
-        changed = resources != self._last
-        self._last = resources
-        return StoreResult(resources, tuple(sorted(set(errors))), changed)
+        self._last = tuple(sorted(accepted, key=lambda r: r.key))
+        delta = _delta(before, self._accepted)
+        return StoreResult(self._last, tuple(sorted(set(errors))), delta)

@@ -1,8 +1,9 @@
 """`shoal analyze DIR`: load a config directory as the control plane would and report every
 problem at once, with file and line, before anything reaches a proxy.
 
-It runs the same loader and validator as `shoal control-plane` (`read_config_dir` then
-`ConfigStore.update`), so what it reports is exactly what the control plane would refuse.
+It runs the same pipeline as `shoal control-plane` (`read_changes`, then `Pipeline.apply`, the
+policy files read the same way), so what it reports is exactly what the control plane would
+refuse.
 Exit status: 0 when there is no error (warnings allowed), 1 when there is any, 2 when
 DIR cannot be read.
 """
@@ -15,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shoal.api import ConfigError, ConfigStore
+from shoal.api import ConfigError
 from shoal.cli.checks import find_warnings
 from shoal.cli.tables import print_json
-from shoal.sources.directory import read_config_dir
+from shoal.engine import Pipeline
+from shoal.sources.directory import DirCache, read_changes
+from shoal.sources.policyfiles import read_policy_files
 
 
 @dataclass(frozen=True)
@@ -39,17 +42,19 @@ class Report:
 
 def analyze(root: Path) -> Report:
     """Load every config file under `root` and collect its errors and warnings."""
-    files = read_config_dir(root)
-    result = ConfigStore().update(files)
+    cache = DirCache()
+    pipeline = Pipeline("analyze", policy_files=lambda res: read_policy_files(root, res))
+    pipeline.apply(read_changes(root, cache, None))
+    resources = pipeline.store.resources
 
     def order(e: ConfigError) -> tuple[str, int, str, str]:
         return (e.file, e.line, e.field, e.message)
 
     return Report(
-        files=len(files),
-        resources=len(result.resources),
-        errors=tuple(sorted(result.errors, key=order)),
-        warnings=tuple(sorted(find_warnings(result.resources), key=order)),
+        files=len(cache.entries),
+        resources=len(resources),
+        errors=tuple(sorted(pipeline.errors, key=order)),
+        warnings=tuple(sorted(find_warnings(resources), key=order)),
     )
 
 

@@ -1,8 +1,9 @@
 """One control-plane process: config directory in, ADS out, admin HTTP beside it.
 
-Changes flow one way: the directory source says "something changed", the debouncer waits for
-the burst to end, the store validates and keeps last-good config, a new snapshot is built and
-the ADS server pushes to every stream what changed for it.
+Changes flow one way: the directory source names the files that changed, the debouncer waits
+for the burst to end, the pipeline (engine/pipeline.py) turns those files' changes into a new
+generation and a `PushRequest`, and the ADS server pushes to every stream what changed for it.
+This module does the I/O around the pure pipeline: reading files, serving, lifecycle.
 """
 
 from __future__ import annotations
@@ -18,24 +19,18 @@ from pathlib import Path
 
 from aiohttp import web
 
-from shoal.api import ConfigError, ConfigStore
+from shoal.api import Change, ConfigError, ConfigStore, Resource
 from shoal.ca.authority import CertificateAuthority
 from shoal.controlplane.admin import start_admin
 from shoal.controlplane.heap import HeapPolicy
 from shoal.controlplane.security import MeshSecurity
 from shoal.controlplane.webhooks import Webhooks
-from shoal.generate import ConfigGenerator
+from shoal.engine import Pipeline
 from shoal.kube.inject import InjectorSettings
-from shoal.model import Credential, MeshSnapshot, RegistryInstance, build_snapshot
-from shoal.sources.directory import (
-    Changes,
-    DirCache,
-    read_config_dir,
-    refresh_config_files,
-    watch_dir,
-)
+from shoal.model import Credential, MeshSnapshot, RegistryInstance
+from shoal.sources.directory import Changes, DirCache, read_changes, watch_dir
 from shoal.sources.policyfiles import read_policy_files
-from shoal.sources.secrets import read_credentials
+from shoal.sources.secrets import SECRETS_DIR, read_credentials
 from shoal.xds.debounce import Debouncer
 from shoal.xds.server import AdsServer
 
@@ -74,26 +69,19 @@ class ControlPlane:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.boot_id = new_boot_id()
-        self.store = ConfigStore()
+        self.pipeline = Pipeline(self.boot_id, policy_files=self._read_policy_files)
         self.ads = AdsServer(self.boot_id)
-        self.snapshot: MeshSnapshot | None = None
-        self.errors: tuple[ConfigError, ...] = ()
         self.instances: tuple[RegistryInstance, ...] = ()
-        self.credentials: dict[str, Credential] = {}
-        # contents of local files named by policies (DestinationRule tls, JWKS)
-        self.files: dict[str, str] = {}
         # called with every new snapshot (e.g. `shoal up` reconciles its replicas)
         self.listeners: list[Callable[[MeshSnapshot], None]] = []
         # extra JSON views served at /debug/<name> (e.g. `shoal up` adds "workloads")
         self.debug_views: dict[str, Callable[[], object]] = {}
         self.xds_port = settings.xds_port
         self.stopping = asyncio.Event()
-        self._seq = 0
         self._files_dirty = True
         # files the watcher said changed since the last reload; None: scan the whole folder
         self._changed_files: set[str] | None = None
         self._dir_cache = DirCache()
-        self._built_instances: tuple[RegistryInstance, ...] | None = None
         self._heap = HeapPolicy()
         self._debouncer = Debouncer(
             settings.debounce_s, settings.max_debounce_s, self.apply, busy=self.ads.fanning_out
@@ -129,12 +117,32 @@ class ControlPlane:
         self._files_dirty = True
         self._debouncer.trigger()
 
-    def _read_files(self) -> dict[str, str]:
+    @property
+    def store(self) -> ConfigStore:
+        return self.pipeline.store
+
+    @property
+    def snapshot(self) -> MeshSnapshot | None:
+        return self.pipeline.snapshot
+
+    @property
+    def errors(self) -> tuple[ConfigError, ...]:
+        return self.pipeline.errors
+
+    def _read_changes(self) -> tuple[list[Change], dict[str, Credential] | None]:
+        """The config files' changes since the last reload, and the gateway credentials
+        when a file under secrets/ may have changed (None: they did not)."""
         root, changed = self.settings.config_dir, self._changed_files
         self._changed_files = None
-        if changed is None or not self._dir_cache.entries:
-            return read_config_dir(root, self._dir_cache)
-        return refresh_config_files(root, self._dir_cache, changed)
+        first = not self._dir_cache.entries
+        changes = read_changes(root, self._dir_cache, changed)
+        secrets = (
+            changed is None or first or any(Path(p).parts[:1] == (SECRETS_DIR,) for p in changed)
+        )
+        return changes, read_credentials(root) if secrets else None
+
+    def _read_policy_files(self, resources: tuple[Resource, ...]) -> dict[str, str]:
+        return read_policy_files(self.settings.config_dir, resources)
 
     def set_instances(self, instances: Iterable[RegistryInstance]) -> None:
         """Replace the registry's workload instances (local replicas); pushes after debounce."""
@@ -142,48 +150,35 @@ class ControlPlane:
         self._debouncer.trigger()
 
     def apply(self) -> None:
-        """Re-read the directory if it changed and push a new snapshot if anything did."""
+        """Re-read what the watcher named and push a new generation if anything changed."""
         started = time.perf_counter()
-        changed = self.snapshot is None or self.instances != self._built_instances
-        if self._files_dirty:
+        changes: list[Change] = []
+        credentials: dict[str, Credential] | None = None
+        reread = self._files_dirty
+        if reread:
             self._files_dirty = False
-            result = self.store.update(self._read_files())
-            changed = changed or result.changed
-            credentials = read_credentials(self.settings.config_dir)
-            changed = changed or credentials != self.credentials
-            self.credentials = credentials
-            files = read_policy_files(self.settings.config_dir, self.store.resources)
-            changed = changed or files != self.files
-            self.files = files
-            if result.errors != self.errors:
-                for err in result.errors:
-                    if err not in self.errors:
-                        log.error("%s", err)
-                self.errors = result.errors
-        if not changed:
-            return
-        self._seq += 1
-        version = f"{self.boot_id}.{self._seq}"
-        self._built_instances = self.instances
-        self.snapshot = build_snapshot(
-            version,
-            self.store.resources,
-            self.instances,
-            errors=self.errors,
-            credentials=self.credentials,
-            files=self.files,
+            changes, credentials = self._read_changes()
+        known = self.errors
+        generation, push = self.pipeline.apply(
+            changes, instances=self.instances, credentials=credentials, reread_files=reread
         )
-        self.ads.update(ConfigGenerator(self.snapshot, previous=self.ads.generator))
+        for err in self.errors:
+            if err not in known:
+                log.error("%s", err)
+        if push.empty:
+            return
+        snapshot = generation.snapshot
+        self.ads.update(generation)
         self.ads.metrics.generation.observe(time.perf_counter() - started)
         log.info(
             "snapshot %s: %d services, %d instances, built in %.1f ms",
-            version,
-            len(self.snapshot.services),
+            snapshot.version,
+            len(snapshot.services),
             len(self.instances),
             (time.perf_counter() - started) * 1000,
         )
         for listener in self.listeners:
-            listener(self.snapshot)
+            listener(snapshot)
         self._heap.after_reload()
 
     # ------------------------------------------------------------------ lifecycle

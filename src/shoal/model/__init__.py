@@ -2,6 +2,7 @@
 
 from shoal.model.build import RegistryInstance, build_snapshot
 from shoal.model.proxy import Proxy, ProxyError, parse_proxy
+from shoal.model.push import PushRequest, push_request
 from shoal.model.snapshot import Credential, Endpoint, MeshSnapshot, Port, Service
 
 __all__ = [
@@ -11,8 +12,10 @@ __all__ = [
     "Port",
     "Proxy",
     "ProxyError",
+    "PushRequest",
     "RegistryInstance",
     "Service",
     "build_snapshot",
     "parse_proxy",
+    "push_request",
 ]

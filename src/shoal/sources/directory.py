@@ -1,6 +1,8 @@
 """The config directory source: reads every YAML file under a folder and watches it.
 
-It knows nothing of xDS; it hands `{path: text}` to whoever listens. Editors save through
+It knows nothing of xDS. It says what changed: `read_changes` turns the paths the watcher
+named into `Change`s (api/changes.py) for exactly those files (a full scan, when only one can
+tell, into changes for the files whose text differs from what was read before). Editors save through
 temporary files and renames, so only finished `*.yaml`/`*.yml` files are read, hidden and
 backup files are skipped, and a file that vanishes between listing and reading is treated as
 deleted.
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import watchfiles
 
+from shoal.api import Change
 from shoal.sources.secrets import is_secret_file
 
 log = logging.getLogger("shoal.sources")
@@ -73,6 +76,28 @@ def refresh_config_files(root: Path, cache: DirCache, changed: Iterable[str]) ->
             entries[key] = entry
     cache.entries = entries
     return cache.files()
+
+
+def read_changes(root: Path, cache: DirCache, changed: Iterable[str] | None) -> list[Change]:
+    """What changed under `root` since `cache` was filled: for the files the watcher named
+    (`changed`, relative paths), or, when it is None or nothing was read yet, for every file
+    a full scan finds different (new, edited, gone). Only files whose text differs count."""
+    before = cache.entries
+    if changed is None or not before:
+        read_config_dir(root, cache)
+        keys: Iterable[str] = before.keys() | cache.entries.keys()
+    else:
+        refresh_config_files(root, cache, changed)
+        keys = changed
+    after = cache.entries
+    changes: list[Change] = []
+    for key in sorted(set(keys)):
+        old, new = before.get(key), after.get(key)
+        if new is None and old is not None:
+            changes.append(Change.file(key, None))
+        elif new is not None and (old is None or old[3] != new[3]):
+            changes.append(Change.file(key, new[3]))
+    return changes
 
 
 def _read(

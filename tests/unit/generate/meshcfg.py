@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shoal.api import ConfigStore
+from shoal.engine import Pipeline
 from shoal.generate import ConfigGenerator
-from shoal.model import MeshSnapshot, Proxy, build_snapshot, parse_proxy
+from shoal.model import MeshSnapshot, Proxy, parse_proxy
 
 REVIEWS = """
 apiVersion: networking.istio.io/v1
@@ -56,10 +56,22 @@ spec:
 """
 
 
+def pipeline(*texts: str) -> Pipeline:
+    """A pipeline that loaded `texts` (one file each) without an error."""
+    built = Pipeline("test")
+    built.load({f"f{i}.yaml": t for i, t in enumerate(texts)})
+    assert not built.errors, [str(e) for e in built.errors]
+    return built
+
+
+def generator(*texts: str) -> ConfigGenerator:
+    generation = pipeline(*texts).generation
+    assert generation is not None
+    return generation
+
+
 def snapshot(*texts: str) -> MeshSnapshot:
-    result = ConfigStore().update({f"f{i}.yaml": t for i, t in enumerate(texts)})
-    assert not result.errors, [str(e) for e in result.errors]
-    return build_snapshot("test.1", result.resources, errors=result.errors)
+    return generator(*texts).snapshot
 
 
 def sidecar(namespace: str = "default", name: str = "client", **meta: object) -> Proxy:
@@ -73,7 +85,3 @@ def sidecar(namespace: str = "default", name: str = "client", **meta: object) ->
     return parse_proxy(
         f"sidecar~127.0.0.1~{name}.{namespace}~{namespace}.svc.cluster.local", metadata
     )
-
-
-def generator(*texts: str) -> ConfigGenerator:
-    return ConfigGenerator(snapshot(*texts))

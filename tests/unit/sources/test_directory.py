@@ -70,3 +70,30 @@ def test_watcher_events_name_files_or_ask_for_a_full_scan(tmp_path: object) -> N
     (root / "ns").rmdir()
     assert classify(base, [f"{base}/ns"], cache)[0]
     assert classify(base, ["/elsewhere/x.yaml"], cache) == (False, frozenset())
+
+
+def test_the_reader_emits_changes_for_the_files_named_only(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from shoal.api import Change
+    from shoal.sources.directory import DirCache, read_changes
+
+    root = Path(str(tmp_path))
+    (root / "a.yaml").write_text("a: 1\n")
+    (root / "b.yaml").write_text("b: 1\n")
+    cache = DirCache()
+    first = read_changes(root, cache, None)
+    assert first == [Change.file("a.yaml", "a: 1\n"), Change.file("b.yaml", "b: 1\n")]
+    (root / "a.yaml").write_text("a: 2\n")
+    (root / "b.yaml").write_text("b: 2\n")
+    (root / "c.yaml").write_text("c: 1\n")
+    # only what the watcher named is looked at, and only a different text is a change
+    assert read_changes(root, cache, ["a.yaml"]) == [Change.file("a.yaml", "a: 2\n")]
+    (root / "a.yaml").unlink()
+    assert read_changes(root, cache, ["a.yaml", "x.txt"]) == [Change.file("a.yaml", None)]
+    # a full scan finds everything that differs
+    assert read_changes(root, cache, None) == [
+        Change.file("b.yaml", "b: 2\n"),
+        Change.file("c.yaml", "c: 1\n"),
+    ]
+    assert read_changes(root, cache, None) == []
