@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from shoal import __version__
-from shoal.cli import agentcmd, analyze, cacmd, proxyconfig, proxystatus, upcmd
+from shoal.cli import agentcmd, analyze, cacmd, installcmd, proxyconfig, proxystatus, upcmd
 from shoal.controlplane.app import ControlPlane, Settings
 from shoal.kube import names
 from shoal.kube.inject import InjectorSettings
@@ -86,6 +86,7 @@ def parser() -> argparse.ArgumentParser:
     upcmd.register(sub)
     agentcmd.register(sub)
     cacmd.register(sub)
+    installcmd.register(sub)
 
     ver = sub.add_parser("version", help="print the version")
     ver.set_defaults(func=_version)
