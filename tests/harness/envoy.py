@@ -24,6 +24,7 @@ import yaml
 from harness import procs
 from harness.adminhttp import get_json, request
 from harness.wait import wait_until
+from shoal.agent.bootstrap import layered_runtime
 
 ENVOY_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "envoy"
 
@@ -100,6 +101,8 @@ def sidecar_bootstrap(
             "cds_config": {"ads": {}, "resource_api_version": "V3"},
             "lds_config": {"ads": {}, "resource_api_version": "V3"},
         },
+        # as every bootstrap shoal writes (agent/bootstrap.py): RE2's program-size limit raised
+        "layered_runtime": layered_runtime(),
         "static_resources": {
             "clusters": [
                 {

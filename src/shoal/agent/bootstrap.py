@@ -2,7 +2,9 @@
 
 Everything else arrives over xDS. The node id and metadata follow DESIGN.md, so the control
 plane can tell who is asking; the ADS stream reconnects within half a second of a
-control-plane restart (Envoy's default backoff would grow to 30 s).
+control-plane restart (Envoy's default backoff would grow to 30 s). Its runtime raises
+RE2's program-size limit as Istio does, to the limit shoal validates regexes against
+(api/re2.py).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+from shoal.api.re2 import REGEX_PROGRAM_SIZE_LIMIT, RUNTIME_KEY
 
 ApiType = Literal["GRPC", "DELTA_GRPC"]
 
@@ -64,6 +68,16 @@ def _metadata(ident: SidecarIdentity, admin_port: int) -> dict[str, object]:
     return meta
 
 
+def layered_runtime() -> dict[str, object]:
+    """The runtime every shoal bootstrap sets: RE2's limit raised, runtime changes by admin."""
+    return {
+        "layers": [
+            {"name": "shoal", "static_layer": {RUNTIME_KEY: REGEX_PROGRAM_SIZE_LIMIT}},
+            {"name": "admin", "admin_layer": {}},
+        ]
+    }
+
+
 def sidecar_bootstrap(
     ident: SidecarIdentity,
     *,
@@ -102,6 +116,7 @@ def sidecar_bootstrap(
             "cds_config": ads,
             "lds_config": ads,
         },
+        "layered_runtime": layered_runtime(),
         # an explicit connection limit (Envoy warns at start-up without one)
         "overload_manager": {
             "resource_monitors": [

@@ -9,11 +9,23 @@ never by generation: `files()` lists them for the sources layer.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+import re
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from shoal.api.base import ApiModel, Bool, field_error
+
+_LABEL = r"[A-Za-z0-9](?:[-A-Za-z0-9_]*[A-Za-z0-9])?"
+_SNI = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+
+
+def _sni(value: str) -> str:
+    # Envoy's UpstreamTlsContext.sni holds at most 255 bytes; TLS carries a DNS name there
+    if value and (len(value) > 255 or not _SNI.fullmatch(value)):
+        raise ValueError(f"sni {value[:60]!r} is not a DNS name (at most 255 characters)")
+    return value
+
 
 TlsMode = Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"]
 
@@ -24,7 +36,7 @@ class ClientTLSSettings(ApiModel):
     private_key: str = ""
     ca_certificates: str = ""
     subject_alt_names: list[str] = Field(default_factory=list)
-    sni: str = ""
+    sni: Annotated[str, AfterValidator(_sni)] = ""
     insecure_skip_verify: Bool | None = None
 
     @model_validator(mode="after")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from shoal.api.base import ApiModel, Host, field_error
+from shoal.api.base import ApiModel, DnsLabel, Host, field_error
 from shoal.api.trafficpolicy import LoadBalancerSettings, TrafficPolicy, effective_policy
 
 __all__ = ["DestinationRuleSpec", "LoadBalancerSettings", "Subset", "TrafficPolicy"]
@@ -19,7 +19,7 @@ __all__ = ["DestinationRuleSpec", "LoadBalancerSettings", "Subset", "TrafficPoli
 class Subset(ApiModel):
     """A named group of a service's endpoints, selected by labels."""
 
-    name: str = Field(min_length=1)
+    name: DnsLabel  # Istio: a DNS-1123 label; it becomes part of cluster names
     labels: dict[str, str] = Field(default_factory=dict)
     traffic_policy: TrafficPolicy | None = None
 

@@ -21,6 +21,11 @@ _UNITS: dict[str, float] = {
     "µs": 1e-6,
     "ns": 1e-9,
 }
+# The longest duration Envoy holds for every field: protobuf's Duration allows 10,000 years,
+# but Envoy converts durations to int64 nanoseconds and refuses 9223372036s and more
+# ("Duration out-of-range", measured with Envoy 1.40): about 292 years.
+MAX_SECONDS = (2**63 - 1) // 10**9 - 1
+
 # Longer units first so "ms" is not read as "m" followed by a stray "s".
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")
 
@@ -40,6 +45,11 @@ def parse_duration(text: str) -> float:
         raise ValueError(
             f"invalid duration {text!r}: expected a number with a unit "
             "(h, m, s, ms, us, ns), e.g. '1.5s', '100ms' or '1h30m'"
+        )
+    if not total <= MAX_SECONDS:  # also refuses inf from absurdly long digit strings
+        raise ValueError(
+            f"duration {text!r} is too long: at most {MAX_SECONDS}s (about 292 years), "
+            "the range Envoy can hold"
         )
     return total
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from collections.abc import Collection
 
 CLUSTER_DOMAIN = "cluster.local"
@@ -78,8 +79,18 @@ def host_matches(pattern: str, host: str) -> bool:
     return pattern == host
 
 
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_MAX_NAME = 253  # RFC 1035, without the trailing dot
+
+
 def check_host(host: str) -> str:
-    """Validate a host as written in config; return it, or raise ValueError saying why."""
+    """Validate a host as written in config; return it, or raise ValueError saying why.
+
+    A host becomes an Envoy virtual-host domain, part of cluster names, a DNS name to resolve
+    and an SNI, so it must be a DNS name (optionally with a leading `*.` wildcard) or `*`.
+    Upper case is refused: Envoy matches domains case-insensitively, so `A.com` and `a.com`
+    would be one domain claimed twice.
+    """
     if not host:
         raise ValueError("host must not be empty")
     if "://" in host or "/" in host:
@@ -88,6 +99,19 @@ def check_host(host: str) -> str:
         raise ValueError(f"host {host!r} must not contain whitespace")
     if "*" in host and host != "*" and not (host.startswith("*.") and "*" not in host[1:]):
         raise ValueError(f"host {host!r}: a wildcard is only allowed as the whole first label")
-    if any(not label for label in host.split(".")):
+    if host == "*":
+        return host
+    if len(host) > _MAX_NAME:
+        raise ValueError(f"host {host[:40]!r}... is longer than {_MAX_NAME} characters")
+    labels = host.removeprefix("*.").split(".")
+    if any(not label for label in labels):
         raise ValueError(f"host {host!r} has an empty label")
+    for label in labels:
+        if label != label.lower():
+            raise ValueError(f"host {host!r} must be lower case (DNS names are case-insensitive)")
+        if len(label) > 63 or not _LABEL.fullmatch(label):
+            raise ValueError(
+                f"host {host!r}: label {label[:70]!r} is not a DNS label (letters, digits and "
+                "'-', not starting or ending with '-', at most 63 characters)"
+            )
     return host

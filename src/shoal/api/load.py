@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from shoal.api.errors import ConfigError, InvalidConfigError, render_path
 from shoal.api.kinds import KIND_SPECS, UnknownKindError, lookup
 from shoal.api.meta import ObjectMeta
-from shoal.api.resource import Origin, Resource, ResourceKey, Spec
+from shoal.api.resource import Origin, Path, Resource, ResourceKey, Spec
 from shoal.api.validation_errors import translate, unknown_field_message
 from shoal.api.yamlload import YamlDocument, YamlSyntaxError, load_documents
 
@@ -65,6 +65,36 @@ def _readable_key(data: dict[object, object]) -> ResourceKey | None:
     return (kind, namespace, name)
 
 
+def _bad_text(value: str) -> str | None:
+    """Why a string cannot go into Envoy config (protobuf strings are UTF-8), or None."""
+    if "\x00" in value:
+        return "contains a NUL character (\\0), which no config value may hold"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"contains {value[exc.start]!r} at {exc.start}, which is not a Unicode character"
+    return None
+
+
+def _text_problems(data: object, path: tuple[str | int, ...]) -> list[tuple[Path, str]]:
+    """Every string (key or value) below `data` that no Envoy field can hold, with its path."""
+    found: list[tuple[Path, str]] = []
+    if isinstance(data, str):
+        problem = _bad_text(data)
+        if problem is not None:
+            found.append((path, f"{data[:60]!r} {problem}"))
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            here = (*path, str(key))
+            if isinstance(key, str) and (problem := _bad_text(key)) is not None:
+                found.append((here, f"the key {key[:60]!r} {problem}"))
+            found += _text_problems(value, here)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found += _text_problems(value, (*path, i))
+    return found
+
+
 def _document(file: str, doc: YamlDocument) -> DocumentResult:
     origin = Origin(file, doc.line, MappingProxyType(doc.lines))
     data = doc.data
@@ -84,6 +114,10 @@ def _document(file: str, doc: YamlDocument) -> DocumentResult:
             ConfigError(file, origin.line_of(path), render_path(path), message, str(kind), label)
         )
 
+    reported: dict[str, list[str]] = {}
+    for path, message in _text_problems(data, ()):
+        fail(path, message)
+        reported.setdefault(render_path(path), []).append(message)
     for name in data:
         if name not in _ENVELOPE:
             fail((str(name),), unknown_field_message(str(name), _ENVELOPE))
@@ -116,6 +150,8 @@ def _document(file: str, doc: YamlDocument) -> DocumentResult:
         except ValidationError as exc:
             errors += translate(exc, spec_model, ("spec",), origin, kind=str(kind), name=label)
 
+    if reported:  # the model's own complaint about the same string would say it twice
+        errors = [e for e in errors if e.field not in reported or e.message in reported[e.field]]
     resource = None
     if not errors and meta is not None and spec is not None and isinstance(api_version, str):
         resource = Resource(api_version, str(kind), meta, spec, origin)

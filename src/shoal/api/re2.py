@@ -1,83 +1,74 @@
-"""Checks that a regular expression means the same to Envoy (RE2) as to us.
+"""Regular expressions checked by the engine Envoy runs them with: Google RE2 (`google-re2`).
 
-Envoy evaluates `regex` matches with Google RE2, which guarantees linear time by leaving
-out lookaround, backreferences, atomic groups and possessive quantifiers. Python's `re`
-accepts all of those, so compiling with `re` alone would let through patterns Envoy
-rejects (and it would NACK the whole route configuration).
+Envoy evaluates every `regex` (URI, header and query matches, CORS origins, regex rewrites)
+with RE2 and refuses the whole route table when one pattern does not compile, or when its
+compiled program is larger than the runtime limit `re2.max_program_size.error_level`
+(Envoy's default is 100, which ordinary patterns such as `/users/[a-z0-9-]{1,64}/orders`
+exceed). Compiling with the real engine here, with the limit every bootstrap shoal writes
+sets (`REGEX_PROGRAM_SIZE_LIMIT`, Istio's value), makes such a pattern a load error with its
+field instead of a NACK.
 """
 
 from __future__ import annotations
 
-import re
-import warnings
+import re2
 
-_GROUP_PROBLEMS = (
-    ("(?=", "lookahead '(?=...)'"),
-    ("(?!", "negative lookahead '(?!...)'"),
-    ("(?<=", "lookbehind '(?<=...)'"),
-    ("(?<!", "negative lookbehind '(?<!...)'"),
-    ("(?P=", "named backreference '(?P=name)'"),
-    ("(?>", "atomic group '(?>...)'"),
-    ("(?(", "conditional group '(?(...)'"),
+# Istio's bootstrap sets the same limit (extractRuntimeFlags in pkg/bootstrap).
+REGEX_PROGRAM_SIZE_LIMIT = 32768
+RUNTIME_KEY = "re2.max_program_size.error_level"
+
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # the error comes back as an exception; no stderr noise
+
+# RE2 leaves these out to guarantee linear time; its errors name only the syntax.
+_HINTS = (
+    ("invalid perl operator", "RE2 has no lookaround, atomic or conditional groups"),
+    ("invalid escape sequence: \\1", "RE2 has no backreferences"),
+    ("invalid escape sequence: \\Z", "RE2 spells end of text '\\z'"),
+    ("bad repetition operator: *+", "RE2 has no possessive quantifiers"),
+    ("bad repetition operator: ++", "RE2 has no possessive quantifiers"),
+    ("bad repetition operator: ?+", "RE2 has no possessive quantifiers"),
+    ("invalid repetition size", "RE2 allows at most 1000 repetitions"),
 )
 
 
-def _skip_class(pattern: str, start: int) -> int:
-    """Return the index after the character class starting at `start` ('[')."""
-    i = start + 1
-    if pattern.startswith("^", i):
-        i += 1
-    if pattern.startswith("]", i):  # a leading ']' is a literal
-        i += 1
-    while i < len(pattern):
-        if pattern[i] == "\\":
-            i += 2
-        elif pattern[i] == "]":
-            return i + 1
-        else:
-            i += 1
-    return i
+def _reason(error: object) -> str:
+    text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
+    for needle, hint in _HINTS:
+        if needle in text:
+            return f"{text} ({hint})"
+    # "\2".."\9" are backreferences too
+    if text.startswith("invalid escape sequence: \\") and text[-1:].isdigit():
+        return f"{text} (RE2 has no backreferences)"
+    return text
 
 
-def re2_problem(pattern: str) -> str | None:
-    """Say what in `pattern` RE2 does not support, or None if nothing is found."""
-    i = 0
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\":
-            escaped = pattern[i + 1 : i + 2]
-            if escaped.isdigit() and escaped != "0":
-                return f"backreference '\\{escaped}'"
-            if escaped == "Z":
-                return "'\\Z' (RE2 spells end of text '\\z')"
-            i += 2
-            continue
-        if char == "[":
-            i = _skip_class(pattern, i)
-            continue
-        for prefix, what in _GROUP_PROBLEMS:
-            if pattern.startswith(prefix, i):
-                return what
-        if char in "*+?}" and pattern.startswith("+", i + 1):
-            return f"possessive quantifier '{char}+'"
-        i += 1
-    return None
+def program_size(pattern: str) -> int:
+    """The size RE2 gives `pattern`'s compiled program; ValueError if it does not compile."""
+    try:
+        compiled = re2.compile(pattern, _OPTIONS)
+    except re2.error as exc:
+        raise ValueError(
+            f"invalid regex {pattern!r}: {_reason(exc.args[0] if exc.args else exc)}"
+        ) from None
+    except UnicodeEncodeError:
+        raise ValueError(f"regex {pattern!r} is not valid Unicode text") from None
+    return int(compiled.programsize)
 
 
 def check_regex(pattern: str) -> str:
-    """Return `pattern` if both RE2 and Python can use it, else raise ValueError."""
-    problem = re2_problem(pattern)
-    if problem is not None:
+    """Return `pattern` if Envoy's RE2 accepts it within shoal's program-size limit."""
+    if not pattern:
+        raise ValueError("regex must not be empty (Envoy requires at least one character)")
+    size = program_size(pattern)
+    if size > REGEX_PROGRAM_SIZE_LIMIT:
         raise ValueError(
-            f"regex {pattern!r} uses {problem}, which Envoy's RE2 engine does not support"
+            f"regex {pattern!r} is too large for Envoy: its RE2 program size is {size}, over "
+            f"the limit of {REGEX_PROGRAM_SIZE_LIMIT} that shoal's bootstraps set ({RUNTIME_KEY})"
         )
-    # RE2's end-of-text is \z; Python calls it \Z. POSIX classes like [[:alpha:]] are
-    # valid RE2 but make Python warn about nested sets, which is noise here.
-    translated = re.sub(r"(?<!\\)((?:\\\\)*)\\z", r"\1\\Z", pattern)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            re.compile(translated)
-    except re.error as exc:
-        raise ValueError(f"invalid regex {pattern!r}: {exc}") from None
     return pattern
+
+
+def capture_groups(pattern: str) -> int:
+    """How many capture groups `pattern` has (for `\\N` in a regex rewrite)."""
+    return int(re2.compile(pattern, _OPTIONS).groups)

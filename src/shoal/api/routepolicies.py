@@ -13,13 +13,25 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+from collections.abc import Callable
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
 from shoal.api.base import ApiModel, Bool, Int, Port, field_error
 from shoal.api.duration import Duration
-from shoal.api.re2 import check_regex
+from shoal.api.httpgrammar import (
+    check_authority,
+    check_path,
+    check_rewrite_substitution,
+    check_scheme,
+)
+from shoal.api.re2 import capture_groups, check_regex
+
+# Envoy's num_retries and friends are uint32; Istio's fields are int32.
+MAX_INT32 = 2**31 - 1
+# Envoy refuses a direct response body above this size (max_direct_response_body_size_bytes).
+MAX_DIRECT_BODY = 4096
 
 _MIN_DURATION = 1e-3  # Istio: "MUST be >=1ms"
 
@@ -46,7 +58,7 @@ class Percent(ApiModel):
 class HTTPRetry(ApiModel):
     """How often and on what a failed request is retried; `attempts: 0` turns retries off."""
 
-    attempts: Annotated[Int, Field(ge=0)] = 0
+    attempts: Annotated[Int, Field(ge=0, le=MAX_INT32)] = 0
     per_try_timeout: Duration | None = None
     retry_on: str = ""
     retry_remote_localities: Bool | None = None
@@ -191,6 +203,14 @@ class RegexRewrite(ApiModel):
 
     _re2 = field_validator("match")(check_regex)
 
+    @model_validator(mode="after")
+    def _substitution(self) -> Self:
+        try:
+            check_rewrite_substitution(self.rewrite, capture_groups(self.match))
+        except ValueError as exc:
+            raise field_error("rewrite", str(exc)) from None
+        return self
+
 
 class HTTPRewrite(ApiModel):
     """Rewrite the path (the matched prefix, or by regex) and/or the authority before forwarding."""
@@ -201,11 +221,22 @@ class HTTPRewrite(ApiModel):
 
     @model_validator(mode="after")
     def _one_uri(self) -> Self:
+        _check(self.uri and "uri", lambda: check_path(self.uri))
+        _check(self.authority and "authority", lambda: check_authority(self.authority))
         if self.uri and self.uri_regex_rewrite is not None:
             raise ValueError("set only one of uri or uriRegexRewrite")
         if not (self.uri or self.authority or self.uri_regex_rewrite):
             raise ValueError("a rewrite needs uri, uriRegexRewrite or authority")
         return self
+
+
+def _check(field: str, check: Callable[[], object]) -> None:
+    """Run `check` if `field` (a name, or "" when the value is unset) is set; locate its error."""
+    if field:
+        try:
+            check()
+        except ValueError as exc:
+            raise field_error(field, str(exc)) from None
 
 
 # Istio's supported redirect codes (route.go ApplyRedirect); 0 means 301.
@@ -225,6 +256,10 @@ class HTTPRedirect(ApiModel):
 
     @model_validator(mode="after")
     def _valid(self) -> Self:
+        _check(self.uri and "uri", lambda: check_path(self.uri, query=True))
+        _check(self.prefix_rewrite and "prefixRewrite", lambda: check_path(self.prefix_rewrite))
+        _check(self.authority and "authority", lambda: check_authority(self.authority))
+        _check(self.scheme and "scheme", lambda: check_scheme(self.scheme))
         if self.redirect_code and self.redirect_code not in REDIRECT_CODES:
             raise field_error(
                 "redirectCode",
@@ -254,12 +289,19 @@ class HTTPBody(ApiModel):
                 base64.b64decode(self.bytes, validate=True)
             except binascii.Error:
                 raise field_error("bytes", "bytes must be base64") from None
+        size = len(self.data())
+        if size > MAX_DIRECT_BODY:
+            raise field_error(
+                "string" if self.string is not None else "bytes",
+                f"the body has {size} bytes; Envoy sends direct responses of at most "
+                f"{MAX_DIRECT_BODY} bytes",
+            )
         return self
 
     def data(self) -> builtins.bytes:
         if self.bytes is not None:
             return base64.b64decode(self.bytes)
-        return (self.string or "").encode()
+        return (self.string or "").encode("utf-8", "surrogatepass")
 
 
 class HTTPDirectResponse(ApiModel):

@@ -16,13 +16,17 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
-from shoal.api.base import ApiModel, Bool, Int, Port, field_error
+from shoal.api.base import ApiModel, Bool, Port, field_error
 from shoal.api.clienttls import ClientTLSSettings
 from shoal.api.duration import Duration
+from shoal.api.httpgrammar import CookieName, CookieText, MatchHeaderName
 
 # Istio's int32 fields: negative values are refused by Istio's validation.
 NonNegative = Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)]
 Percent = Annotated[int, Field(strict=True, ge=0, le=100)]
+UInt32 = Annotated[int, Field(strict=True, ge=0, le=2**32 - 1)]
+# Envoy's ring-hash limit (RingHashLbConfig: minimum_ring_size <= 8M)
+_RING_MAX = 8388608
 
 _MIN_DURATION = 1e-3  # Istio: "MUST BE >=1ms"
 _MAGLEV_MAX = 5000011
@@ -45,13 +49,13 @@ def _is_prime(n: int) -> bool:
 
 
 class CookieAttribute(ApiModel):
-    name: str = Field(min_length=1)
-    value: str = ""
+    name: CookieName
+    value: CookieText = ""
 
 
 class HTTPCookie(ApiModel):
-    name: str = Field(min_length=1)
-    path: str = ""
+    name: CookieName
+    path: CookieText = ""
     # Unset: hash the cookie if present, never set one. Set (0s included): Envoy generates
     # the cookie when absent; 0s makes it a session cookie.
     ttl: Duration | None = None
@@ -59,7 +63,7 @@ class HTTPCookie(ApiModel):
 
 
 class RingHash(ApiModel):
-    minimum_ring_size: Annotated[int, Field(strict=True, ge=0)] = 0
+    minimum_ring_size: Annotated[int, Field(strict=True, ge=0, le=_RING_MAX)] = 0
 
 
 class MagLev(ApiModel):
@@ -75,13 +79,13 @@ class MagLev(ApiModel):
 
 
 class ConsistentHashLB(ApiModel):
-    http_header_name: str | None = None
+    http_header_name: MatchHeaderName | None = None
     http_cookie: HTTPCookie | None = None
     use_source_ip: Bool | None = None
-    http_query_parameter_name: str | None = None
+    http_query_parameter_name: Annotated[str, Field(min_length=1)] | None = None
     ring_hash: RingHash | None = None
     maglev: MagLev | None = None
-    minimum_ring_size: Annotated[int, Field(strict=True, ge=0)] = 0  # deprecated: ringHash
+    minimum_ring_size: Annotated[int, Field(strict=True, ge=0, le=_RING_MAX)] = 0  # deprecated
 
     @model_validator(mode="after")
     def _oneofs(self) -> Self:
@@ -119,9 +123,17 @@ class LoadBalancerSettings(ApiModel):
 
 
 class TcpKeepalive(ApiModel):
-    probes: Annotated[int, Field(strict=True, ge=0)] = 0
+    probes: UInt32 = 0
     time: Duration | None = None
     interval: Duration | None = None
+
+    @model_validator(mode="after")
+    def _whole_seconds(self) -> Self:
+        # Envoy holds keepalive time and interval as uint32 seconds
+        for name, value in (("time", self.time), ("interval", self.interval)):
+            if value is not None and not 1 <= value <= 2**32 - 1:
+                raise field_error(name, f"must be between 1s and {2**32 - 1}s, got {value:g}s")
+        return self
 
 
 class TCPSettings(ApiModel):
@@ -155,9 +167,9 @@ class ConnectionPoolSettings(ApiModel):
 
 class OutlierDetection(ApiModel):
     split_external_local_origin_errors: Bool = False
-    consecutive_local_origin_failures: Int | None = Field(default=None, ge=0)
-    consecutive_gateway_errors: Int | None = Field(default=None, ge=0)
-    consecutive_5xx_errors: Int | None = Field(default=None, ge=0, alias="consecutive5xxErrors")
+    consecutive_local_origin_failures: UInt32 | None = None
+    consecutive_gateway_errors: UInt32 | None = None
+    consecutive_5xx_errors: UInt32 | None = Field(default=None, alias="consecutive5xxErrors")
     interval: Duration | None = None
     base_ejection_time: Duration | None = None
     max_ejection_percent: Percent = 0
@@ -172,7 +184,7 @@ class OutlierDetection(ApiModel):
 
 class RetryBudget(ApiModel):
     percent: Annotated[float, Field(ge=0, le=100)] | None = None  # Istio default: 20
-    min_retry_concurrency: Annotated[int, Field(strict=True, ge=0)] = 0  # 0: default 3
+    min_retry_concurrency: UInt32 = 0  # 0: default 3
 
 
 class PortSelector(ApiModel):

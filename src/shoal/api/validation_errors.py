@@ -124,6 +124,8 @@ def translate(
     errors = []
     for error in exc.errors():
         loc: Path = tuple(error["loc"])
+        if loc and loc[-1] == "[key]":  # pydantic's marker for a bad dict key: the key is the field
+            loc = loc[:-1]
         if error["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
             message = extra_field_message(model_at(model, loc[:-1]), loc[-1])
         else:

@@ -13,6 +13,16 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from shoal.api.base import ApiModel, Bool, Host, Int, Port, field_error
 from shoal.api.duration import Duration
+from shoal.api.httpgrammar import (
+    AUTHORITY_NAMES,
+    HeaderName,
+    HeaderValue,
+    MatchHeaderName,
+    RemovableHeaderName,
+    SettableHeaderName,
+    check_authority,
+    check_header_name,
+)
 from shoal.api.re2 import check_regex
 from shoal.api.routepolicies import (
     HTTPDirectResponse,
@@ -47,6 +57,16 @@ class StringMatch(ApiModel):
         return self.exact is None and self.prefix is None and self.regex is None
 
 
+def _query_param_name(name: str) -> str:
+    # Envoy's QueryParameterMatcher.name: 1 to 1024 bytes
+    if not name or len(name.encode("utf-8", "surrogatepass")) > 1024:
+        raise ValueError("a query parameter name has 1 to 1024 bytes")
+    return name
+
+
+QueryParamName = Annotated[str, AfterValidator(_query_param_name)]
+
+
 class HTTPMatchRequest(ApiModel):
     """Conditions on a request; all given conditions must hold."""
 
@@ -55,10 +75,10 @@ class HTTPMatchRequest(ApiModel):
     scheme: StringMatch | None = None
     method: StringMatch | None = None
     authority: StringMatch | None = None
-    headers: dict[str, StringMatch] = Field(default_factory=dict)
-    query_params: dict[str, StringMatch] = Field(default_factory=dict)
+    headers: dict[MatchHeaderName, StringMatch] = Field(default_factory=dict)
+    query_params: dict[QueryParamName, StringMatch] = Field(default_factory=dict)
     ignore_uri_case: Bool = False
-    without_headers: dict[str, StringMatch] = Field(default_factory=dict)
+    without_headers: dict[MatchHeaderName, StringMatch] = Field(default_factory=dict)
     port: Port | None = None
     source_labels: dict[str, str] = Field(default_factory=dict)
     gateways: list[str] = Field(default_factory=list)
@@ -85,14 +105,39 @@ class Destination(ApiModel):
 
 
 class HeaderOperations(ApiModel):
-    set: dict[str, str] = Field(default_factory=dict)
-    add: dict[str, str] = Field(default_factory=dict)
-    remove: list[str] = Field(default_factory=list)
+    """Headers to overwrite (`set`), append (`add`) and drop (`remove`)."""
+
+    set: dict[SettableHeaderName, HeaderValue] = Field(default_factory=dict)
+    add: dict[SettableHeaderName, HeaderValue] = Field(default_factory=dict)
+    remove: list[RemovableHeaderName] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _authority(self) -> Self:
+        # A Host set here becomes the request's authority (host_rewrite_literal).
+        for op in ("set", "add"):
+            for name, value in getattr(self, op).items():
+                if name.lower() in AUTHORITY_NAMES:
+                    try:
+                        check_authority(value)
+                    except ValueError as exc:
+                        raise field_error(f"{op}.{name}", str(exc)) from None
+        return self
 
 
 class Headers(ApiModel):
     request: HeaderOperations | None = None
     response: HeaderOperations | None = None
+
+    @model_validator(mode="after")
+    def _no_response_authority(self) -> Self:
+        for op in ("set", "add"):
+            for name in getattr(self.response, op, {}):
+                if name.lower() in AUTHORITY_NAMES:
+                    raise field_error(
+                        f"response.{op}.{name}",
+                        f"{name!r} is a request header; a response cannot set it",
+                    )
+        return self
 
 
 class RouteDestination(ApiModel):
@@ -143,14 +188,24 @@ class HTTPMirrorPolicy(ApiModel):
     percentage: Percent | None = None
 
 
+def _method(value: str) -> str:
+    try:
+        return check_header_name(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an HTTP method (a token such as GET)") from None
+
+
+Method = Annotated[str, AfterValidator(_method)]
+
+
 class CorsPolicy(ApiModel):
     """Cross-origin resource sharing, answered by the caller's sidecar (Envoy's CORS filter)."""
 
     allow_origin: list[str] = Field(default_factory=list)  # deprecated: exact origins
     allow_origins: list[StringMatch] = Field(default_factory=list)
-    allow_methods: list[str] = Field(default_factory=list)
-    allow_headers: list[str] = Field(default_factory=list)
-    expose_headers: list[str] = Field(default_factory=list)
+    allow_methods: list[Method] = Field(default_factory=list)
+    allow_headers: list[HeaderName] = Field(default_factory=list)
+    expose_headers: list[HeaderName] = Field(default_factory=list)
     max_age: Duration | None = None
     allow_credentials: Bool | None = None
     unmatched_preflights: Literal["UNSPECIFIED", "FORWARD", "IGNORE"] = "UNSPECIFIED"

@@ -11,7 +11,10 @@ import yaml
 from shoal.agent.bootstrap import SidecarIdentity, sidecar_bootstrap
 from shoal.agent.process import find_envoy
 from shoal.agent.securebootstrap import secure
+from shoal.api.re2 import REGEX_PROGRAM_SIZE_LIMIT, RUNTIME_KEY
 from shoal.model import parse_proxy
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "bootstrap" / "sidecar-none.yaml"
 
 IDENT = SidecarIdentity(
     name="reviews-v1-0",
@@ -84,9 +87,6 @@ def test_several_control_plane_replicas_are_endpoints_of_the_one_xds_cluster() -
     assert [a["address"] for a in addresses] == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
 
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "bootstrap" / "sidecar-none.yaml"
-
-
 def _ads_services(boot: dict[str, object]) -> list[dict[str, object]]:
     dynamic = boot["dynamic_resources"]
     assert isinstance(dynamic, dict)
@@ -121,3 +121,15 @@ def test_envoy_validates_the_example_bootstrap() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_bootstrap_raises_the_regex_limit_validation_uses() -> None:
+    # shoal.api refuses regexes over REGEX_PROGRAM_SIZE_LIMIT; Envoy's default is only 100
+    boot = sidecar_bootstrap(IDENT, xds_host="127.0.0.1", xds_port=15010, admin_port=15000)
+    example = yaml.safe_load(EXAMPLE.read_text())
+    for runtime in (boot["layered_runtime"], example["layered_runtime"]):
+        assert isinstance(runtime, dict)
+        (static,) = [
+            layer["static_layer"] for layer in runtime["layers"] if "static_layer" in layer
+        ]
+        assert static[RUNTIME_KEY] == REGEX_PROGRAM_SIZE_LIMIT

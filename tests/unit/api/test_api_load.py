@@ -207,7 +207,7 @@ def test_second_document_errors_do_not_hide_the_first() -> None:
 @pytest.mark.parametrize(
     ("match", "problem"),
     [
-        ("{regex: '(?=a)b'}", "lookahead"),
+        ("{regex: '(?=a)b'}", "no lookaround"),
         ("{regex: '(a)\\1'}", "backreference"),
         ("{regex: '[unclosed'}", "invalid regex"),
         ("{exact: a, prefix: b}", "only one"),
