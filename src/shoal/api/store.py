@@ -176,6 +176,12 @@ class ConfigStore:
         cache = self._documents.setdefault(change.source, DocumentCache())
         return cache.parse(change.source, change.text)
 
+    def set_known_hosts(self, known_hosts: Mapping[str, Collection[int]]) -> None:
+        """Services of other registries (host -> port numbers), checked against from the next
+        `apply` on: a VirtualService refused for naming a Kubernetes Service that did not
+        exist yet is accepted once it does."""
+        self._known_hosts = known_hosts
+
     @property
     def sources(self) -> frozenset[str]:
         """Every unit (file, object) the store currently holds."""

@@ -9,15 +9,32 @@ import sys
 from pathlib import Path
 
 from shoal import __version__
-from shoal.cli import agentcmd, analyze, cacmd, installcmd, proxyconfig, proxystatus, upcmd
+from shoal.cli import (
+    agentcmd,
+    analyze,
+    cacmd,
+    installcmd,
+    kubeargs,
+    proxyconfig,
+    proxystatus,
+    upcmd,
+)
 from shoal.controlplane.app import ControlPlane, Settings
 from shoal.kube import names
 from shoal.kube.inject import InjectorSettings
 
 
 def _control_plane(args: argparse.Namespace) -> int:
-    config_dir = Path(args.config_dir).resolve()
-    if not config_dir.is_dir():
+    try:
+        kube = kubeargs.kube_settings(args)
+    except ValueError as err:
+        print(f"shoal: {err}", file=sys.stderr)
+        return 2
+    if args.config_dir is None and kube is None:
+        print("shoal: control-plane needs --config-dir DIR, --kubernetes, or both", file=sys.stderr)
+        return 2
+    config_dir = Path(args.config_dir).resolve() if args.config_dir else None
+    if config_dir is not None and not config_dir.is_dir():
         print(f"shoal: --config-dir {config_dir}: not a directory", file=sys.stderr)
         return 2
     settings = Settings(
@@ -34,6 +51,7 @@ def _control_plane(args: argparse.Namespace) -> int:
         injector=InjectorSettings(
             image=args.proxy_image, xds_address=args.proxy_xds_address, revision=args.revision
         ),
+        kubernetes=kube,
     )
     if args.webhook_port is not None and args.ca_dir is None:
         print("shoal: --webhook-port needs --ca-dir DIR (its serving certificate)", file=sys.stderr)
@@ -55,8 +73,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     sub = p.add_subparsers(dest="command", required=True)
 
-    cp = sub.add_parser("control-plane", help="serve xDS from a directory of Istio YAML")
-    cp.add_argument("--config-dir", required=True, help="folder of Istio-compatible YAML files")
+    cp = sub.add_parser(
+        "control-plane", help="serve xDS from a directory of Istio YAML and/or Kubernetes"
+    )
+    cp.add_argument("--config-dir", help="folder of Istio-compatible YAML files (VMs, local)")
     cp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     cp.add_argument("--xds-port", type=int, default=15010)
     cp.add_argument("--admin-port", type=int, default=15014)
@@ -66,7 +86,7 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument(
         "--cert-ttl", type=float, default=86400, help="workload certificate lifetime, seconds"
     )
-    cp.add_argument("--kubernetes", action="store_true", help=argparse.SUPPRESS)
+    kubeargs.add_arguments(cp)
     hooks = cp.add_argument_group("admission webhooks (sidecar injection, validation)")
     hooks.add_argument(
         "--webhook-port",
@@ -107,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     # watchfiles logs every change at INFO: noise when the folder also holds logs
     logging.getLogger("watchfiles").setLevel(max(logging.WARNING, logging.root.level))
+    # the Kubernetes client logs every request at INFO: thousands on a cold sync
+    for name in ("httpx2", "httpcore2"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.root.level))
     code: int = args.func(args)
     return code
 

@@ -4,6 +4,11 @@ Changes flow one way: the directory source names the files that changed, the deb
 for the burst to end, the pipeline (engine/pipeline.py) turns those files' changes into a new
 generation and a `PushRequest`, and the ADS server pushes to every stream what changed for it.
 This module does the I/O around the pure pipeline: reading files, serving, lifecycle.
+
+With Kubernetes (controlplane/kubernetes.py) the informers are a second source beside the
+files (or the only one): their custom objects arrive as changes for the same store, their
+Services and EndpointSlices as the registry, and the first generation is built only once
+every informer has synced, so no proxy is ever served a half-listed mesh.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from shoal.api import Change, ConfigError, ConfigStore, Resource
 from shoal.ca.authority import CertificateAuthority
 from shoal.controlplane.admin import start_admin
 from shoal.controlplane.heap import HeapPolicy
+from shoal.controlplane.kubernetes import KubeSettings, KubeSide
 from shoal.controlplane.security import MeshSecurity
 from shoal.controlplane.webhooks import Webhooks
 from shoal.engine import Pipeline
@@ -39,7 +45,7 @@ log = logging.getLogger("shoal.controlplane")
 
 @dataclass(frozen=True)
 class Settings:
-    config_dir: Path
+    config_dir: Path | None  # None: no file source (Kubernetes only)
     host: str = "127.0.0.1"
     xds_port: int = 15010
     admin_port: int = 15014
@@ -56,6 +62,8 @@ class Settings:
     # 15017); None: not served. Needs the CA (ca_dir) for the serving certificate.
     webhook_port: int | None = None
     injector: InjectorSettings = field(default_factory=InjectorSettings)
+    # the Kubernetes source (informers, TokenReview, Lease); None: files only
+    kubernetes: KubeSettings | None = None
 
 
 def new_boot_id() -> str:
@@ -88,13 +96,23 @@ class ControlPlane:
         )
         self._watcher: asyncio.Task[None] | None = None
         self._admin: web.AppRunner | None = None
+        self.kube: KubeSide | None = None
+        if settings.kubernetes is not None:
+            self.kube = KubeSide(settings.kubernetes, self._debouncer.trigger)
+            self.debug_views["kubernetes"] = self.kube.describe
         self.security: MeshSecurity | None = None
         if settings.secure:
             if settings.ca_dir is None:
                 raise ValueError("secure mode needs a CA directory")
-            self.security = MeshSecurity(settings.ca_dir, cert_ttl_s=settings.cert_ttl_s)
+            self.security = MeshSecurity(
+                settings.ca_dir,
+                cert_ttl_s=settings.cert_ttl_s,
+                reviewer=self.kube.reviewer.authenticate if self.kube is not None else None,
+            )
             self.security.install(self.ads)
             self.debug_views["ca"] = self.security.describe
+            if self.kube is not None:
+                self.kube.set_roots("".join(self.security.ca.roots_pem))
         self.webhooks: Webhooks | None = None
         if settings.webhook_port is not None:
             if settings.ca_dir is None:
@@ -134,6 +152,8 @@ class ControlPlane:
         when a file under secrets/ may have changed (None: they did not)."""
         root, changed = self.settings.config_dir, self._changed_files
         self._changed_files = None
+        if root is None:
+            return [], None
         first = not self._dir_cache.entries
         changes = read_changes(root, self._dir_cache, changed)
         secrets = (
@@ -142,7 +162,8 @@ class ControlPlane:
         return changes, read_credentials(root) if secrets else None
 
     def _read_policy_files(self, resources: tuple[Resource, ...]) -> dict[str, str]:
-        return read_policy_files(self.settings.config_dir, resources)
+        root = self.settings.config_dir
+        return read_policy_files(root, resources) if root is not None else {}
 
     def set_instances(self, instances: Iterable[RegistryInstance]) -> None:
         """Replace the registry's workload instances (local replicas); pushes after debounce."""
@@ -158,10 +179,25 @@ class ControlPlane:
         if reread:
             self._files_dirty = False
             changes, credentials = self._read_changes()
+        registry = namespaces = None
+        if self.kube is not None:
+            source = self.kube.source
+            changes += source.take_changes()
+            if source.registry_changed or self.pipeline.generation is None:
+                source.take_hosts()
+                registry = dict(source.services)
+            namespaces = source.namespaces.keys()
         known = self.errors
         generation, push = self.pipeline.apply(
-            changes, instances=self.instances, credentials=credentials, reread_files=reread
+            changes,
+            instances=self.instances,
+            credentials=credentials,
+            reread_files=reread,
+            registry=registry,
+            registry_namespaces=namespaces,
         )
+        if self.kube is not None:
+            self.kube.config_applied(self.errors)
         for err in self.errors:
             if err not in known:
                 log.error("%s", err)
@@ -184,6 +220,11 @@ class ControlPlane:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         s = self.settings
+        if self.kube is not None:
+            await self.kube.start()
+            log.info("waiting for the Kubernetes informers to sync")
+            await self.kube.source.wait_synced()
+            log.info("Kubernetes informers synced")
         self.apply()
         self.xds_port = await self.ads.start(s.host, s.xds_port)
         self._admin = await start_admin(self, s.host, s.admin_port)
@@ -198,9 +239,10 @@ class ControlPlane:
             s.host,
             s.admin_port,
         )
-        self._watcher = asyncio.create_task(
-            watch_dir(str(s.config_dir), self.config_changed, self.stopping, self._dir_cache)
-        )
+        if s.config_dir is not None:
+            self._watcher = asyncio.create_task(
+                watch_dir(str(s.config_dir), self.config_changed, self.stopping, self._dir_cache)
+            )
 
     async def stop(self) -> None:
         log.info("stopping")
@@ -211,6 +253,8 @@ class ControlPlane:
             await self._admin.cleanup()
         if self.webhooks is not None:
             await self.webhooks.stop()
+        if self.kube is not None:
+            await self.kube.stop()
         await self.ads.stop(grace=0.5)
 
     async def run(self) -> None:

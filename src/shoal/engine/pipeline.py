@@ -15,7 +15,8 @@ from typing import NamedTuple
 from shoal.api import Change, ConfigError, ConfigStore, Resource
 from shoal.generate import ConfigGenerator
 from shoal.model import Credential, MeshSnapshot, PushRequest, RegistryInstance, build_snapshot
-from shoal.model.push import CREDENTIAL, INSTANCE, NOTHING, POLICY_FILE, push_request
+from shoal.model.push import CREDENTIAL, INSTANCE, NOTHING, POLICY_FILE, REGISTRY, push_request
+from shoal.model.snapshot import Service
 
 # Reads the local files the config names (control plane: sources/policyfiles.py); pure
 # callers pass none and get no files.
@@ -53,6 +54,10 @@ class Pipeline:
         self.instances: tuple[RegistryInstance, ...] = ()
         self.credentials: Mapping[str, Credential] = MappingProxyType({})
         self.files: Mapping[str, str] = MappingProxyType({})
+        # services of another registry (Kubernetes) and the namespaces it knows
+        self.registry: Mapping[str, Service] = MappingProxyType({})
+        self.registry_namespaces: frozenset[str] = frozenset()
+        self._registry_ports: dict[str, tuple[int, ...]] = {}
 
     @property
     def snapshot(self) -> MeshSnapshot | None:
@@ -69,15 +74,32 @@ class Pipeline:
         instances: Iterable[RegistryInstance] | None = None,
         credentials: Mapping[str, Credential] | None = None,
         reread_files: bool = False,
+        registry: Mapping[str, Service] | None = None,
+        registry_namespaces: Iterable[str] | None = None,
     ) -> Build:
         """Move on by `changes` (and the registry's `instances`, gateway `credentials`, when
         given: None means unchanged). The first call always builds a generation. The files
         policies name are read again after any change, or when `reread_files` says so (they
-        are not watched: a config reload is when they are looked at)."""
+        are not watched: a config reload is when they are looked at).
+
+        `registry` (services by hostname, e.g. from Kubernetes, endpoints included) and
+        `registry_namespaces` replace what the other registry held; None: unchanged."""
         changes = list(changes)
+        other: list[str] = []
+        if registry_namespaces is not None:
+            namespaces = frozenset(registry_namespaces)
+            if namespaces != self.registry_namespaces:
+                other.append(REGISTRY)
+                self.registry_namespaces = namespaces
+        if registry is not None:
+            self.registry = MappingProxyType(dict(registry))
+            other.append(REGISTRY)
+            ports = {h: tuple(p.number for p in s.ports) for h, s in registry.items()}
+            if ports != self._registry_ports:  # VirtualServices may name these hosts
+                self._registry_ports = ports
+                self.store.set_known_hosts(ports)
         result = self.store.apply(changes)
         self.errors = result.errors
-        other: list[str] = []
         if instances is not None:
             instances = tuple(instances)
             if instances != self.instances:
@@ -102,6 +124,8 @@ class Pipeline:
             errors=self.errors,
             credentials=self.credentials,
             files=self.files,
+            registry=self.registry,
+            registry_namespaces=self.registry_namespaces,
         )
         push = push_request(
             previous.snapshot if previous is not None else None,

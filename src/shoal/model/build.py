@@ -101,8 +101,14 @@ def build_snapshot(
     credentials: Mapping[str, Credential] | None = None,
     *,
     files: Mapping[str, str] | None = None,
+    registry: Mapping[str, Service] | None = None,
+    registry_namespaces: Iterable[str] = (),
 ) -> MeshSnapshot:
-    """Index validated resources into a snapshot. Resources must already be validated."""
+    """Index validated resources into a snapshot. Resources must already be validated.
+
+    `registry`: services another registry already built (Kubernetes Services with their
+    endpoints), by hostname; they win a host over ServiceEntries, as Istio's Kubernetes
+    registry comes first. `registry_namespaces`: the namespaces that registry knows."""
     _ENDPOINTS.rotate()
     _SERVICES.rotate()
     by_kind: dict[str, list[Resource]] = {}
@@ -112,14 +118,20 @@ def build_snapshot(
     instances = tuple(instances)
     # "a.b" means service a in namespace b only when b is a namespace the mesh knows
     # (otherwise it is an external name like example.com): the same rule validation uses.
-    namespaces = frozenset({r.meta.namespace for r in ordered} | {i.namespace for i in instances})
+    registry = registry or {}
+    namespaces = frozenset(
+        {r.meta.namespace for r in ordered}
+        | {i.namespace for i in instances}
+        | {s.namespace for s in registry.values()}
+        | set(registry_namespaces)
+    )
 
     def resolve(host: str, namespace: str) -> str:
         return fqdn(host, namespace, namespaces=namespaces)
 
     entries = by_kind.get("WorkloadEntry", [])
 
-    services: dict[str, Service] = {}
+    services: dict[str, Service] = dict(registry)
     for res in by_kind.get("ServiceEntry", []):
         assert isinstance(res.spec, ServiceEntrySpec)
         for host in res.spec.hosts:

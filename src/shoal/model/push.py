@@ -21,9 +21,10 @@ from shoal.model.snapshot import MeshSnapshot
 INSTANCE = "Instance"  # registry instances (`shoal up` replicas)
 CREDENTIAL = "Credential"  # gateway certificates under secrets/
 POLICY_FILE = "PolicyFile"  # local files a policy names (DestinationRule tls, JWKS)
+REGISTRY = "RegistryService"  # services of another registry (Kubernetes Services, slices)
 
 # what an endpoint-only change may touch
-_REGISTRY_KINDS = frozenset({"ServiceEntry", "WorkloadEntry", INSTANCE})
+_REGISTRY_KINDS = frozenset({"ServiceEntry", "WorkloadEntry", INSTANCE, REGISTRY})
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,125 @@
+"""The control plane's Kubernetes side: the source, identity, leader election, leader writes.
+
+Every replica runs the informers (its own cache; xDS is served from it), TokenReview
+authentication and the CA. Only the Lease holder writes to the API: the root certificate
+ConfigMap in every namespace and Events on invalid objects. Those writes run in one task that
+wakes when leadership, namespaces, the trust roots or the config errors change (and every
+30 s, to repair what someone deleted), so a slow or absent API server never holds up a push.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shoal.api import ConfigError
+from shoal.kube.client import KubeClient
+from shoal.kube.events import EventRecorder
+from shoal.kube.informer import InformerSettings
+from shoal.kube.leader import LeaderElector, LeaseSettings
+from shoal.kube.rootcert import RootCertWriter
+from shoal.kube.source import KubernetesSource
+from shoal.kube.tokenreview import MESH_AUDIENCE, TokenReviewer
+
+log = logging.getLogger("shoal.controlplane.kubernetes")
+
+REPAIR_S = 30.0
+
+
+def default_identity() -> str:
+    """This replica's name in the Lease: the pod name in a cluster, else host and pid."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class KubeSettings:
+    kubeconfig: Path | None = None  # None: in-cluster service account
+    identity: str = field(default_factory=default_identity)
+    lease: LeaseSettings = field(default_factory=LeaseSettings)
+    informer: InformerSettings = field(default_factory=InformerSettings)
+    audience: str = MESH_AUDIENCE
+
+
+class KubeSide:
+    def __init__(self, settings: KubeSettings, on_change: Callable[[], None]) -> None:
+        self.settings = settings
+        self.client = KubeClient.connect(settings.kubeconfig)
+        self._on_change = on_change
+        self.source = KubernetesSource(self.client, self._changed, settings=settings.informer)
+        self.leader = LeaderElector(
+            self.client, settings.identity, settings.lease, on_change=self._leadership
+        )
+        self.events = EventRecorder(self.client, self.source.get_object, settings.identity)
+        self.rootcert = RootCertWriter(self.client)
+        self.reviewer = TokenReviewer(self.client, settings.audience)
+        self.roots_pem: str | None = None
+        self.errors: tuple[ConfigError, ...] = ()
+        self._kick = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _changed(self) -> None:
+        if self.source.namespaces_changed:
+            self.source.namespaces_changed = False
+            self._kick.set()
+        self._on_change()
+
+    def _leadership(self, leading: bool) -> None:
+        if leading:  # a new leader does not know what the last one wrote
+            self.events.forget()
+            self.rootcert.forget()
+        self._kick.set()
+
+    def config_applied(self, errors: tuple[ConfigError, ...]) -> None:
+        if errors != self.errors:
+            self.errors = errors
+            self._kick.set()
+
+    def set_roots(self, pem: str) -> None:
+        if pem != self.roots_pem:
+            self.roots_pem = pem
+            self._kick.set()
+
+    async def start(self) -> None:
+        await self.source.start()
+        self._tasks = [
+            asyncio.create_task(self.leader.run(), name="lease"),
+            asyncio.create_task(self._leader_writes(), name="leader-writes"),
+        ]
+
+    async def _leader_writes(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), REPAIR_S)
+            self._kick.clear()
+            if not self.leader.leading:
+                continue
+            if self.roots_pem is not None:
+                await self.rootcert.sync(self.source.namespaces, self.roots_pem)
+            await self.events.report(self.errors)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        # the lease task gives the Lease up as it ends
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.source.stop()
+        await self.client.close()
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "identity": self.settings.identity,
+            "leader": self.leader.leading,
+            "lease_holder": self.leader.holder,
+            "lease_transitions": self.leader.transitions,
+            "synced": self.source.synced,
+            "token_reviews": self.reviewer.reviews,
+            "events_posted": self.events.posted,
+            "root_cert_writes": self.rootcert.writes,
+            "informers": self.source.describe(),
+        }
