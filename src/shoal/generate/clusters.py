@@ -20,6 +20,7 @@ from shoal.generate.clusterpolicy import apply_traffic_policy
 from shoal.generate.mtls import apply_client_tls
 from shoal.generate.names import inbound_cluster, outbound_cluster
 from shoal.generate.prepared import PreparedResource, prepare
+from shoal.generate.telemetry_labels import METADATA_NAMESPACE, cluster_metadata
 from shoal.model import MeshSnapshot, Port, Service
 
 # Istio's default connect timeout for outbound clusters.
@@ -74,6 +75,8 @@ def outbound(
     name = outbound_cluster(port.number, subset, service.hostname)
     cluster = cluster_pb2.Cluster(name=name)
     cluster.connect_timeout.FromSeconds(CONNECT_TIMEOUT_S)
+    # the destination service of the caller's metrics (telemetry_labels.py)
+    cluster.metadata.filter_metadata[METADATA_NAMESPACE].update(cluster_metadata(service))
     policy = dr.policy_for(port.number, subset) if dr else None
     apply_traffic_policy(cluster, policy, port)
     apply_client_tls(

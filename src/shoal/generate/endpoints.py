@@ -17,6 +17,7 @@ from shoal.api.destinationrule import DestinationRuleSpec
 from shoal.generate.mtls import TLS_MODE_ISTIO, TLS_MODE_KEY, TRANSPORT_SOCKET_MATCH
 from shoal.generate.names import outbound_cluster
 from shoal.generate.prepared import PreparedResource, prepare
+from shoal.generate.telemetry_labels import METADATA_NAMESPACE, endpoint_metadata
 from shoal.model import Endpoint, MeshSnapshot, Port, Service
 
 
@@ -43,6 +44,8 @@ def _lb_endpoint(ep: Endpoint, port: Port) -> endpoint_components_pb2.LbEndpoint
         health_status=health_check_pb2.HEALTHY if ep.healthy else health_check_pb2.UNHEALTHY,
         load_balancing_weight={"value": ep.weight},
     )
+    # who the endpoint is, for the caller's metrics (telemetry_labels.py)
+    out.metadata.filter_metadata[METADATA_NAMESPACE].update(endpoint_metadata(ep))
     if ep.tls_mode == TLS_MODE_ISTIO:
         # selects the cluster's mTLS transport socket (mtls.py, automatic mTLS)
         out.metadata.filter_metadata[TRANSPORT_SOCKET_MATCH].update({TLS_MODE_KEY: TLS_MODE_ISTIO})

@@ -36,7 +36,7 @@ from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from shoal.api import Resource, VirtualServiceSpec, host_matches
 from shoal.api.gateway import GatewaySpec, Server
 from shoal.api.virtualservice import HTTPMatchRequest
-from shoal.generate import routes, tcp
+from shoal.generate import routes, tcp, telemetry
 from shoal.generate.prepared import PreparedResource, prepare
 from shoal.model import Credential, MeshSnapshot, Port, Proxy
 
@@ -160,6 +160,7 @@ def _hcm(proxy: Proxy, port: int) -> hcm_pb2.HttpConnectionManager:
     )
     router = hcm.http_filters.add(name="envoy.filters.http.router")
     router.typed_config.Pack(router_pb2.Router())
+    telemetry.instrument_outbound(hcm, proxy)  # gateways report as `source`, as Istio's
     hcm.strip_any_host_port = True  # Host "shop.example.com:8443" matches domain shop.example.com
     hcm.normalize_path.value = True
     hcm.rds.route_config_name = route_name(port)
@@ -173,7 +174,7 @@ def _hcm(proxy: Proxy, port: int) -> hcm_pb2.HttpConnectionManager:
 
 
 def _tcp_filter(
-    snapshot: MeshSnapshot, servers: list[_Bound], port: int
+    snapshot: MeshSnapshot, proxy: Proxy, servers: list[_Bound], port: int
 ) -> tuple[listener_components_pb2.Filter, frozenset[str]] | None:
     for bound in servers:
         for vs in bound_services(snapshot, bound):
@@ -182,6 +183,7 @@ def _tcp_filter(
             if chosen is None:
                 continue
             body = tcp.tcp_proxy(snapshot, chosen, vs.meta.namespace, f"gateway_tcp_{port}")
+            telemetry.instrument_tcp(body, proxy)
             out = listener_components_pb2.Filter(name=tcp.TCP_PROXY)
             out.typed_config.Pack(body)
             return out, tcp.refs(body)
@@ -222,7 +224,7 @@ def router_listeners(snapshot: MeshSnapshot, proxy: Proxy) -> list[PreparedResou
             network_filter = listener_components_pb2.Filter(name=_HCM)
             network_filter.typed_config.Pack(_hcm(proxy, port))
         else:
-            found = _tcp_filter(snapshot, servers, port)
+            found = _tcp_filter(snapshot, proxy, servers, port)
             if found is None:
                 continue  # no tcp route for this port: nothing to forward to
             network_filter, refs = found

@@ -25,7 +25,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
-from shoal.generate import mtls, peerauth
+from shoal.generate import mtls, peerauth, telemetry
 from shoal.generate.httpfilters import inbound_http_filters, outbound_http_filters, packed
 from shoal.generate.names import (
     INBOUND_LISTENER,
@@ -90,6 +90,7 @@ def outbound_listener(snapshot: MeshSnapshot, proxy: Proxy, port: int) -> Prepar
         f"outbound {proxy.workload_name}",
         outbound_http_filters(snapshot, proxy),
     )
+    telemetry.instrument_outbound(hcm, proxy)
     hcm.rds.route_config_name = OUTBOUND_ROUTE
     hcm.rds.config_source.CopyFrom(
         config_source_pb2.ConfigSource(
@@ -112,6 +113,7 @@ def inbound_listener(
     # The peer's address decides whether the caller is internal (a mesh peer whose x-envoy-*
     # headers, e.g. its remaining time, are trusted) or external (those headers are stripped).
     hcm.use_remote_address.value = True
+    telemetry.instrument_inbound(hcm, proxy, mtls=False)
     cluster = inbound_cluster(app_port)
     route = rc.Route(match=rc.RouteMatch(prefix="/"))
     route.route.cluster = cluster
@@ -124,11 +126,11 @@ def inbound_listener(
     )
     listener = _listener(INBOUND_LISTENER, host, port, hcm)
     if proxy.secure:
-        _secure_inbound(listener, peerauth.mtls_mode(snapshot, proxy, app_port))
+        _secure_inbound(listener, peerauth.mtls_mode(snapshot, proxy, app_port), proxy)
     return prepare(INBOUND_LISTENER, listener, refs=frozenset({cluster}))
 
 
-def _secure_inbound(listener: listener_pb2.Listener, mode: str) -> None:
+def _secure_inbound(listener: listener_pb2.Listener, mode: str, proxy: Proxy) -> None:
     """Turn the plaintext chain of `listener` into the chains `mode` allows (see above)."""
     plain = listener.filter_chains[0]
     hcm = hcm_pb2.HttpConnectionManager()
@@ -139,10 +141,13 @@ def _secure_inbound(listener: listener_pb2.Listener, mode: str) -> None:
     plain.filters[0].typed_config.CopyFrom(packed(hcm))
     if mode == "DISABLE":
         return
+    # the mTLS chain's telemetry trusts what the caller's certificate proves (telemetry_peer)
+    telemetry.instrument_inbound(hcm, proxy, mtls=True)
+    tls_filter = listener_components_pb2.Filter(name=_HCM, typed_config=packed(hcm))
     tls_chain = listener_components_pb2.FilterChain(
         name="inbound_mtls",
         filter_chain_match=listener_components_pb2.FilterChainMatch(transport_protocol="tls"),
-        filters=plain.filters,
+        filters=[tls_filter],
         transport_socket=mtls.downstream_mtls(),
     )
     plain.name = "inbound_plaintext"

@@ -214,6 +214,10 @@ class ConfigGenerator:
             proxy.inbound_port,
             proxy.app_port,
             proxy.instance_ips[:1],
+            # the proxy's metrics name it (generate/telemetry_labels.py)
+            proxy.labels_key,
+            proxy.service_account,
+            proxy.service_host,
         )
 
     def listeners(self, proxy: Proxy) -> ResourceMap:

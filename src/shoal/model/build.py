@@ -40,11 +40,13 @@ _ENDPOINTS: CarryOver[Endpoint] = CarryOver()
 _SERVICES: CarryOver[Service] = CarryOver()
 
 
-def _endpoint(spec: WorkloadEntrySpec) -> Endpoint:
-    return _ENDPOINTS.get((spec,), lambda: _make_endpoint(spec))
+def _endpoint(spec: WorkloadEntrySpec, namespace: str, workload: str = "") -> Endpoint:
+    return _ENDPOINTS.get(
+        (spec, namespace, workload), lambda: _make_endpoint(spec, namespace, workload)
+    )
 
 
-def _make_endpoint(spec: WorkloadEntrySpec) -> Endpoint:
+def _make_endpoint(spec: WorkloadEntrySpec, namespace: str, workload: str) -> Endpoint:
     return Endpoint(
         address=spec.address,
         labels=MappingProxyType(dict(spec.labels)),
@@ -54,6 +56,9 @@ def _make_endpoint(spec: WorkloadEntrySpec) -> Endpoint:
         # Istio's label for "this workload's sidecar accepts mesh mTLS" (automatic mTLS)
         tls_mode=spec.labels.get(TLS_MODE_LABEL, "disabled"),
         locality=spec.locality,
+        # a WorkloadEntry's name is its workload's (Istio); inline endpoints have none
+        workload=workload,
+        namespace=namespace,
     )
 
 
@@ -72,7 +77,7 @@ def _make_service(
         Port(number=p.number, name=p.name, protocol=p.protocol, target_port=p.target_port)
         for p in spec.ports
     )
-    endpoints = [_endpoint(e) for e in spec.endpoints]
+    endpoints = [_endpoint(e, res.meta.namespace) for e in spec.endpoints]
     if spec.workload_selector is not None:
         selector = spec.workload_selector.labels
         for we in entries:
@@ -80,7 +85,7 @@ def _make_service(
             if we.meta.namespace == res.meta.namespace and all(
                 we.spec.labels.get(k) == v for k, v in selector.items()
             ):
-                endpoints.append(_endpoint(we.spec))
+                endpoints.append(_endpoint(we.spec, we.meta.namespace, we.meta.name))
     return Service(
         hostname=host,
         namespace=res.meta.namespace,

@@ -45,6 +45,11 @@ class Proxy:
     # node metadata SECURE "true": the proxy has SDS (cluster `sds-grpc`) with the workload's
     # certificate (`default`) and the mesh trust bundle (`ROOTCA`), so it can speak mTLS
     secure: bool = False
+    # shoal extension: where the proxy serves its Istio-named metrics (Istio's 15090
+    # `/stats/prometheus`; agent/metricsport.py), and the service host its workload serves
+    # (what it reports as `destination_service` for requests it receives)
+    prometheus_port: int | None = None
+    service_host: str = ""
 
     @property
     def labels_key(self) -> tuple[tuple[str, str], ...]:
@@ -112,4 +117,6 @@ def parse_proxy(node_id: str, metadata: Mapping[str, object]) -> Proxy:
         app_port=_port(metadata, "APP_PORT"),
         admin_port=_port(metadata, "ADMIN_PORT"),
         secure=str(metadata.get("SECURE") or "").lower() == "true",
+        prometheus_port=_port(metadata, "PROMETHEUS_PORT"),
+        service_host=str(metadata.get("SERVICE_HOST") or ""),
     )

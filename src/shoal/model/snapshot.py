@@ -50,6 +50,9 @@ class Endpoint:
     tls_mode: str = "disabled"
     # "region/zone/subzone" as Istio writes it (WorkloadEntry `locality`, Kubernetes topology)
     locality: str = ""
+    # who the instance is, for the callers' metrics (`destination_workload`, ..._namespace)
+    workload: str = ""
+    namespace: str = ""
 
     def port_for(self, port: Port) -> int:
         return self.ports.get(port.name) or port.target_port or port.number

@@ -25,7 +25,13 @@ Key = tuple[str, str]
 
 
 def gateway_argv(
-    res: Resource, xds_port: int, admin: int, health: int, extra: list[str] | None = None
+    res: Resource,
+    xds_port: int,
+    admin: int,
+    health: int,
+    extra: list[str] | None = None,
+    *,
+    metrics: int = 0,
 ) -> list[str]:
     assert isinstance(res.spec, LocalGatewaySpec)
     labels = ",".join(f"{k}={v}" for k, v in sorted(res.spec.labels.items()))
@@ -40,6 +46,7 @@ def gateway_argv(
         "--xds-address", f"127.0.0.1:{xds_port}",
         "--admin-port", str(admin),
         "--health-port", str(health),
+        "--prometheus-port", str(metrics),
         "--drain-seconds", "1",
         *(extra or []),
     ]  # fmt: skip
@@ -63,7 +70,8 @@ class Gateways:
             if self.credentials is not None
             else []
         )
-        argv = gateway_argv(res, xds_port, self.ports.take(), self.ports.take(), extra)
+        p = self.ports
+        argv = gateway_argv(res, xds_port, p.take(), p.take(), extra, metrics=p.take())
         child = Child(f"{res.meta.name}/gateway", argv, dict(os.environ))
         await child.start()
         log.info("started gateway %s", res.namespaced_name)

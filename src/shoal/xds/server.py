@@ -382,6 +382,8 @@ class AdsServer:
                     "admin": f"127.0.0.1:{conn.proxy.admin_port}"
                     if conn.proxy.admin_port
                     else None,
+                    # where its Istio-named metrics are scraped (Istio's 15090)
+                    "prometheus_port": conn.proxy.prometheus_port,
                     "delta": conn.delta,
                     "connected_at": conn.connected_at,
                     "types": types,

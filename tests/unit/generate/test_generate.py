@@ -92,9 +92,9 @@ def test_output_is_deterministic_bytes() -> None:
 
 def test_proxies_in_one_namespace_share_one_generated_view() -> None:
     gen = generator(REVIEWS)
-    # two replicas of one workload (same WORKLOAD_NAME) share everything
-    one = gen.view(sidecar(name="a", WORKLOAD_NAME="client"))
-    two = gen.view(sidecar(name="b", WORKLOAD_NAME="client"))
+    # two replicas of one workload (same WORKLOAD_NAME and labels) share everything
+    one = gen.view(sidecar(name="a", WORKLOAD_NAME="client", LABELS={"app": "client"}))
+    two = gen.view(sidecar(name="b", WORKLOAD_NAME="client", LABELS={"app": "client"}))
     assert one is two
     other = gen.view(sidecar(namespace="shop"))
     assert other is not one

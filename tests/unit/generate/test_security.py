@@ -18,7 +18,6 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
-from google.protobuf import json_format
 
 from shoal.api import ConfigStore
 from shoal.generate import ConfigGenerator
@@ -230,6 +229,7 @@ def test_rbac_and_jwt_filters_in_istios_order() -> None:
         "envoy.filters.http.jwt_authn",
         "envoy.filters.http.rbac",
         "envoy.filters.http.rbac",
+        "shoal.peer_identity",  # generate/telemetry_peer.py
         "envoy.filters.http.router",
     ]
     deny, allow = rbac_filter.RBAC(), rbac_filter.RBAC()
@@ -281,13 +281,20 @@ metadata: {name: deny-none, namespace: default}
 spec: {action: DENY}
 """
     filters = _filters(_gen(SE, empty))
-    assert [f.name for f in filters] == ["envoy.filters.http.rbac", "envoy.filters.http.router"]
+    assert [f.name for f in filters] == [
+        "envoy.filters.http.rbac",
+        "shoal.peer_identity",  # generate/telemetry_peer.py
+        "envoy.filters.http.router",
+    ]
     allow = rbac_filter.RBAC()
     filters[0].typed_config.Unpack(allow)
     assert allow.rules.action == rbac_pb2.RBAC.ALLOW and not allow.rules.policies
     # policies of other namespaces or other workloads do not apply
     other = empty.replace("namespace: default", "namespace: shop")
-    assert [f.name for f in _filters(_gen(SE, other))] == ["envoy.filters.http.router"]
+    assert [f.name for f in _filters(_gen(SE, other))] == [
+        "shoal.peer_identity",
+        "envoy.filters.http.router",
+    ]
 
 
 def test_file_jwks_comes_from_the_snapshot() -> None:
@@ -332,8 +339,9 @@ def test_envoy_accepts_a_secure_sidecars_config(tmp_path: Path) -> None:
         listener = unpack(res, listener_pb2.Listener())
         if listener.name == "inbound_http":
             boot.static_resources.listeners.append(listener)
-    path = tmp_path / "boot.json"
-    path.write_text(json_format.MessageToJson(boot))
+    # binary, not JSON: the python protos lack fields Envoy 1.40 has (stats_scope, telemetry)
+    path = tmp_path / "boot.pb"
+    path.write_bytes(boot.SerializeToString())
     proc = subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(path), "-l", "error",
                            "--disable-hot-restart"], capture_output=True, text=True, check=False,
                           timeout=60)  # fmt: skip

@@ -1,0 +1,142 @@
+"""Istio's standard metrics from real sidecars under `shoal up --secure`.
+
+Known traffic (40 answered 200 after 30 ms, 10 answered 500) from frontend to reviews; each
+sidecar's metrics port then serves `istio_*` series with Istio's names, every label Kiali
+groups by, identities from the verified certificates, and Istio's histogram buckets. A caller
+that forges the identity headers changes nothing: its own sidecar overwrites them, and a
+plaintext caller's are ignored.
+"""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import Iterator
+
+import pytest
+
+from harness.configdir import ConfigDir
+from harness.telemetrymesh import MESH, REVIEWS, Sample, parse, scrape, select, send, total
+from harness.up import ShoalUp
+from harness.wait import wait_until
+from shoal.generate.telemetry_labels import HTTP_LABELS
+
+pytestmark = pytest.mark.envoy
+
+FRONTEND_ID = "spiffe://cluster.local/ns/default/sa/frontend"
+REVIEWS_ID = "spiffe://cluster.local/ns/default/sa/reviews"
+# Envoy's default histogram buckets, which are Istio's
+BUCKETS = ["0.5", "1", "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000",
+           "10000", "30000", "60000", "300000", "600000", "1800000", "3600000", "+Inf"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalUp]:
+    tmp = tmp_path_factory.mktemp("telemetry")
+    folder = ConfigDir(tmp / "mesh")
+    folder.write("mesh.yaml", MESH)
+    extra = ["--secure", "--ca-dir", str(tmp / "ca"), "--no-status"]
+    up = ShoalUp(folder.path, tmp, name="telemetry-up", extra_args=extra)
+    up.start()
+    try:
+        up.wait_ready(2)
+        send(up, ok=40, failed=10, headers={"x-shoal-peer-workload": "forged"})
+        yield up
+    finally:
+        print(up.describe())
+        up.stop()
+
+
+def _metrics(up: ShoalUp, replica: str, until: int) -> list[Sample]:
+    """The replica's series once its histograms (flushed every 5 s) have `until` requests."""
+    port = up.replica(replica)["ports"]["metrics"]
+
+    def flushed() -> list[Sample] | None:
+        samples = parse(scrape(port))
+        count = total(samples, "istio_request_duration_milliseconds_count")
+        return samples if count >= until else None
+
+    return wait_until(flushed, 15, interval=0.5, what=f"{replica}: {until} requests flushed")
+
+
+def test_syncz_names_every_proxys_metrics_port(mesh: ShoalUp) -> None:
+    ports = {r["replica"]: r["ports"]["metrics"] for r in mesh.workloads()}
+    by_node = {p["node"].split("~")[2].split(".")[0]: p["prometheus_port"] for p in mesh.syncz()}
+    assert by_node == ports
+
+
+def test_client_side_series_have_istios_names_labels_and_identities(mesh: ShoalUp) -> None:
+    samples = _metrics(mesh, "frontend-0", 50)
+    requests = select(samples, "istio_requests_total", reporter="source")
+    assert requests, samples
+    for s in requests:
+        assert set(s.labels) == set(HTTP_LABELS), s.labels
+    expected = {
+        "source_workload": "frontend",
+        "source_workload_namespace": "default",
+        "source_principal": FRONTEND_ID,
+        "source_app": "frontend",
+        "source_version": "v2",
+        "source_canonical_service": "frontend",
+        "source_canonical_revision": "v2",
+        "destination_workload": "reviews",
+        "destination_workload_namespace": "default",
+        "destination_principal": REVIEWS_ID,
+        "destination_app": "reviews",
+        "destination_version": "v1",
+        "destination_service": REVIEWS,
+        "destination_service_name": "reviews",
+        "destination_service_namespace": "default",
+        "destination_canonical_service": "reviews",
+        "destination_canonical_revision": "v1",
+        "request_protocol": "http",
+        "grpc_response_status": "",
+        "response_flags": "-",
+        "connection_security_policy": "unknown",
+    }
+    assert total(samples, "istio_requests_total", **expected, response_code="200") == 40
+    assert total(samples, "istio_requests_total", **expected, response_code="500") == 10
+    # the answers took 30 ms or more: nothing in the buckets below, Istio's bucket bounds
+    ok = {"reporter": "source", "response_code": "200"}
+    buckets = select(samples, "istio_request_duration_milliseconds_bucket", **ok)
+    assert [b.labels["le"] for b in buckets] == BUCKETS
+    by_le = {b.labels["le"]: b.value for b in buckets}
+    assert by_le["25"] == 0 and by_le["+Inf"] == 40
+    assert total(samples, "istio_request_duration_milliseconds_sum", **ok) >= 40 * 30
+    assert total(samples, "istio_request_bytes_count", **ok) == 40
+    assert total(samples, "istio_response_bytes_sum", **ok) > 40 * 100
+
+
+def test_server_side_series_name_the_caller_from_its_certificate(mesh: ShoalUp) -> None:
+    samples = _metrics(mesh, "reviews-0", 50)
+    expected = {
+        "reporter": "destination",
+        "source_workload": "frontend",  # not "forged": the caller's sidecar overwrote it
+        "source_workload_namespace": "default",
+        "source_principal": FRONTEND_ID,
+        "source_app": "frontend",
+        "source_version": "v2",
+        "destination_workload": "reviews",
+        "destination_principal": REVIEWS_ID,
+        "destination_service": REVIEWS,
+        "destination_service_name": "reviews",
+        "connection_security_policy": "mutual_tls",
+    }
+    assert total(samples, "istio_requests_total", **expected, response_code="200") == 40
+    assert total(samples, "istio_requests_total", **expected, response_code="500") == 10
+    for s in select(samples, "istio_requests_total"):
+        assert set(s.labels) == set(HTTP_LABELS), s.labels
+
+
+def test_a_plaintext_caller_cannot_claim_an_identity(mesh: ShoalUp) -> None:
+    inbound = mesh.replica("reviews-0")["ports"]["inbound"]
+    conn = http.client.HTTPConnection("127.0.0.1", inbound, timeout=5)
+    conn.request("GET", "/", headers={"Host": REVIEWS, "x-shoal-peer-workload": "frontend"})
+    assert conn.getresponse().status == 200
+    conn.close()
+    samples = _metrics(mesh, "reviews-0", 51)
+    plain = {"reporter": "destination", "connection_security_policy": "none"}
+    assert total(samples, "istio_requests_total", **plain) == 1
+    (series,) = select(samples, "istio_requests_total", **plain)
+    assert series.labels["source_workload"] == "unknown"
+    assert series.labels["source_principal"] == "unknown"
+    assert series.labels["destination_principal"] == "unknown"
