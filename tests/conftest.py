@@ -17,6 +17,8 @@ from harness.backend import Backend
 from harness.configdir import ConfigDir
 from harness.controlplane import ControlPlane
 from harness.envoy import EnvoyProcess
+from harness.kubeapi import KubeAPIThread
+from harness.kubectl import Kubectl
 from harness.mesh import Mesh
 from harness.secmesh import SecureMesh
 
@@ -131,3 +133,21 @@ def secmesh(
     out = SecureMesh(config_dir, envoy_factory, control_plane_factory(config_dir))
     yield out
     out.stop()
+
+
+@pytest.fixture
+def kubeapi() -> Iterator[KubeAPIThread]:
+    """The fake Kubernetes API server (harness/kubeapi) on a free port, stopped at teardown."""
+    with KubeAPIThread() as api:
+        yield api
+
+
+@pytest.fixture
+def kubeconfig(kubeapi: KubeAPIThread, tmp_path: Path) -> Path:
+    return kubeapi.kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def kubectl(kubeconfig: Path, tmp_path: Path) -> Kubectl:
+    """The real kubectl pointed at ``kubeapi``, with its own discovery cache."""
+    return Kubectl(kubeconfig, tmp_path)
