@@ -18,12 +18,16 @@ class ConfigDir:
 
     def write(self, name: str, text: str) -> Path:
         """Atomically replace ``name`` with ``text``."""
+        return self.write_bytes(name, text.encode())
+
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        """Atomically replace ``name`` with ``data`` (for files that are not UTF-8 text)."""
         target = self.path / name
         # A dot-prefixed temp name, so a watcher filtering on *.yaml ignores it until the rename.
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=self.path)
         try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)

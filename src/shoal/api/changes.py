@@ -7,7 +7,9 @@ is source-neutral: it names its unit by `source` and carries either
 * `text`: a whole file's YAML (the store splits it into documents, keyed by path and
   document index, and re-parses only the documents whose text changed), or
 * `data`: one already-decoded object (a Kubernetes object: kind, metadata, spec), or
-* neither: the unit is gone (a deleted file, a deleted object).
+* `error`: the unit is there but cannot be read (not UTF-8, too large, no permission): it is
+  an error of that unit, which keeps its last good resources as after a YAML syntax error, or
+* none of these: the unit is gone (a deleted file, a deleted object).
 
 `ConfigStore.apply` takes a batch of changes; units it is not told about keep what they had.
 """
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from shoal.api.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -30,19 +34,26 @@ class Change:
     source: str
     text: str | None = None
     data: Mapping[str, object] | None = None
+    error: ConfigError | None = None
 
     def __post_init__(self) -> None:
-        if self.text is not None and self.data is not None:
-            raise ValueError(f"{self.source}: a change carries text or data, not both")
+        given = (self.text is not None) + (self.data is not None) + (self.error is not None)
+        if given > 1:
+            raise ValueError(f"{self.source}: a change carries one of text, data or error")
 
     @property
     def deleted(self) -> bool:
-        return self.text is None and self.data is None
+        return self.text is None and self.data is None and self.error is None
 
     @staticmethod
     def file(path: str, text: str | None) -> Change:
         """A file's new text, or None when it is gone."""
         return Change(path, text=text)
+
+    @staticmethod
+    def unreadable(path: str, error: ConfigError) -> Change:
+        """A file that is there but cannot be read; `error` says where and why."""
+        return Change(path, error=error)
 
     @staticmethod
     def object(source: str, data: Mapping[str, object] | None) -> Change:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from shoal.api.changes import Change, replace_all
+from shoal.api.conflicts import settle_conflicts
 from shoal.api.documents import DocumentCache
 from shoal.api.errors import ConfigError
 from shoal.api.load import FileResult, parse_object
@@ -201,6 +202,10 @@ class ConfigStore:
             if change.deleted:
                 self._parsed.pop(change.source, None)
                 self._documents.pop(change.source, None)
+            elif change.error is not None:
+                # like a syntax error: the file keeps its last good resources (its document
+                # cache too, so the fix re-parses only what differs from before)
+                self._parsed[change.source] = FileResult(change.source, change.error, ())
             else:
                 self._parsed[change.source] = self._parse(change)
         candidates: list[Resource] = []
@@ -211,6 +216,8 @@ class ConfigStore:
             file_candidates[source] = found
             candidates += found
             errors += found_errors
+        candidates, conflict_errors = settle_conflicts(candidates, self._accepted)
+        errors += conflict_errors
         accepted, reference_errors = self._resolve(candidates)
         errors += reference_errors
 

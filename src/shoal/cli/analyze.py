@@ -18,9 +18,11 @@ from typing import Any
 
 from shoal.api import ConfigError
 from shoal.cli.checks import find_warnings
+from shoal.cli.limits import add_max_file_bytes
 from shoal.cli.tables import print_json
 from shoal.engine import Pipeline
 from shoal.sources.directory import DirCache, read_changes
+from shoal.sources.filetext import DEFAULT_MAX_FILE_BYTES
 from shoal.sources.policyfiles import read_policy_files
 
 
@@ -40,9 +42,9 @@ class Report:
         }
 
 
-def analyze(root: Path) -> Report:
+def analyze(root: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Report:
     """Load every config file under `root` and collect its errors and warnings."""
-    cache = DirCache()
+    cache = DirCache(max_bytes=max_file_bytes)
     pipeline = Pipeline("analyze", policy_files=lambda res: read_policy_files(root, res))
     pipeline.apply(read_changes(root, cache, None))
     resources = pipeline.store.resources
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"shoal analyze: {root}: not a directory", file=sys.stderr)
         return 2
-    report = analyze(root)
+    report = analyze(root, args.max_file_bytes)
     if args.output == "json":
         print_json(report.to_json())
     else:
@@ -111,4 +113,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("dir", metavar="DIR", help="folder of Istio-compatible YAML files")
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    add_max_file_bytes(p)
     p.set_defaults(func=run)

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from shoal.cli.limits import add_max_file_bytes
 from shoal.runtime.up import UpSettings, run_up
 
 
@@ -23,6 +24,7 @@ def _run(args: argparse.Namespace) -> int:
         secure=args.secure,
         ca_dir=Path(args.ca_dir).resolve() if args.ca_dir else None,
         cert_ttl_s=args.cert_ttl,
+        max_file_bytes=args.max_file_bytes,
     )
     asyncio.run(run_up(settings))
     return 0
@@ -34,6 +36,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--xds-port", type=int, default=15010)
     p.add_argument("--admin-port", type=int, default=15014)
     p.add_argument("--no-status", action="store_true", help="no live table, log lines only")
+    add_max_file_bytes(p)
     p.add_argument(
         "--secure",
         action="store_true",

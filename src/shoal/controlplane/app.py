@@ -35,6 +35,7 @@ from shoal.engine import Pipeline
 from shoal.kube.inject import InjectorSettings
 from shoal.model import Credential, MeshSnapshot, RegistryInstance
 from shoal.sources.directory import Changes, DirCache, read_changes, watch_dir
+from shoal.sources.filetext import DEFAULT_MAX_FILE_BYTES
 from shoal.sources.policyfiles import read_policy_files
 from shoal.sources.secrets import SECRETS_DIR, read_credentials
 from shoal.xds.debounce import Debouncer
@@ -64,6 +65,8 @@ class Settings:
     injector: InjectorSettings = field(default_factory=InjectorSettings)
     # the Kubernetes source (informers, TokenReview, Lease); None: files only
     kubernetes: KubeSettings | None = None
+    # config files larger than this are refused unread (an error of that file)
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
 
 def new_boot_id() -> str:
@@ -89,7 +92,7 @@ class ControlPlane:
         self._files_dirty = True
         # files the watcher said changed since the last reload; None: scan the whole folder
         self._changed_files: set[str] | None = None
-        self._dir_cache = DirCache()
+        self._dir_cache = DirCache(max_bytes=settings.max_file_bytes)
         self._heap = HeapPolicy()
         self._debouncer = Debouncer(
             settings.debounce_s, settings.max_debounce_s, self.apply, busy=self.ads.fanning_out

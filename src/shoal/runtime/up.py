@@ -23,6 +23,7 @@ from shoal.controlplane.app import ControlPlane, Settings
 from shoal.runtime.credentials import Credentials
 from shoal.runtime.status import status_table
 from shoal.runtime.supervisor import Supervisor
+from shoal.sources.filetext import DEFAULT_MAX_FILE_BYTES
 
 log = logging.getLogger("shoal.runtime")
 
@@ -37,6 +38,7 @@ class UpSettings:
     secure: bool = False
     ca_dir: Path | None = None
     cert_ttl_s: float = 24 * 3600.0
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
 
 async def run_up(settings: UpSettings) -> None:
@@ -61,6 +63,7 @@ async def _run_up(settings: UpSettings, private: list[Path]) -> None:
             secure=settings.secure,
             ca_dir=ca_dir,
             cert_ttl_s=settings.cert_ttl_s,
+            max_file_bytes=settings.max_file_bytes,
         )
     )
     credentials = None

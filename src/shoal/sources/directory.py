@@ -2,16 +2,16 @@
 
 It knows nothing of xDS. It says what changed: `read_changes` turns the paths the watcher
 named into `Change`s (api/changes.py) for exactly those files (a full scan, when only one can
-tell, into changes for the files whose text differs from what was read before). Editors save through
-temporary files and renames, so only finished `*.yaml`/`*.yml` files are read, hidden and
-backup files are skipped, and a file that vanishes between listing and reading is treated as
-deleted.
+tell, into changes for the files whose text differs from what was read before). Editors save
+through temporary files and renames, so only finished `*.yaml`/`*.yml` files are read, hidden
+and backup files are skipped, and a file that vanishes between listing and reading is treated
+as deleted. A file that is there but cannot be read (not UTF-8, over the size limit, no
+permission) is not deleted: it is an error of that file (`filetext.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import stat
 from collections.abc import Callable, Iterable
@@ -20,10 +20,9 @@ from pathlib import Path
 
 import watchfiles
 
-from shoal.api import Change
+from shoal.api import Change, ConfigError
+from shoal.sources.filetext import DEFAULT_MAX_FILE_BYTES, read_file_text
 from shoal.sources.secrets import is_secret_file
-
-log = logging.getLogger("shoal.sources")
 
 _SUFFIXES = (".yaml", ".yml")
 
@@ -54,9 +53,9 @@ def read_config_dir(root: Path, cache: DirCache | None = None) -> dict[str, str]
     is not read again: after one edit in a folder of thousands, one file is read.
     """
     cache = cache if cache is not None else DirCache()
-    seen: dict[str, tuple[int, int, int, str]] = {}
+    seen: dict[str, Entry] = {}
     for key in _walk(root):
-        entry = _read(root, key, cache.entries.get(key))
+        entry = _read(root, key, cache.entries.get(key), cache.max_bytes)
         if entry is not None:
             seen[key] = entry
     cache.entries = seen
@@ -69,7 +68,7 @@ def refresh_config_files(root: Path, cache: DirCache, changed: Iterable[str]) ->
     at, so an edit costs the same in a folder of ten files or ten thousand."""
     entries = dict(cache.entries)
     for key in changed:
-        entry = _read(root, key, entries.get(key)) if _wanted(Path(key)) else None
+        entry = _read(root, key, entries.get(key), cache.max_bytes) if _wanted(Path(key)) else None
         if entry is None:
             entries.pop(key, None)
         else:
@@ -96,15 +95,21 @@ def read_changes(root: Path, cache: DirCache, changed: Iterable[str] | None) -> 
         if new is None and old is not None:
             changes.append(Change.file(key, None))
         elif new is not None and (old is None or old[3] != new[3]):
-            changes.append(Change.file(key, new[3]))
+            content = new[3]
+            if isinstance(content, ConfigError):
+                changes.append(Change.unreadable(key, content))
+            else:
+                changes.append(Change.file(key, content))
     return changes
 
 
-def _read(
-    root: Path, key: str, known: tuple[int, int, int, str] | None
-) -> tuple[int, int, int, str] | None:
-    """(mtime, size, inode, text) of one file; `known`'s text when those three are the same;
-    None when it is gone, not a regular file, or unreadable (logged)."""
+# (mtime_ns, size, inode, the text or why it cannot be read)
+Entry = tuple[int, int, int, str | ConfigError]
+
+
+def _read(root: Path, key: str, known: Entry | None, max_bytes: int) -> Entry | None:
+    """The entry of one file; `known` when mtime, size and inode are the same; None when it
+    is gone or not a regular file (a folder, a socket)."""
     path = root / key
     try:
         st = path.stat()
@@ -112,23 +117,31 @@ def _read(
             return None
         if known is not None and known[:3] == (st.st_mtime_ns, st.st_size, st.st_ino):
             return known
-        return (st.st_mtime_ns, st.st_size, st.st_ino, path.read_text(encoding="utf-8"))
+        content = read_file_text(path, key, st.st_size, max_bytes)
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as err:
-        log.error("%s: cannot read: %s", key, err)
-        return None
+    except OSError as err:  # stat failed: the file cannot be looked at, let alone read
+        content = ConfigError(key, 1, "", f"cannot read: {err.strerror or err}")
+        return (0, 0, 0, content)
+    return (st.st_mtime_ns, st.st_size, st.st_ino, content)
 
 
 @dataclass
 class DirCache:
-    """What `read_config_dir` last read: path -> (mtime_ns, size, inode, text). An editor's
-    save (rename over the file) changes the inode, a write in place the mtime or size."""
+    """What `read_config_dir` last read: path -> `Entry`. An editor's save (rename over the
+    file) changes the inode, a write in place the mtime or size. Files over `max_bytes` are
+    refused from their size, unread."""
 
-    entries: dict[str, tuple[int, int, int, str]] = field(default_factory=dict)
+    entries: dict[str, Entry] = field(default_factory=dict)
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES
 
     def files(self) -> dict[str, str]:
-        return {key: entry[3] for key, entry in sorted(self.entries.items())}
+        """The text of every file that could be read."""
+        return {k: e[3] for k, e in sorted(self.entries.items()) if isinstance(e[3], str)}
+
+    def problems(self) -> dict[str, ConfigError]:
+        """Why each file that could not be read was not."""
+        return {k: e[3] for k, e in sorted(self.entries.items()) if isinstance(e[3], ConfigError)}
 
     def holds_folder(self, key: str) -> bool:
         prefix = key.rstrip("/") + "/"
