@@ -18,8 +18,8 @@ from pathlib import Path
 from shoal.ca.authority import ROOTS, CertificateAuthority
 from shoal.ca.tokens import TokenIssuer
 from shoal.kube import names
-from shoal.kube.client import KubeClient, KubeError
-from shoal.kube.install import apply_all, existing_ca
+from shoal.kube.client import KubeError
+from shoal.kube.install import apply_all, connect, existing_ca
 from shoal.kube.kustomize import kustomize_files
 from shoal.kube.manifests import InstallOptions, manifests, render
 
@@ -55,7 +55,7 @@ def _dry_run(args: argparse.Namespace) -> int:
 
 
 async def _apply(args: argparse.Namespace) -> int:
-    client = KubeClient.connect(Path(args.kubeconfig) if args.kubeconfig else None)
+    client = connect(Path(args.kubeconfig) if args.kubeconfig else None)
     try:
         held = await existing_ca(client)
         if held is not None and ROOTS in held:
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         return _dry_run(args)
     try:
         return asyncio.run(_apply(args))
-    except KubeError as err:
+    except KubeError as err:  # includes a missing kubeconfig
         print(f"shoal install: {err}", file=sys.stderr)
         return 1
 
@@ -103,7 +103,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "and its admission webhooks through the API server.",
     )
     p.add_argument("--dry-run", action="store_true", help="print the manifests, apply nothing")
-    p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster credentials)")
+    p.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
+    )
     p.add_argument("--replicas", type=int, default=2, help="control-plane replicas")
     p.add_argument("--image", default=names.DEFAULT_IMAGE, help="the control plane's image")
     p.add_argument("--proxy-image", help="the injected agent's image (default: --image)")

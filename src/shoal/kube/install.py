@@ -11,17 +11,36 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from lightkube import codecs
+from lightkube.config.kubeconfig import KubeConfig
+from lightkube.core.exceptions import ConfigError
 from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
 
 from shoal.kube import names
-from shoal.kube.client import KubeClient, KubeStatusError
+from shoal.kube.client import KubeClient, KubeConfigError, KubeStatusError, load_config
 from shoal.kube.manifests import CA_SECRET
 
 ROOTS_KEY = "trusted-roots.pem"
+
+
+def connect(kubeconfig: Path | None) -> KubeClient:
+    """A client for `kubeconfig`, or, as kubectl finds one, `$KUBECONFIG`, ~/.kube/config,
+    then the pod's service account."""
+    if kubeconfig is not None:
+        return KubeClient(load_config(kubeconfig))
+    try:
+        config = KubeConfig.from_env().get()
+    except (ConfigError, OSError) as err:
+        raise KubeConfigError(
+            f"no kubeconfig ($KUBECONFIG, ~/.kube/config) or in-cluster credentials: {err}"
+        ) from None
+    if config is None:
+        raise KubeConfigError("the kubeconfig has no current context")
+    return KubeClient(config)
 
 
 async def existing_ca(client: KubeClient) -> dict[str, bytes] | None:
