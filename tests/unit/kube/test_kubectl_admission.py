@@ -201,3 +201,17 @@ def test_pods_in_a_labelled_namespace_get_a_sidecar(
 
     plain = kubectl.json("get", "pod", "-n", "plain", "reviews-v1")
     assert [c["name"] for c in plain["spec"]["containers"]] == ["reviews"]
+
+
+def test_injection_warnings_reach_kubectl(
+    installed: Path, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    _namespace(kubectl, "shop", **{"istio-injection": "enabled"})
+    pod = POD.format(ns="shop").replace(
+        "  labels:", "  annotations: {sidecar.istio.io/interceptionMode: REDIRECT}\n  labels:"
+    )
+    (tmp_path / "pod.yaml").write_text(pod)
+    applied = kubectl.run("apply", "-f", str(tmp_path / "pod.yaml"))
+    assert "Warning:" in applied.stderr and "interception mode NONE" in applied.stderr
+    created = kubectl.json("get", "pod", "-n", "shop", "reviews-v1")
+    assert created["metadata"]["annotations"]["sidecar.istio.io/interceptionMode"] == "NONE"

@@ -192,3 +192,41 @@ def test_kustomize_build_gives_the_dry_run_objects() -> None:
     assert built.keys() == expected.keys()
     for key, obj in expected.items():
         assert built[key] == obj, key
+
+
+def test_deployment_args_are_what_shoal_control_plane_parses() -> None:
+    from shoal.cli import kubeargs
+    from shoal.cli.main import parser
+
+    (deploy,) = _by_kind(manifests(InstallOptions(revision="canary")), "Deployment")
+    container = deploy["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["shoal"]
+    args = parser().parse_args(container["args"])
+    assert args.func.__name__ == "_control_plane"
+    assert args.kubernetes and args.config_dir is None and args.kubeconfig is None
+    settings = kubeargs.kube_settings(args)
+    assert settings is not None and settings.kubeconfig is None  # in-cluster credentials
+    assert (args.secure, args.ca_dir, args.host) == (True, "/etc/shoal/ca", "0.0.0.0")
+    assert (args.xds_port, args.admin_port, args.webhook_port) == (15012, 15014, 15017)
+    assert args.revision == "canary"
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/etc/shoal/ca"]["readOnly"] is True
+
+
+def test_a_complete_ca_directory_is_only_read(tmp_path: Path) -> None:
+    """The Deployment mounts the CA Secret read-only as --ca-dir: starting the CA, the token
+    issuer and the webhook certificate from a complete directory writes nothing there."""
+    from shoal.cli.installcmd import ca_files
+    from shoal.controlplane.security import MeshSecurity
+    from shoal.controlplane.webhooks import serving_context
+
+    files = ca_files(tmp_path / "made")
+    mounted = tmp_path / "mounted"
+    mounted.mkdir()
+    for name, data in files.items():
+        (mounted / name).write_bytes(data)
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in mounted.iterdir()}
+    security = MeshSecurity(mounted, cert_ttl_s=3600)
+    serving_context(security.ca)
+    after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in mounted.iterdir()}
+    assert after == before
