@@ -34,7 +34,8 @@ ServiceKey = tuple[str, str]  # (namespace, Service name)
 
 
 def _what_endpoints_read(w: Workload | None) -> object:
-    return None if w is None else (w.labels, w.service_account, w.node_name, w.tls_mode)
+    # labels, service account, node, tlsMode and the sidecar's inbound port (translate_pod)
+    return None if w is None else w.endpoint_inputs
 
 
 def slice_pods(endpoint_slice: KubeObject) -> list[PodKey]:

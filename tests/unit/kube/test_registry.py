@@ -119,3 +119,18 @@ def test_deleting_the_service_or_its_slice() -> None:
     assert reg.services[HOST].endpoints == ()
     assert reg.apply("Service", [ObjectEvent("DELETED", ("shop", "reviews"), svc, None)]) == {HOST}
     assert HOST not in reg.services
+
+
+def test_a_sidecar_inbound_port_annotation_moves_the_endpoint() -> None:
+    """A pod whose sidecar runs without capture (inject.py) is reached on the sidecar's
+    inbound port; the annotation alone changing is an endpoint change."""
+    reg = KubeRegistry()
+    reg.apply("Service", _add(_service()))
+    pod = _pod("r1", "10.0.0.1")
+    reg.apply("Pod", _add(pod))
+    reg.apply("EndpointSlice", _add(_slice("s1", ("10.0.0.1", "r1", True))))
+    assert dict(reg.services[HOST].endpoints[0].ports) == {"http": 9080}
+    sidecar = {"sidecar.istio.io/interceptionMode": "NONE", "shoal.dev/inbound-port": "15006"}
+    annotated = {**pod, "metadata": {**pod["metadata"], "annotations": sidecar}}
+    assert reg.apply("Pod", [ObjectEvent("MODIFIED", ("shop", "r1"), pod, annotated)]) == {HOST}
+    assert dict(reg.services[HOST].endpoints[0].ports) == {"http": 15006}
