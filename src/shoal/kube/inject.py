@@ -33,6 +33,7 @@ from typing import Any
 import jsonpatch
 
 from shoal.kube import names
+from shoal.kube.inject_overrides import Overrides, overrides
 from shoal.kube.inject_rules import InjectionPolicy
 from shoal.kube.objects import KubeObject, annotations_of, items, labels_of, mapping, text
 
@@ -134,9 +135,14 @@ def _field_env(name: str, path: str) -> dict[str, Any]:
 
 
 def _agent_args(
-    pod: KubeObject, labels: Mapping[str, str], s: InjectorSettings, port: int | None
+    pod: KubeObject,
+    labels: Mapping[str, str],
+    s: InjectorSettings,
+    port: int | None,
+    extra: Overrides,
 ) -> list[str]:
     label_arg = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    health = s.health_port if extra.health_port is None else extra.health_port
     args = [
         "agent",
         "--name", "$(POD_NAME)",
@@ -149,26 +155,32 @@ def _agent_args(
         "--outbound-port", str(s.outbound_port),
         "--inbound-port", str(s.inbound_port),
         "--admin-port", str(s.admin_port),
-        "--health-port", str(s.health_port),
+        "--health-port", str(health),
         "--health-host", "0.0.0.0",
         "--token-file", TOKEN_FILE,
         "--ca-root", ROOT_CERT_FILE,
     ]  # fmt: skip
     if port is not None:
         args += ["--app-port", str(port)]
-    return args
+    return [*args, *extra.agent_args]
 
 
 def proxy_container(
-    pod: KubeObject, labels: Mapping[str, str], s: InjectorSettings, port: int | None
+    pod: KubeObject,
+    labels: Mapping[str, str],
+    s: InjectorSettings,
+    port: int | None,
+    extra: Overrides | None = None,
 ) -> dict[str, Any]:
     """The `istio-proxy` container: `shoal agent` for this pod."""
+    extra = extra or Overrides()
     image = annotations_of(pod).get(IMAGE_ANNOTATION) or s.image
-    return {
+    health = s.health_port if extra.health_port is None else extra.health_port
+    container: dict[str, Any] = {
         "name": PROXY_CONTAINER,
         "image": image,
         "command": ["shoal"],
-        "args": _agent_args(pod, labels, s, port),
+        "args": _agent_args(pod, labels, s, port, extra),
         "env": [
             _field_env("POD_NAME", "metadata.name"),
             _field_env("POD_NAMESPACE", "metadata.namespace"),
@@ -180,14 +192,7 @@ def proxy_container(
             # the root filesystem is read-only
             {"name": "TMPDIR", "value": PROXY_DIR},
         ],
-        "ports": [{"name": "http-health", "containerPort": s.health_port, "protocol": "TCP"}],
-        "readinessProbe": {
-            "httpGet": {"path": "/healthz/ready", "port": s.health_port},
-            "initialDelaySeconds": 1,
-            "periodSeconds": 2,
-            "timeoutSeconds": 3,
-            "failureThreshold": 30,
-        },
+        "resources": {k: dict(v) for k, v in extra.resources.items()},
         "securityContext": {
             "runAsUser": PROXY_UID,
             "runAsGroup": PROXY_UID,
@@ -204,6 +209,16 @@ def proxy_container(
             {"name": "istiod-ca-cert", "mountPath": ROOT_CERT_DIR, "readOnly": True},
         ],
     }
+    if health:
+        container["ports"] = [{"name": "http-health", "containerPort": health, "protocol": "TCP"}]
+        container["readinessProbe"] = {
+            "httpGet": {"path": "/healthz/ready", "port": health},
+            "initialDelaySeconds": 1,
+            "periodSeconds": 2,
+            "timeoutSeconds": 3,
+            "failureThreshold": 30,
+        }
+    return container
 
 
 def proxy_volumes(s: InjectorSettings) -> list[dict[str, Any]]:
@@ -253,11 +268,12 @@ def inject_pod(pod: KubeObject, settings: InjectorSettings | None = None) -> Inj
     out.setdefault("metadata", {}).pop("managedFields", None)
     if is_injected(out):
         return Injection(out)
-    warnings = []
     meta = out["metadata"]
     spec = out.setdefault("spec", {})
     annotations = meta.setdefault("annotations", {}) or {}
     meta["annotations"] = annotations
+    extra = overrides(annotations)
+    warnings = list(extra.warnings)
     mode = annotations.get(INTERCEPTION_ANNOTATION, "NONE")
     if mode != "NONE":
         warnings.append(
@@ -275,7 +291,7 @@ def inject_pod(pod: KubeObject, settings: InjectorSettings | None = None) -> Inj
         env = container.setdefault("env", [])
         taken = {text(e, "name") for e in env}
         env.extend(e for e in _proxy_env(s) if e["name"] not in taken)
-    containers.append(proxy_container(out, labels, s, port))
+    containers.append(proxy_container(out, labels, s, port, extra))
     volumes = spec.setdefault("volumes", [])
     taken_volumes = {text(v, "name") for v in volumes}
     volumes.extend(v for v in proxy_volumes(s) if v["name"] not in taken_volumes)

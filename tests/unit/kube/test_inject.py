@@ -198,3 +198,64 @@ def test_injected_pod_is_reached_through_its_sidecar() -> None:
     (ep,) = part.endpoints
     assert dict(ep.ports) == {"http": 15006}
     assert ep.tls_mode == "istio"
+
+
+def test_istio_proxy_annotations_override_the_sidecar() -> None:
+    pod = deployment_pod(
+        annotations={
+            "proxy.istio.io/config": "concurrency: 2\nterminationDrainDuration: 7s\n"
+            "holdApplicationUntilProxyStarts: true\n",
+            "sidecar.istio.io/proxyCPU": "250m",
+            "sidecar.istio.io/proxyMemoryLimit": "1Gi",
+            "sidecar.istio.io/logLevel": "debug",
+            "status.sidecar.istio.io/port": "15999",
+        }
+    )
+    result = injection_patch(pod)
+    before = copy.deepcopy(pod)
+    before["metadata"].pop("managedFields")
+    proxy = _container(jsonpatch.apply_patch(before, result.operations), "istio-proxy")
+    args = proxy["args"]
+
+    def value(flag: str) -> str:
+        return str(args[args.index(flag) + 1])
+
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    parsed = parser.parse_args(args[1:])  # shoal agent accepts every override
+    assert (parsed.concurrency, parsed.drain_seconds, parsed.envoy_log_level) == (2, 7.0, "debug")
+    assert (value("--concurrency"), value("--drain-seconds")) == ("2", "7")
+    assert value("--envoy-log-level") == "debug"
+    assert value("--health-port") == "15999"
+    assert proxy["readinessProbe"]["httpGet"]["port"] == 15999
+    assert proxy["resources"] == {
+        "requests": {"cpu": "250m", "memory": "128Mi"},
+        "limits": {"memory": "1Gi"},
+    }
+    # valid Istio the agent does not act on is named, not silently dropped
+    assert result.warnings == (
+        "proxy.istio.io/config field 'holdApplicationUntilProxyStarts' is not supported by "
+        "shoal; ignored",
+    )
+
+
+def test_unusable_overrides_warn_and_the_pod_is_still_injected() -> None:
+    pod = deployment_pod(
+        annotations={
+            "proxy.istio.io/config": "concurrency: many",
+            "sidecar.istio.io/logLevel": "loud",
+            "status.sidecar.istio.io/port": "0",
+        }
+    )
+    result = injection_patch(pod)
+    assert len(result.warnings) == 2
+    assert "concurrency must be a positive integer" in result.warnings[0]
+    assert "not an Envoy log level" in result.warnings[1]
+    before = copy.deepcopy(pod)
+    before["metadata"].pop("managedFields")
+    proxy = _container(jsonpatch.apply_patch(before, result.operations), "istio-proxy")
+    assert "readinessProbe" not in proxy  # health disabled by status port 0
+    assert proxy["args"][proxy["args"].index("--health-port") + 1] == "0"
+    assert "--concurrency" not in proxy["args"]
