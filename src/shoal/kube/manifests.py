@@ -190,7 +190,7 @@ def manifests(
         *crds(),
         namespace(),
         service_account(),
-        cluster_role(o.revision),
+        cluster_role(),
         cluster_role_binding(),
         role(),
         role_binding(),

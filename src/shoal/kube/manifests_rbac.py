@@ -3,8 +3,9 @@
 ClusterRole (every namespace): read the inputs (namespaces, services, endpointslices, pods,
 serviceaccounts, every shoal/Istio kind); write the status of those kinds; write the
 `istio-ca-root-cert` ConfigMap into each namespace; record Events; check workload tokens
-(TokenReview); keep the webhook configurations' `caBundle` current (those two objects only).
-Role (shoal-system only): the leader-election Lease.
+(TokenReview). Role (shoal-system only): the leader-election Lease. Nothing else: the webhook
+configurations get their `caBundle` from `shoal install`, so the control plane never writes
+them, and it reads no Secrets (the CA arrives mounted).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def service_account() -> dict[str, Any]:
     }
 
 
-def cluster_role(revision: str = "") -> dict[str, Any]:
+def cluster_role() -> dict[str, Any]:
     crd_rules = []
     for group, plurals in plurals_by_group().items():
         crd_rules.append({"apiGroups": [group], "resources": plurals, "verbs": _READ})
@@ -44,7 +45,6 @@ def cluster_role(revision: str = "") -> dict[str, Any]:
                 "verbs": ["get", "update", "patch"],
             }
         )
-    suffix = f"-{revision}" if revision else ""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
@@ -61,7 +61,7 @@ def cluster_role(revision: str = "") -> dict[str, Any]:
             {
                 "apiGroups": [""],
                 "resources": ["configmaps"],
-                "verbs": ["get", "list", "watch", "create", "update"],
+                "verbs": ["get", "create", "update"],
             },
             {
                 "apiGroups": ["", "events.k8s.io"],
@@ -72,23 +72,6 @@ def cluster_role(revision: str = "") -> dict[str, Any]:
                 "apiGroups": ["authentication.k8s.io"],
                 "resources": ["tokenreviews"],
                 "verbs": ["create"],
-            },
-            {
-                "apiGroups": ["admissionregistration.k8s.io"],
-                "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],
-                "verbs": _READ,
-            },
-            {
-                "apiGroups": ["admissionregistration.k8s.io"],
-                "resources": ["mutatingwebhookconfigurations"],
-                "resourceNames": [f"{names.MUTATING_WEBHOOK}{suffix}"],
-                "verbs": ["update", "patch"],
-            },
-            {
-                "apiGroups": ["admissionregistration.k8s.io"],
-                "resources": ["validatingwebhookconfigurations"],
-                "resourceNames": [f"{names.VALIDATING_WEBHOOK}{suffix}-{names.NAMESPACE}"],
-                "verbs": ["update", "patch"],
             },
         ],
     }
@@ -121,7 +104,7 @@ def role() -> dict[str, Any]:
             {
                 "apiGroups": ["coordination.k8s.io"],
                 "resources": ["leases"],
-                "verbs": ["get", "watch", "create", "update"],
+                "verbs": ["get", "create", "update"],
             }
         ],
     }
