@@ -284,6 +284,9 @@ def inject_pod(pod: KubeObject, settings: InjectorSettings | None = None) -> Inj
     meta["labels"] = labels
     labels.update(canonical_labels(out))
     labels[TLS_MODE_LABEL] = "istio"
+    # the API server's ServiceAccount admission sets this before webhooks run; the agent's
+    # identity ($(SERVICE_ACCOUNT) from spec.serviceAccountName) must never come out empty
+    spec.setdefault("serviceAccountName", text(spec, "serviceAccount") or "default")
     port = app_port(out)
     containers = spec.setdefault("containers", [])
     app_names = [text(c, "name") for c in containers]
