@@ -257,7 +257,14 @@ def is_injected(pod: KubeObject) -> bool:
 
 def _proxy_env(s: InjectorSettings) -> list[dict[str, str]]:
     url = f"http://127.0.0.1:{s.outbound_port}"
-    return [{"name": "HTTP_PROXY", "value": url}, {"name": "http_proxy", "value": url}]
+    # the pod's own loopback stays direct (a container calling another one of its pod)
+    local = "localhost,127.0.0.1,::1"
+    return [
+        {"name": "HTTP_PROXY", "value": url},
+        {"name": "http_proxy", "value": url},
+        {"name": "NO_PROXY", "value": local},
+        {"name": "no_proxy", "value": local},
+    ]
 
 
 def inject_pod(pod: KubeObject, settings: InjectorSettings | None = None) -> Injection:

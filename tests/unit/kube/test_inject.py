@@ -96,6 +96,7 @@ def test_patch_adds_agent_labels_annotations_and_volumes() -> None:
     # the app reaches other services through its sidecar; its own env is kept
     app_env = {e["name"]: e.get("value") for e in _container(pod, "reviews")["env"]}
     assert app_env["HTTP_PROXY"] == "http://127.0.0.1:15001"
+    assert app_env["NO_PROXY"] == "localhost,127.0.0.1,::1"
     assert app_env["LOG_DIR"] == "/tmp/logs"
 
 
