@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -74,14 +74,10 @@ def validate_review(request: AdmissionRequest) -> tuple[dict[str, object], bool]
 
 
 def make_app(
-    settings: InjectorSettings | None = None,
-    stats: WebhookStats | None = None,
-    *,
-    injector: Callable[[], InjectorSettings] | None = None,
+    settings: InjectorSettings | None = None, stats: WebhookStats | None = None
 ) -> web.Application:
-    """The webhook application; `injector` (if given) is asked for current settings."""
-    fixed = settings or InjectorSettings()
-    current = injector or (lambda: fixed)
+    """The webhook application."""
+    injector = settings or InjectorSettings()
     counters = stats if stats is not None else WebhookStats()
 
     async def read(request: web.Request) -> AdmissionRequest | web.Response:
@@ -96,7 +92,7 @@ def make_app(
         review = await read(request)
         if isinstance(review, web.Response):
             return review
-        answer, injected = inject_review(review, current())
+        answer, injected = inject_review(review, injector)
         if injected:
             counters.injected += 1
         else:
