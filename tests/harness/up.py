@@ -282,8 +282,11 @@ class ShoalUp:
         data: list[dict[str, Any]] = get_json(self.admin_url + "/debug/syncz", timeout=2)
         return data
 
-    def wait_ready(self, replicas: int, timeout: float = 40.0) -> list[dict[str, Any]]:
-        """Wait until ``replicas`` replicas run (app up, registered) and every proxy is synced.
+    def wait_ready(
+        self, replicas: int, timeout: float = 40.0, *, proxies: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Wait until ``replicas`` replicas run (app up, registered) and every proxy is synced
+        (``proxies`` of them: more than ``replicas`` when gateways run).
 
         Returns ``/debug/workloads`` as it was then.
         """
@@ -300,7 +303,7 @@ class ShoalUp:
             ):
                 return None
             syncz = last["syncz"] = self.syncz()
-            if not is_synced(syncz, replicas):
+            if not is_synced(syncz, replicas if proxies is None else proxies):
                 return None
             # "registered" and "synced" may both hold while the push of the last registration
             # still waits in the debounce window: ask every Envoy for its endpoints

@@ -48,6 +48,7 @@ class CertificateService:
         self.tokens = tokens
         self.authenticate = authenticate or self._shoal_token
         self.issued = 0
+        self.refused = 0  # CSRs refused (bad token or CSR): the control plane's /metrics
 
     async def _shoal_token(self, header: str | None) -> Identity:
         return self.tokens.verify_header(header)
@@ -60,6 +61,7 @@ class CertificateService:
             identity = await self.authenticate(authorization(context))
         except ValueError as err:  # TokenError, a refused TokenReview
             log.warning("CSR refused: %s", err)
+            self.refused += 1
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(err))
             raise  # abort raises; this keeps type checkers honest
         except ConnectionError as err:
@@ -73,6 +75,7 @@ class CertificateService:
             issued = self.ca.sign(csr.encode(), identity, validity)
         except CsrError as err:
             log.warning("CSR from %s refused: %s", identity, err)
+            self.refused += 1
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(err))
             raise
         self.issued += 1

@@ -12,9 +12,31 @@ import prometheus_client
 from aiohttp import web
 
 from shoal.controlplane.testhooks import poison_view
+from shoal.telemetry import discovery
 
 if TYPE_CHECKING:
     from shoal.controlplane.app import ControlPlane
+
+
+def metrics_targets(cp: ControlPlane) -> list[discovery.ProxyTarget]:
+    """Every connected proxy that serves metrics (Prometheus service discovery)."""
+    out = []
+    for conn in cp.ads.connections.values():
+        p = conn.proxy
+        if p is None or p.prometheus_port is None:
+            continue
+        out.append(
+            discovery.ProxyTarget(
+                node=p.node_id,
+                host=p.instance_ips[0] if p.instance_ips else p.ip,
+                port=p.prometheus_port,
+                namespace=p.namespace,
+                workload=p.workload_name,
+                labels=p.labels,
+                kind=p.type,
+            )
+        )
+    return out
 
 
 def _app(cp: ControlPlane) -> web.Application:
@@ -49,6 +71,9 @@ def _app(cp: ControlPlane) -> web.Application:
             body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
         )
 
+    async def prometheus_sd(_: web.Request) -> web.Response:
+        return web.json_response(discovery.target_groups(metrics_targets(cp)))
+
     async def extra(request: web.Request) -> web.Response:
         view = cp.debug_views.get(request.match_info["name"])
         if view is None:
@@ -60,6 +85,7 @@ def _app(cp: ControlPlane) -> web.Application:
     app.router.add_get("/debug/syncz", syncz)
     app.router.add_get("/debug/config", config)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/debug/prometheus_sd", prometheus_sd)
     app.router.add_get("/debug/{name}", extra)
     if cp.settings.test_hooks:
         app.router.add_post("/debug/test/poison", poison)

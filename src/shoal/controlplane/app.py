@@ -38,6 +38,7 @@ from shoal.sources.directory import Changes, DirCache, read_changes, watch_dir
 from shoal.sources.filetext import DEFAULT_MAX_FILE_BYTES
 from shoal.sources.policyfiles import read_policy_files
 from shoal.sources.secrets import SECRETS_DIR, read_credentials
+from shoal.telemetry import cpmetrics
 from shoal.xds.debounce import Debouncer
 from shoal.xds.server import AdsServer
 
@@ -127,6 +128,16 @@ class ControlPlane:
             )
             self.webhooks = Webhooks(ca, settings.injector)
             self.debug_views["webhooks"] = self.webhooks.describe
+        # config errors and certificates on /metrics beside the xDS series
+        service = self.security.service if self.security is not None else None
+        cpmetrics.register(
+            self.ads.metrics.registry,
+            cpmetrics.ControlPlaneCollector(
+                lambda: (e.kind for e in self.errors),
+                issued=(lambda: service.issued) if service is not None else None,
+                refused=(lambda: service.refused) if service is not None else None,
+            ),
+        )
 
     # ------------------------------------------------------------------ events
     def config_changed(self, changes: Changes = None) -> None:
