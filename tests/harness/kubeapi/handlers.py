@@ -12,13 +12,14 @@ import asyncio
 import copy
 import datetime
 import json
+import traceback
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import yaml
 from aiohttp import web
 
-from . import discovery, routing, semantics, tables
+from . import discovery, protobuf, routing, semantics, tables
 from .admission import Attributes
 from .errors import ApiError, success
 from .errors import status as error_status
@@ -66,11 +67,14 @@ def _check_accept(request: web.Request) -> None:
     raise ApiError.not_acceptable()
 
 
-async def _body(request: web.Request) -> Any:
+async def _body(srv: KubeAPIServer, request: web.Request) -> Any:
     raw = await request.read()
     if not raw:
         return None
     media = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+    srv.body_types.append((request.path, media))
+    if media == "application/vnd.kubernetes.protobuf":
+        return protobuf.decode(raw)
     if "protobuf" in media:
         raise ApiError.unsupported_media(media)
     try:
@@ -102,6 +106,10 @@ class Handlers:
             resp = await self._route(request, user)
         except ApiError as e:
             resp = error_response(e)
+        except Exception as e:
+            # A bug in the fake: say so in the answer and on stderr rather than a bare 500.
+            traceback.print_exc()
+            resp = error_response(ApiError.internal(f"fake API server bug: {e!r}"))
         if srv.settings.log_requests:
             print(f"{request.method} {request.path_qs} -> {resp.status}", flush=True)
         return resp
@@ -326,7 +334,7 @@ class Handlers:
 
     async def _create(self, request: web.Request, t: routing.Target, user: Obj) -> web.Response:
         srv, rt = self.srv, t.rt
-        body = await _body(request)
+        body = await _body(self.srv, request)
         obj = semantics.check_body(rt, body, t.namespace or "")
         if rt.ephemeral:
             return _json(srv.tokens.review(obj), 201)
@@ -352,7 +360,7 @@ class Handlers:
     async def _update(self, request: web.Request, t: routing.Target, user: Obj) -> web.Response:
         srv, rt = self.srv, t.rt
         assert t.name is not None
-        body = await _body(request)
+        body = await _body(self.srv, request)
         new = semantics.check_body(rt, body, t.namespace or "", t.name)
         old = srv.store.get(rt, t.namespace or "", t.name)
         expect = obj_rv(new) or None
@@ -386,7 +394,7 @@ class Handlers:
         ctype = request.headers.get("Content-Type", "")
         if ctype.split(";")[0].strip() == "application/apply-patch+yaml":
             raise ApiError.unsupported_media("application/apply-patch+yaml")
-        patch = await _body(request)
+        patch = await _body(self.srv, request)
         for attempt in range(3):
             old = srv.store.get(rt, t.namespace or "", t.name)
             patched = apply_patch(ctype, old, patch, rt.from_crd)
@@ -417,7 +425,7 @@ class Handlers:
 
     async def _delete(self, request: web.Request, t: routing.Target) -> web.Response:
         assert t.name is not None
-        opts = self._delete_options(request, await _body(request))
+        opts = self._delete_options(request, await _body(self.srv, request))
         code, body = self.delete_object(t.rt, t.namespace or "", t.name, opts)
         return _json(self._render(t.rt, body) if body.get("kind") != "Status" else body, code)
 
@@ -471,7 +479,7 @@ class Handlers:
         return int((obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
 
     async def _delete_collection(self, request: web.Request, t: routing.Target) -> web.Response:
-        opts = self._delete_options(request, await _body(request))
+        opts = self._delete_options(request, await _body(self.srv, request))
         matches = self._matcher(request, t)
         items, _ = self.srv.store.list(t.rt, t.namespace, matches)
         for obj in items:
@@ -484,7 +492,7 @@ class Handlers:
     async def _token_request(self, request: web.Request, t: routing.Target) -> Obj:
         assert t.name is not None and t.namespace is not None
         sa = self.srv.store.get(t.rt, t.namespace, t.name)
-        body = await _body(request) or {}
+        body = await _body(self.srv, request) or {}
         return self.srv.tokens.token_request(sa, body)
 
 

@@ -239,7 +239,8 @@ def _defaults(rt: ResourceType, obj: Obj, old: Obj | None = None) -> None:
             },
         )
     elif rt.kind == "Secret" and not rt.group:
-        obj.setdefault("type", "Opaque")
+        if not obj.get("type"):
+            obj["type"] = "Opaque"
     elif rt.kind == "CustomResourceDefinition":
         _crd_status(obj)
 

@@ -69,6 +69,7 @@ class KubeAPIServer:
         self.tokens = Tokens(self._pod_uid)
         self.streams: set[WatchStream] = set()
         self.requests: list[tuple[str, str]] = []  # (method, path with query), in arrival order
+        self.body_types: list[tuple[str, str]] = []  # (path, Content-Type) of requests with bodies
         self.ca_pem = b""
         self._runner: web.AppRunner | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None

@@ -315,3 +315,30 @@ def test_plain_discovery_fallback(kubectl: Kubectl, kubeapi: KubeAPIThread) -> N
     kubectl("apply", "-f", "-", input=APP.replace("IMAGE", "nginx:1"))
     assert "web" in kubectl("get", "deploy", "-n", "demo")
     assert not any("g=apidiscovery" in p for _, p in kubeapi.server.requests)
+
+
+def test_typed_create_commands_send_protobuf(kubectl: Kubectl, kubeapi: KubeAPIThread) -> None:
+    # kubectl create/label as a README would have a user type them.
+    assert "namespace/shop created" in kubectl("create", "namespace", "shop")
+    kubectl("label", "namespace", "shop", "istio-injection=enabled")
+    kubectl("create", "configmap", "c", "-n", "shop", "--from-literal=a=1")
+    kubectl("create", "secret", "generic", "s", "-n", "shop", "--from-literal=pw=hunter2")
+    kubectl("create", "serviceaccount", "app", "-n", "shop")
+    ns = kubectl.json("get", "ns", "shop")
+    assert ns["metadata"]["labels"]["istio-injection"] == "enabled"
+    assert kubectl.json("get", "cm", "c", "-n", "shop")["data"] == {"a": "1"}
+    secret = kubectl.json("get", "secret", "s", "-n", "shop")
+    assert secret["data"] == {"pw": "aHVudGVyMg=="} and secret["type"] == "Opaque"
+    token = kubectl("create", "token", "app", "-n", "shop", "--audience", "istio-ca").strip()
+    review = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": {"token": token, "audiences": ["istio-ca"]},
+    }
+    out = json.loads(kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review)))
+    assert out["status"]["user"]["username"] == "system:serviceaccount:shop:app"
+    assert out["status"]["authenticated"] is True
+    assert ("/api/v1/namespaces", "application/vnd.kubernetes.protobuf") in kubeapi.body_types
+    # A kind the fake cannot decode from protobuf is a clear 415, not a crash.
+    proc = kubectl.run("create", "deployment", "d", "--image=x", "-n", "shop", check=False)
+    assert proc.returncode != 0 and "protobuf (Deployment)" in proc.stderr
