@@ -1,7 +1,8 @@
 """`shoal install` into the fake API server, then the real kubectl against it: an invalid
 Istio resource is refused at `kubectl apply` time with `shoal analyze`'s message, valid ones
 are accepted with their status left alone, and pods in a labelled namespace come back with a
-sidecar. The webhooks are served by a real `shoal control-plane --webhook-port` over HTTPS,
+sidecar. The webhooks are served by a real `shoal control-plane --kubernetes --secure
+--webhook-port` (as the Deployment runs it) over HTTPS,
 trusted by the fake through the caBundle `shoal install` wrote."""
 
 from __future__ import annotations
@@ -81,13 +82,13 @@ def installed(kubeapi: KubeAPIThread, kubeconfig: Path, tmp_path: Path) -> Itera
     """shoal installed into the fake, and its webhooks served by a real control plane."""
     ca_dir = tmp_path / "ca"
     assert main(["install", "--kubeconfig", str(kubeconfig), "--ca-dir", str(ca_dir)]) == 0
-    (tmp_path / "config").mkdir()
     webhook_port = free_port()
     stderr = (tmp_path / "control-plane.stderr").open("wb")
     proc = subprocess.Popen(
         [
+            # as the Deployment runs it (manifests.py), against the fake
             sys.executable, "-m", "shoal.cli.main", "control-plane",
-            "--config-dir", str(tmp_path / "config"),
+            "--kubernetes", "--kubeconfig", str(kubeconfig), "--secure",
             "--xds-port", str(free_port()),
             "--admin-port", str(free_port()),
             "--ca-dir", str(ca_dir),
