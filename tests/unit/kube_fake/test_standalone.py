@@ -51,7 +51,7 @@ def test_python_m_serves_kubectl_with_any_token(tmp_path: Path) -> None:
         assert "namespace/default" in out.stdout.split()
     finally:
         proc.terminate()
-        stdout, stderr = proc.communicate(timeout=10)
+        _, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 0, stderr
 
 
