@@ -1,9 +1,9 @@
 """`shoal install` into the fake API server, then the real kubectl against it: an invalid
 Istio resource is refused at `kubectl apply` time with `shoal analyze`'s message, valid ones
 are accepted with their status left alone, and pods in a labelled namespace come back with a
-sidecar. The webhooks are served by a real `shoal control-plane --kubernetes --secure
---webhook-port` (as the Deployment runs it) over HTTPS,
-trusted by the fake through the caBundle `shoal install` wrote."""
+sidecar. The webhooks are served over HTTPS by a real `shoal control-plane --kubernetes
+--secure --webhook-port`, as the Deployment runs it, trusted by the fake through the caBundle
+`shoal install` wrote."""
 
 from __future__ import annotations
 
