@@ -4,8 +4,9 @@ by hostname out, with the hostnames each event changed.
 Pure and incremental (as linkerd's policy index is: `apply(event)`, then read what changed):
 an EndpointSlice event translates that slice alone and rebuilds its one Service; a Pod event
 translates again only the slices that name the pod, and only when what endpoints take from a
-pod changed (labels, service account, node). A pod's status churning (IP, phase, readiness)
-changes nothing here: EndpointSlice readiness decides endpoints, as it does for kube-proxy.
+pod changed (labels, service account, node, sidecar inbound port). A pod's status churning
+(IP, phase, readiness) changes nothing here: EndpointSlice readiness decides endpoints, as it
+does for kube-proxy.
 
 A Service whose rebuilt value equals the one held keeps the held object, so everything
 downstream that compares services finds them identical by `is` (ENGINE-REVIEW.md §2 spot 4).
