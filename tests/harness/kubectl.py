@@ -13,7 +13,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+# KUBECTL=/path/to/kubectl runs the fidelity tests with another version (e.g. Debian's 1.20).
+KUBECTL = os.environ.get("KUBECTL") or shutil.which("kubectl") or "/usr/bin/kubectl"
 
 
 class Kubectl:
@@ -21,6 +22,12 @@ class Kubectl:
         self.kubeconfig = kubeconfig
         self.cache = workdir / "kube-cache"
         self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(workdir)}
+
+    @property
+    def minor(self) -> int:
+        """kubectl's minor version (32 for v1.32.4): some behaviour differs by version."""
+        info = json.loads(self("version", "--client", "-o", "json"))
+        return int("".join(ch for ch in info["clientVersion"]["minor"] if ch.isdigit()))
 
     def argv(self, *args: str) -> list[str]:
         return [KUBECTL, f"--cache-dir={self.cache}", *args]
