@@ -30,12 +30,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonpatch
-
 from shoal.kube import names
 from shoal.kube.inject_overrides import Overrides, overrides
 from shoal.kube.inject_rules import InjectionPolicy
 from shoal.kube.objects import KubeObject, annotations_of, items, labels_of, mapping, text
+from shoal.kube.patchdiff import diff
 
 PROXY_CONTAINER = "istio-proxy"
 STATUS_ANNOTATION = "sidecar.istio.io/status"
@@ -338,5 +337,4 @@ def injection_patch(pod: KubeObject, settings: InjectorSettings | None = None) -
     before: dict[str, Any] = copy.deepcopy(dict(pod))
     before.setdefault("metadata", {}).pop("managedFields", None)
     result = inject_pod(before, settings)
-    ops: list[dict[str, Any]] = jsonpatch.make_patch(before, result.pod).patch
-    return InjectionPatch(ops, result.warnings)
+    return InjectionPatch(diff(before, result.pod), result.warnings)
