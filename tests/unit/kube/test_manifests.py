@@ -3,7 +3,6 @@ Service, Istio's webhook selectors; the kustomize base holds the same objects.""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.kubectl import KUBECTL
 from shoal.api.kinds import KIND_SPECS
 from shoal.cli.main import main
 from shoal.kube.kustomize import kustomize_files
@@ -179,11 +179,9 @@ def test_checked_in_kustomize_base_is_current() -> None:
 
 
 def test_kustomize_build_gives_the_dry_run_objects() -> None:
-    # the machine's kubectl (the oracle client) carries kustomize
-    kubectl = shutil.which("kubectl")
-    assert kubectl is not None, "kubectl is part of the test machine (see .ci/run)"
+    # the machine's kubectl (the oracle client; $KUBECTL picks another) has kustomize
     out = subprocess.run(
-        [kubectl, "kustomize", str(REPO / "deploy" / "kustomize")],
+        [KUBECTL, "kustomize", str(REPO / "deploy" / "kustomize")],
         check=True,
         capture_output=True,
         text=True,
