@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import contextvars
-import copy
 import json
 import ssl
 import uuid
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from .errors import ApiError
+from .objects import clone
 from .patches import json_patch
 from .resources import ResourceType
 from .selectors import label_selector_object
@@ -179,7 +179,7 @@ class Admission:
                 raise ApiError.internal(f"unsupported patch type {result.get('patchType')!r}")
             try:
                 ops = json.loads(base64.b64decode(result["patch"]))
-                obj = json_patch(copy.deepcopy(obj), ops)
+                obj = json_patch(clone(obj), ops)
             except (ValueError, ApiError) as e:
                 raise ApiError.internal(
                     f'webhook "{name}" returned a patch that does not apply: {e}'

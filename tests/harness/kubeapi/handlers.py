@@ -9,7 +9,6 @@ decode -> defaults -> mutating admission -> uid/timestamps -> validating admissi
 from __future__ import annotations
 
 import asyncio
-import copy
 import datetime
 import json
 import traceback
@@ -21,8 +20,10 @@ from aiohttp import web
 
 from . import discovery, protobuf, routing, semantics, tables
 from .admission import Attributes
+from .encoding import BARE
 from .errors import ApiError, success
 from .errors import status as error_status
+from .objects import clone
 from .patches import apply_patch
 from .selectors import parse_field_selector, parse_label_selector
 from .store import Watcher, obj_rv, parse_rv
@@ -265,19 +266,25 @@ class Handlers:
             cont=q.get("continue", ""),
             resource_version=q.get("resourceVersion", ""),
             match=q.get("resourceVersionMatch", ""),
+            selective=bool(q.get("labelSelector") or q.get("fieldSelector")),
         )
         if table:
             return _json(tables.table(t.rt, [self._render(t.rt, o) for o in items], meta, include))
-        if t.rt.from_crd:
-            rendered = [self._render(t.rt, o) for o in items]
-        else:
-            # Built-in lists carry no kind/apiVersion on their items, as the real server's
-            # typed encoders write them; clients must not depend on them.
-            rendered = [
-                {k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in items
-            ]
-        return _json({"kind": t.rt.list_kind, "apiVersion": t.rt.api_version, "metadata": meta,
-                      "items": rendered})  # fmt: skip
+        # Built-in list items carry no kind/apiVersion, as the real server's typed encoders
+        # write them; clients must not depend on them. Custom resources' items do.
+        form = t.rt.api_version if t.rt.from_crd else BARE
+        enc = srv.encodings
+        head = {"kind": t.rt.list_kind, "apiVersion": t.rt.api_version, "metadata": meta}
+        body = b"".join((
+            json.dumps(head, separators=(",", ":"))[:-1].encode(),
+            b',"items":[',
+            b",".join(enc.encode(t.rt.key, o, form) for o in items),
+            b"]}",
+        ))  # fmt: skip
+        return web.Response(
+            body=body,
+            headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"},
+        )
 
     async def _watch(
         self, request: web.Request, t: routing.Target, matches: Any, table: bool, include: str
@@ -299,13 +306,14 @@ class Handlers:
         if timeout is None:
             timeout = srv.settings.default_watch_timeout
 
-        def render(type_: str, obj: Obj) -> Obj:
+        def render(type_: str, obj: Obj) -> bytes:
             if type_ in ("ERROR", "BOOKMARK"):
-                return obj
-            obj = self._render(rt, obj)
+                return json.dumps(obj).encode()
             if table:
-                return tables.table(rt, [obj], {"resourceVersion": obj_rv(obj)}, include)
-            return obj
+                obj = self._render(rt, obj)
+                tab = tables.table(rt, [obj], {"resourceVersion": obj_rv(obj)}, include)
+                return json.dumps(tab).encode()
+            return srv.encodings.encode(rt.key, obj, rt.api_version)
 
         stream = WatchStream(rt, render, lambda: srv.store.rv)
         watcher = Watcher(rt, t.namespace, matches, stream)
@@ -460,7 +468,7 @@ class Handlers:
                     store.remove(rt, namespace, name)
                     return 200, success(details)
                 return 200, obj
-            new = copy.deepcopy(obj)
+            new = clone(obj)
             when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=graceful)
             new["metadata"]["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
             new["metadata"]["deletionGracePeriodSeconds"] = graceful

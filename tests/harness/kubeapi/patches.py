@@ -10,10 +10,10 @@ directives kubectl emits (``$patch: delete|replace``, ``$setElementOrder/<field>
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from .errors import ApiError
+from .objects import clone
 
 # Field name -> merge key, for lists the Kubernetes types mark patchStrategy=merge.
 _MERGE_KEYS: dict[str, tuple[str, ...]] = {
@@ -40,8 +40,8 @@ _MERGE_SCALAR_LISTS = frozenset({"finalizers"})
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return clone(patch)
+    out = clone(target) if isinstance(target, dict) else {}
     for k, v in patch.items():
         if v is None:
             out.pop(k, None)
@@ -74,24 +74,24 @@ def json_patch(doc: Any, ops: Any) -> Any:
     """RFC 6902; a failed op or test is a 422 like the real server's."""
     if not isinstance(ops, list):
         raise ApiError.bad_request("json patch must be a list of operations")
-    doc = copy.deepcopy(doc)
+    doc = clone(doc)
     for op in ops:
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise ApiError.bad_request(f"invalid json patch operation: {op!r}")
         kind, path = op["op"], op["path"]
         if kind in ("move", "copy"):
-            value = copy.deepcopy(_walk(doc, _pointer(op["from"]), op["from"]))
+            value = clone(_walk(doc, _pointer(op["from"]), op["from"]))
             if kind == "move":
                 doc = _remove(doc, op["from"])
             doc = _add(doc, path, value)
         elif kind == "add":
-            doc = _add(doc, path, copy.deepcopy(op.get("value")))
+            doc = _add(doc, path, clone(op.get("value")))
         elif kind == "remove":
             doc = _remove(doc, path)
         elif kind == "replace":
             _walk(doc, _pointer(path), path)
             doc = _remove(doc, path)
-            doc = _add(doc, path, copy.deepcopy(op.get("value")))
+            doc = _add(doc, path, clone(op.get("value")))
         elif kind == "test":
             if _walk(doc, _pointer(path), path) != op.get("value"):
                 raise ApiError.invalid(f"the server rejected our request: test failed at {path!r}")
@@ -137,13 +137,13 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
     """The subset described in the module docstring."""
     if not isinstance(patch, dict):
         raise ApiError.bad_request("strategic merge patch must be a JSON object")
-    return _smp_map(copy.deepcopy(target) if isinstance(target, dict) else {}, patch)
+    return _smp_map(clone(target) if isinstance(target, dict) else {}, patch)
 
 
 def _smp_map(out: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     directive = patch.get("$patch")
     if directive == "replace":
-        return {k: v for k, v in copy.deepcopy(patch).items() if k != "$patch"}
+        return {k: v for k, v in clone(patch).items() if k != "$patch"}
     if directive == "delete":
         return {}
     retain = patch.get("$retainKeys")
@@ -164,7 +164,7 @@ def _smp_map(out: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(v, list):
             out[k] = _smp_list(k, out.get(k), v, patch.get(f"$setElementOrder/{k}"))
         else:
-            out[k] = copy.deepcopy(v)
+            out[k] = clone(v)
     if isinstance(retain, list):
         for k in list(out):
             if k not in retain:
@@ -187,11 +187,11 @@ def _smp_list(field: str, current: Any, patch: list[Any], order: Any) -> list[An
     if field in _MERGE_SCALAR_LISTS and all(not isinstance(i, dict | list) for i in patch):
         return cur + [x for x in patch if x not in cur]
     if any(isinstance(i, dict) and i.get("$patch") == "replace" for i in patch):
-        return [copy.deepcopy(i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]
+        return [clone(i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]
     key = _merge_key(field, [i for i in patch if not (isinstance(i, dict) and "$patch" in i)])
     if key is None or not all(isinstance(i, dict) and key in i for i in cur):
-        return [copy.deepcopy(i) for i in patch]
-    merged: list[dict[str, Any]] = [copy.deepcopy(i) for i in cur]
+        return [clone(i) for i in patch]
+    merged: list[dict[str, Any]] = [clone(i) for i in cur]
     for item in patch:
         idx = next((n for n, m in enumerate(merged) if m.get(key) == item.get(key)), None)
         if item.get("$patch") == "delete":

@@ -8,7 +8,6 @@ checks that make the real server answer 400 or 422.
 
 from __future__ import annotations
 
-import copy
 import datetime
 import re
 import secrets
@@ -16,6 +15,7 @@ import uuid
 from typing import Any
 
 from .errors import ApiError
+from .objects import clone
 from .resources import ResourceType
 
 Obj = dict[str, Any]
@@ -58,7 +58,7 @@ def check_body(rt: ResourceType, body: Any, namespace: str, name: str | None = N
             f"the API version in the data ({api_version}) does not match the expected API "
             f"version ({rt.api_version})"
         )
-    obj = copy.deepcopy(body)
+    obj = clone(body)
     obj["kind"], obj["apiVersion"] = rt.kind, rt.api_version
     meta = _meta(obj)
     if rt.namespaced:
@@ -129,24 +129,24 @@ def prepare_update(rt: ResourceType, old: Obj, new: Obj, subresource: str = "") 
     """The object an update stores: server-owned fields from ``old``; with a status
     subresource, the main resource keeps the old status and ``/status`` only the new status."""
     if subresource == "status":
-        out = copy.deepcopy(old)
+        out = clone(old)
         if "status" in new:
-            out["status"] = copy.deepcopy(new["status"])
+            out["status"] = clone(new["status"])
         else:
             out.pop("status", None)
         return out
-    out = copy.deepcopy(new)
+    out = clone(new)
     meta, old_meta = _meta(out), old.get("metadata") or {}
     for owned in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
                   "namespace", "name", "generation"):  # fmt: skip
         if owned in old_meta:
-            meta[owned] = copy.deepcopy(old_meta[owned])
+            meta[owned] = clone(old_meta[owned])
         else:
             meta.pop(owned, None)
     meta.pop("managedFields", None)
     if rt.status:
         if "status" in old:
-            out["status"] = copy.deepcopy(old["status"])
+            out["status"] = clone(old["status"])
         else:
             out.pop("status", None)
     if old_meta.get("deletionTimestamp"):

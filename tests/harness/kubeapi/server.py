@@ -10,7 +10,6 @@ and the namespace goes once empty.
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 import ssl
 import tempfile
@@ -22,9 +21,11 @@ from typing import Any, Self
 from aiohttp import web
 
 from .admission import Admission
+from .encoding import Encodings
 from .errors import ApiError
 from .faults import Fault, Faults
 from .handlers import Handlers
+from .objects import clone
 from .resources import Registry, ResourceType
 from .semantics import check_body, now, prepare_create, stamp
 from .store import Change, Store
@@ -68,6 +69,7 @@ class KubeAPIServer:
         self.admission = Admission(self.store)
         self.tokens = Tokens(self._pod_uid)
         self.streams: set[WatchStream] = set()
+        self.encodings = Encodings()
         self.requests: list[tuple[str, str]] = []  # (method, path with query), in arrival order
         self.body_types: list[tuple[str, str]] = []  # (path, Content-Type) of requests with bodies
         self.ca_pem = b""
@@ -166,6 +168,7 @@ class KubeAPIServer:
                 key = (spec.get("group", ""), names.get("plural", ""))
                 self.store.drop_type(key)
                 self.registry.unregister_crd(*key)
+                self.encodings.forget(key)
             else:
                 self.registry.register_crd(change.obj)
         elif (group, plural) == ("", "namespaces") and change.type == "ADDED":
@@ -187,7 +190,7 @@ class KubeAPIServer:
         finalizers honoured), remove the namespace once nothing is left in it."""
         ns = self.store.get(self.ns_type, "", name)
         if not ns["metadata"].get("deletionTimestamp"):
-            new = copy.deepcopy(ns)
+            new = clone(ns)
             new["metadata"]["deletionTimestamp"] = now()
             new["metadata"]["deletionGracePeriodSeconds"] = 0
             new["status"] = {"phase": "Terminating"}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -116,6 +117,7 @@ class Store:
         # Every change with rv > floor is in the ring.
         self.floor = self.rv
         self._watchers: set[Watcher] = set()
+        self._sorted: dict[Key, list[ObjKey]] = {}  # each bucket's keys, sorted, until they change
         # Called after every committed change (admission, namespace reaping, CRD registration).
         self.listeners: list[Callable[[Change], None]] = []
 
@@ -168,6 +170,7 @@ class Store:
         cont: str = "",
         resource_version: str = "",
         match: str = "",
+        selective: bool = False,
     ) -> tuple[list[Obj], Obj]:
         """A page of matching objects and its ListMeta."""
         at: int | None = None
@@ -187,23 +190,34 @@ class Store:
             )
         snap = self.snapshot(rt.key, at)
         list_rv = at if at is not None else self.rv
-        keys = sorted(k for k in snap if namespace is None or k[0] == namespace)
+        keys = self._sorted_keys(rt.key) if snap is self.bucket(rt.key) else sorted(snap)
+        # Keys sort by (namespace, name), as etcd's do: a namespace is one contiguous run.
+        lo = 0 if namespace is None else bisect.bisect_left(keys, (namespace, ""))
+        end = len(keys) if namespace is None else bisect.bisect_left(keys, (namespace + "\x00", ""))
         if after is not None:
-            keys = [k for k in keys if k > after]
+            lo = max(lo, bisect.bisect_right(keys, after))
         out: list[Obj] = []
         meta: Obj = {"resourceVersion": str(list_rv)}
-        for n, k in enumerate(keys):
-            obj = snap[k]
+        for n in range(lo, end):
+            obj = snap[keys[n]]
             if not matches(obj):
                 continue
             if limit and len(out) == limit:
+                last = out[-1]["metadata"]
                 meta["continue"] = encode_continue(
-                    list_rv, (out[-1]["metadata"].get("namespace") or "", _name(out[-1]))
+                    list_rv, (last.get("namespace") or "", last["name"])
                 )
-                meta["remainingItemCount"] = sum(1 for kk in keys[n:] if matches(snap[kk]))
+                if not selective:  # the real server leaves it out when selectors filter
+                    meta["remainingItemCount"] = end - n
                 break
             out.append(obj)
         return out, meta
+
+    def _sorted_keys(self, key: Key) -> list[ObjKey]:
+        cached = self._sorted.get(key)
+        if cached is None:
+            cached = self._sorted[key] = sorted(self.bucket(key))
+        return cached
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -211,10 +225,13 @@ class Store:
         self.rv += 1
         stored = with_rv(obj, self.rv)
         k = (_ns(stored) if rt.namespaced else "", _name(stored))
+        bucket = self.bucket(rt.key)
+        if change_type == "DELETED" or k not in bucket:
+            self._sorted.pop(rt.key, None)  # the set of keys changes
         if change_type == "DELETED":
-            self.bucket(rt.key).pop(k, None)
+            bucket.pop(k, None)
         else:
-            self.bucket(rt.key)[k] = stored
+            bucket[k] = stored
         change = Change(self.rv, change_type, rt.key, stored, prev)
         self._ring.append(change)
         while len(self._ring) > self.history_size:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +31,7 @@ class WatchStream:
     def __init__(
         self,
         rt: ResourceType,
-        render: Callable[[str, Obj], Obj],
+        render: Callable[[str, Obj], bytes],
         current_rv: Callable[[], int],
     ) -> None:
         self.rt = rt
@@ -91,9 +90,9 @@ class WatchStream:
                 if request.transport is not None:
                     request.transport.abort()
                 return resp
-            line = json.dumps({"type": type_, "object": self._render(type_, obj)})
+            line = b'{"type":"%s","object":%s}\n' % (type_.encode(), self._render(type_, obj))
             try:
-                await resp.write(line.encode() + b"\n")
+                await resp.write(line)
             except (ConnectionError, RuntimeError):
                 return resp
             self.sent += 1
