@@ -15,6 +15,7 @@ import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -78,37 +79,55 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], within: float = 20) -> 
     raise AssertionError(f"nothing listens on {port} after {within} s")
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """The fake with shoal installed and a control plane serving its webhooks."""
+
+    api: KubeAPIThread
+    kubeconfig: Path
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One fake and one control plane for the module's admission tests (each test works in
+    its own namespaces): starting them is most of what these tests cost."""
+    tmp = tmp_path_factory.mktemp("cluster")
+    with KubeAPIThread() as api:
+        kubeconfig = api.kubeconfig(tmp / "kubeconfig")
+        ca_dir = tmp / "ca"
+        assert main(["install", "--kubeconfig", str(kubeconfig), "--ca-dir", str(ca_dir)]) == 0
+        webhook_port = free_port()
+        stderr = (tmp / "control-plane.stderr").open("wb")
+        proc = subprocess.Popen(
+            [
+                # as the Deployment runs it (manifests.py), against the fake
+                sys.executable, "-m", "shoal.cli.main", "control-plane",
+                "--kubernetes", "--kubeconfig", str(kubeconfig), "--secure",
+                "--xds-port", str(free_port()),
+                "--admin-port", str(free_port()),
+                "--ca-dir", str(ca_dir),
+                "--webhook-port", str(webhook_port),
+            ],
+            stderr=stderr,
+        )  # fmt: skip
+        try:
+            _wait_port(webhook_port, proc)
+            # the cluster's DNS for the webhooks' Service reference
+            api.admission.service_addresses[("shoal-system", "shoal-control-plane")] = (
+                "127.0.0.1",
+                webhook_port,
+            )
+            yield Cluster(api, kubeconfig)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            stderr.close()
+
+
 @pytest.fixture
-def installed(kubeapi: KubeAPIThread, kubeconfig: Path, tmp_path: Path) -> Iterator[Path]:
-    """shoal installed into the fake, and its webhooks served by a real control plane."""
-    ca_dir = tmp_path / "ca"
-    assert main(["install", "--kubeconfig", str(kubeconfig), "--ca-dir", str(ca_dir)]) == 0
-    webhook_port = free_port()
-    stderr = (tmp_path / "control-plane.stderr").open("wb")
-    proc = subprocess.Popen(
-        [
-            # as the Deployment runs it (manifests.py), against the fake
-            sys.executable, "-m", "shoal.cli.main", "control-plane",
-            "--kubernetes", "--kubeconfig", str(kubeconfig), "--secure",
-            "--xds-port", str(free_port()),
-            "--admin-port", str(free_port()),
-            "--ca-dir", str(ca_dir),
-            "--webhook-port", str(webhook_port),
-        ],
-        stderr=stderr,
-    )  # fmt: skip
-    try:
-        _wait_port(webhook_port, proc)
-        # the cluster's DNS for the webhooks' Service reference
-        kubeapi.admission.service_addresses[("shoal-system", "shoal-control-plane")] = (
-            "127.0.0.1",
-            webhook_port,
-        )
-        yield ca_dir
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        stderr.close()
+def kc(cluster: Cluster, tmp_path: Path) -> Kubectl:
+    """kubectl against the module's cluster, with this test's own discovery cache."""
+    return Kubectl(cluster.kubeconfig, tmp_path)
 
 
 def test_install_applies_everything_and_reapplies(
@@ -141,12 +160,10 @@ def test_install_applies_everything_and_reapplies(
     assert again["webhooks"][0]["clientConfig"]["caBundle"] == bundle
 
 
-def test_kubectl_apply_refuses_invalid_with_analyzes_message(
-    installed: Path, kubectl: Kubectl, tmp_path: Path
-) -> None:
-    _namespace(kubectl, "shop")
+def test_kubectl_apply_refuses_invalid_with_analyzes_message(kc: Kubectl, tmp_path: Path) -> None:
+    _namespace(kc, "shop")
     (tmp_path / "bad.yaml").write_text(BAD_VS)
-    refused = kubectl.run("apply", "-f", str(tmp_path / "bad.yaml"), check=False)
+    refused = kc.run("apply", "-f", str(tmp_path / "bad.yaml"), check=False)
     assert refused.returncode != 0
     assert 'admission webhook "validation.istio.io" denied the request' in refused.stderr
 
@@ -157,12 +174,12 @@ def test_kubectl_apply_refuses_invalid_with_analyzes_message(
     assert errors
     for error in errors:
         assert describe(error) in refused.stderr  # field path and why, as analyze says it
-    assert kubectl.run("get", "vs", "-n", "shop", "reviews", check=False).returncode != 0
+    assert kc.run("get", "vs", "-n", "shop", "reviews", check=False).returncode != 0
 
 
-def _write_status(api: KubeAPIThread, status: dict[str, object]) -> None:
+def _write_status(api: KubeAPIThread, ns: str, status: dict[str, object]) -> None:
     # what a status writer does (kubectl patch --subresource=status needs kubectl >= 1.24)
-    path = "/apis/networking.istio.io/v1/namespaces/shop/virtualservices/reviews/status"
+    path = f"/apis/networking.istio.io/v1/namespaces/{ns}/virtualservices/reviews/status"
     request = urllib.request.Request(
         api.server.url + path,
         data=json.dumps({"status": status}).encode(),
@@ -177,33 +194,32 @@ def _write_status(api: KubeAPIThread, status: dict[str, object]) -> None:
 
 
 def test_valid_resources_are_accepted_and_their_status_left_alone(
-    installed: Path, kubeapi: KubeAPIThread, kubectl: Kubectl, tmp_path: Path
+    cluster: Cluster, kc: Kubectl, tmp_path: Path
 ) -> None:
-    _namespace(kubectl, "shop")
-    (tmp_path / "good.yaml").write_text(GOOD_VS)
-    kubectl("apply", "-f", str(tmp_path / "good.yaml"))
+    _namespace(kc, "accepted")
+    good = GOOD_VS.replace("namespace: shop", "namespace: accepted")
+    (tmp_path / "good.yaml").write_text(good)
+    kc("apply", "-f", str(tmp_path / "good.yaml"))
     status: dict[str, object] = {"conditions": [{"type": "Reconciled", "status": "True"}]}
-    _write_status(kubeapi, status)
+    _write_status(cluster.api, "accepted", status)
     # an update goes through the webhook too, and is accepted as it is
-    updated = GOOD_VS.replace("weight: 50\n", "weight: 40\n", 1).replace("weight: 50", "weight: 60")
+    updated = good.replace("weight: 50\n", "weight: 40\n", 1).replace("weight: 50", "weight: 60")
     (tmp_path / "good.yaml").write_text(updated)
-    kubectl("apply", "-f", str(tmp_path / "good.yaml"))
-    vs = kubectl.json("get", "vs", "-n", "shop", "reviews")
+    kc("apply", "-f", str(tmp_path / "good.yaml"))
+    vs = kc.json("get", "vs", "-n", "accepted", "reviews")
     assert vs["spec"]["http"][0]["route"][0]["weight"] == 40
     assert vs["status"] == status
 
 
-def test_pods_in_a_labelled_namespace_get_a_sidecar(
-    installed: Path, kubectl: Kubectl, tmp_path: Path
-) -> None:
-    _namespace(kubectl, "shop")
-    kubectl("label", "namespace", "shop", "istio-injection=enabled")
-    _namespace(kubectl, "plain")
-    for ns in ("shop", "plain"):
+def test_pods_in_a_labelled_namespace_get_a_sidecar(kc: Kubectl, tmp_path: Path) -> None:
+    _namespace(kc, "injected")
+    kc("label", "namespace", "injected", "istio-injection=enabled")
+    _namespace(kc, "plain")
+    for ns in ("injected", "plain"):
         (tmp_path / f"{ns}.yaml").write_text(POD.format(ns=ns))
-        kubectl("apply", "-f", str(tmp_path / f"{ns}.yaml"))
+        kc("apply", "-f", str(tmp_path / f"{ns}.yaml"))
 
-    pod = kubectl.json("get", "pod", "-n", "shop", "reviews-v1")
+    pod = kc.json("get", "pod", "-n", "injected", "reviews-v1")
     assert [c["name"] for c in pod["spec"]["containers"]] == ["reviews", "istio-proxy"]
     proxy = pod["spec"]["containers"][1]
     assert proxy["command"] == ["shoal"] and proxy["args"][0] == "agent"
@@ -214,19 +230,17 @@ def test_pods_in_a_labelled_namespace_get_a_sidecar(
     volumes = {v["name"] for v in pod["spec"]["volumes"]}
     assert {"istio-token", "istiod-ca-cert"} <= volumes
 
-    plain = kubectl.json("get", "pod", "-n", "plain", "reviews-v1")
+    plain = kc.json("get", "pod", "-n", "plain", "reviews-v1")
     assert [c["name"] for c in plain["spec"]["containers"]] == ["reviews"]
 
 
-def test_injection_warnings_reach_kubectl(
-    installed: Path, kubectl: Kubectl, tmp_path: Path
-) -> None:
-    _namespace(kubectl, "shop", **{"istio-injection": "enabled"})
-    pod = POD.format(ns="shop").replace(
+def test_injection_warnings_reach_kubectl(kc: Kubectl, tmp_path: Path) -> None:
+    _namespace(kc, "warned", **{"istio-injection": "enabled"})
+    pod = POD.format(ns="warned").replace(
         "  labels:", "  annotations: {sidecar.istio.io/interceptionMode: REDIRECT}\n  labels:"
     )
     (tmp_path / "pod.yaml").write_text(pod)
-    applied = kubectl.run("apply", "-f", str(tmp_path / "pod.yaml"))
+    applied = kc.run("apply", "-f", str(tmp_path / "pod.yaml"))
     assert "Warning:" in applied.stderr and "interception mode NONE" in applied.stderr
-    created = kubectl.json("get", "pod", "-n", "shop", "reviews-v1")
+    created = kc.json("get", "pod", "-n", "warned", "reviews-v1")
     assert created["metadata"]["annotations"]["sidecar.istio.io/interceptionMode"] == "NONE"
