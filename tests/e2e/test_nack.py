@@ -63,7 +63,10 @@ def test_nack_is_reported_not_resent_and_recovers(mesh: Mesh) -> None:
 
     # No config change: the rejected version is not re-sent.
     assert wait_stat_stable(envoy, REJECTED, 3.0) == 1
-    assert _cds(cp, sidecar.node_id)["sent"] == cds["sent"]
+    stuck = _cds(cp, sidecar.node_id)
+    assert stuck["sent"] == cds["sent"]
+    # ...and the proxy lags behind since then (syncz lag_ms; proxy-status LAG): 3 s or more
+    assert stuck["lag_ms"] >= 3000 and stuck["nacks"] == 1, stuck
 
     # An unrelated change (a new service) is a new version: that one may be rejected once.
     mesh.config.write(
@@ -90,6 +93,7 @@ def test_nack_is_reported_not_resent_and_recovers(mesh: Mesh) -> None:
         what="CDS acked == sent after unpoison",
         describe=cp.describe,
     )
+    assert _cds(cp, sidecar.node_id)["lag_ms"] == 0
     mesh.synced()
     time.sleep(0.2)
     assert envoy.stat(REJECTED) == 2

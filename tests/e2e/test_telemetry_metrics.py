@@ -10,7 +10,11 @@ plaintext caller's are ignored.
 from __future__ import annotations
 
 import http.client
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +25,8 @@ from harness.wait import wait_until
 from shoal.generate.telemetry_labels import HTTP_LABELS
 
 pytestmark = pytest.mark.envoy
+
+SHOAL = Path(sys.executable).parent / "shoal"
 
 FRONTEND_ID = "spiffe://cluster.local/ns/default/sa/frontend"
 REVIEWS_ID = "spiffe://cluster.local/ns/default/sa/reviews"
@@ -140,3 +146,54 @@ def test_a_plaintext_caller_cannot_claim_an_identity(mesh: ShoalUp) -> None:
     assert series.labels["source_workload"] == "unknown"
     assert series.labels["source_principal"] == "unknown"
     assert series.labels["destination_principal"] == "unknown"
+
+
+# -- the CLI reads the same series (these run last: they add traffic) -------------------------
+
+
+def _shoal(up: ShoalUp, *args: str) -> subprocess.Popen[str]:
+    argv = [str(SHOAL), *args, "--control-plane", up.admin_url]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _rows(out: str) -> dict[str, list[str]]:
+    lines = [re.split(r"\s{2,}", line.strip()) for line in out.splitlines() if line.strip()]
+    return {line[0]: line for line in lines}
+
+
+def test_shoal_stat_shows_the_golden_signals_of_the_window(mesh: ShoalUp) -> None:
+    # both commands take their first scrape, then traffic happens inside their window
+    by_workload = _shoal(mesh, "stat", "-n", "default", "--window", "10s")
+    by_service = _shoal(mesh, "stat", "svc/reviews", "-n", "default", "--window", "10s")
+    for proc in (by_workload, by_service):  # both took their first scrape
+        assert proc.stderr is not None
+        assert proc.stderr.readline().startswith("measuring "), proc.stderr.read()
+    send(mesh, ok=24, failed=6)
+    out, err = by_workload.communicate(timeout=30)
+    assert by_workload.returncode == 0, err
+    rows = _rows(out)
+    assert rows["NAME"] == [
+        "NAME", "MESHED", "SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99",
+        "TCP_CONN",
+    ]  # fmt: skip
+    _, meshed, success, rps, p50, _p95, p99, tcp = rows["reviews"]
+    assert (meshed, success, tcp) == ("1/1", "80.00%", "-"), out + err
+    assert rps == f"{30 / 10:.1f}rps"
+    assert 25 <= float(p50.removesuffix("ms")) <= float(p99.removesuffix("ms"))
+    # the frontend served nothing in the window: idle, but listed and meshed
+    assert rows["frontend"][1:4] == ["1/1", "-", "-"]
+    out, err = by_service.communicate(timeout=30)
+    assert by_service.returncode == 0, err
+    svc = _rows(out)["reviews"]
+    assert svc[1:4] == ["-", "80.00%", f"{30 / 10:.1f}rps"]
+
+
+def test_shoal_edges_names_both_identities(mesh: ShoalUp) -> None:
+    proc = _shoal(mesh, "edges")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    rows = _rows(out)
+    assert rows["SRC"] == ["SRC", "DST", "SRC_NS", "DST_NS", "SECURED", "CLIENT_ID", "SERVER_ID"]
+    assert rows["frontend"] == [
+        "frontend", "reviews", "default", "default", "√", FRONTEND_ID, REVIEWS_ID
+    ]  # fmt: skip

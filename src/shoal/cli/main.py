@@ -17,6 +17,7 @@ from shoal.cli import (
     kubeargs,
     proxyconfig,
     proxystatus,
+    statcmd,
     upcmd,
 )
 from shoal.cli.limits import add_max_file_bytes
@@ -118,6 +119,7 @@ def parser() -> argparse.ArgumentParser:
     analyze.register(sub)
     proxystatus.register(sub)
     proxyconfig.register(sub)
+    statcmd.register(sub)
     return p
 
 

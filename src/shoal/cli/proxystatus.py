@@ -12,6 +12,10 @@ istioctl does:
 
 A NACK Envoy has since moved past (it ACKed a later answer) is history (`last_nack`): listed
 below the table with its time, it does not change the state of a synced proxy.
+
+NACKS counts every NACK of the stream (all types); LAG is how long the proxy has gone without
+config it should have (the longest of its types, from the snapshot that produced the response
+it has not ACKed; `0ms` when in sync), which Istio only logs.
 """
 
 from __future__ import annotations
@@ -79,9 +83,18 @@ class ProxyStatus:
     nacks: tuple[tuple[str, str], ...]  # current: (type, Envoy's error text)
     # earlier NACKs no longer current: (type, Unix time, Envoy's error text)
     past_nacks: tuple[tuple[str, float, str], ...] = ()
+    nack_count: int = 0
+    lag_ms: int = 0
 
     def row(self) -> list[str]:
-        return [self.name, *(self.states[t] for t in TYPES), self.mode, self.version]
+        return [
+            self.name,
+            *(self.states[t] for t in TYPES),
+            self.mode,
+            self.version,
+            str(self.nack_count),
+            f"{self.lag_ms}ms",
+        ]
 
 
 def proxy_statuses(syncz: Sequence[Mapping[str, Any]]) -> list[ProxyStatus]:
@@ -103,6 +116,8 @@ def proxy_statuses(syncz: Sequence[Mapping[str, Any]]) -> list[ProxyStatus]:
                     if (types[t] or {}).get("nack")
                 ),
                 past_nacks=_past_nacks(types),
+                nack_count=sum(int((v or {}).get("nacks") or 0) for v in types.values()),
+                lag_ms=max((int((v or {}).get("lag_ms") or 0) for v in types.values()), default=0),
             )
         )
     return sorted(out, key=lambda p: (p.name, p.node))
@@ -122,7 +137,7 @@ def _when(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) if at else "?"
 
 
-COLUMNS = ("NAME", "CDS", "LDS", "EDS", "RDS", "MODE", "VERSION")
+COLUMNS = ("NAME", "CDS", "LDS", "EDS", "RDS", "MODE", "VERSION", "NACKS", "LAG")
 
 
 def print_status(statuses: Sequence[ProxyStatus]) -> None:

@@ -83,6 +83,12 @@ class Connection:
     identity: tuple[str, str] | None = None  # (namespace, service account) of the credential
     # nonce -> when the snapshot that produced the response was ready (for convergence)
     sent_at: dict[str, float] = field(default_factory=dict)
+    # lag, per short type: since when (monotonic) the proxy lacks config it should have (the
+    # snapshot behind the oldest response not yet ACKed), the nonce of the last response,
+    # and how long the last ACK took after its snapshot was ready
+    pending_since: dict[str, float] = field(default_factory=dict)
+    last_nonce: dict[str, str] = field(default_factory=dict)
+    converged_s: dict[str, float] = field(default_factory=dict)
     # state of the world: type -> the subscription list last sent (ACKs usually repeat it)
     name_lists: dict[str, NameList] = field(default_factory=dict)
 
@@ -258,6 +264,8 @@ class AdsServer:
                     self.metrics.resources_sent.labels(kind).inc(len(resp.resources))
                     self.metrics.bytes_sent.labels(kind).inc(len(data))
                     conn.sent_at[resp.nonce] = self._snapshot_ready
+                    conn.pending_since.setdefault(kind, self._snapshot_ready)
+                    conn.last_nonce[kind] = resp.nonce
                     del resp
                     grant = await self.push_budget.acquire(len(data))
                     try:
@@ -314,7 +322,11 @@ class AdsServer:
         if req.error:
             self.metrics.nacks.labels(kind).inc()
         else:
-            self.metrics.convergence.labels(kind).observe(time.monotonic() - sent)
+            took = time.monotonic() - sent
+            self.metrics.convergence.labels(kind).observe(took)
+            conn.converged_s[kind] = took
+            if conn.last_nonce.get(kind) == req.nonce:
+                conn.pending_since.pop(kind, None)
         if len(conn.sent_at) > 64:  # answers to stale nonces never come
             for nonce in list(conn.sent_at)[:-16]:
                 del conn.sent_at[nonce]
@@ -373,6 +385,13 @@ class AdsServer:
             if conn.proxy is None:
                 continue
             types = {SHORT_NAMES.get(t, t): st for t, st in conn.protocol.status().items()}
+            now = time.monotonic()
+            for kind, st in types.items():
+                # lag: ms the proxy has gone without config it should have (0: in sync)
+                since = conn.pending_since.get(kind)
+                st["lag_ms"] = round((now - since) * 1000) if since is not None else 0
+                took = conn.converged_s.get(kind)
+                st["converged_ms"] = round(took * 1000, 1) if took is not None else None
             out.append(
                 {
                     "node": conn.proxy.node_id,

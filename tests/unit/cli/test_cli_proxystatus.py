@@ -37,7 +37,13 @@ MIXED = [
         delta=True,
         types={
             "cds": {"sent": "boot-c2", "acked": "boot-c1", "nack": None},
-            "lds": {"sent": "boot-l2", "acked": "boot-l1", "nack": "duplicate listener name"},
+            "lds": {
+                "sent": "boot-l2",
+                "acked": "boot-l1",
+                "nack": "duplicate listener name",
+                "nacks": 2,
+                "lag_ms": 1500,
+            },
             "eds": {"sent": "boot-e1", "acked": "boot-e1", "nack": None},
         },
     ),
@@ -55,8 +61,20 @@ def test_proxy_statuses() -> None:
         SYNCED,
         "sotw",
         "abc123",
+        "0",
+        "0ms",
     ]
-    assert ratings.row() == ["ratings.default", STALE, NACK, SYNCED, NOT_SENT, "delta", "c1"]
+    assert ratings.row() == [
+        "ratings.default",
+        STALE,
+        NACK,
+        SYNCED,
+        NOT_SENT,
+        "delta",
+        "c1",
+        "2",
+        "1500ms",
+    ]
     assert ratings.nacks == (("lds", "duplicate listener name"),)
 
 
@@ -65,8 +83,10 @@ def test_table_and_nack_errors(capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["proxy-status", "--control-plane", f"http://{address}"]) == 0
 
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["NAME", "CDS", "LDS", "EDS", "RDS", "MODE", "VERSION"]
-    assert lines[1].split() == ["productpage.default", *[SYNCED] * 4, "sotw", "abc123"]
+    assert lines[0].split() == [
+        "NAME", "CDS", "LDS", "EDS", "RDS", "MODE", "VERSION", "NACKS", "LAG"
+    ]  # fmt: skip
+    assert lines[1].split() == ["productpage.default", *[SYNCED] * 4, "sotw", "abc123", "0", "0ms"]
     # Not a TTY: plain columns, one proxy per line, no colour codes or box characters.
     assert re.split(r"\s{2,}", lines[2]) == [
         "ratings.default",
@@ -76,6 +96,8 @@ def test_table_and_nack_errors(capsys: pytest.CaptureFixture[str]) -> None:
         NOT_SENT,
         "delta",
         "c1",
+        "2",
+        "1500ms",
     ]
     assert not any("\x1b" in line or "─" in line for line in lines)
     assert lines[3:] == [

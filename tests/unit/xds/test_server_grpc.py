@@ -101,12 +101,16 @@ async def test_state_of_the_world_handshake_and_syncz(server: tuple[AdsServer, i
         assert entry["node"] == NODE
         types = entry["types"]
         assert isinstance(types, dict)
-        assert types["cds"] == {
+        cds_status = dict(types["cds"])
+        # how long the ACK took after the snapshot was ready; no lag once ACKed
+        assert isinstance(cds_status.pop("converged_ms"), float)
+        assert cds_status == {
             "sent": cds.version_info,
             "acked": cds.version_info,
             "nack": None,
             "last_nack": None,
             "nacks": 0,
+            "lag_ms": 0,
         }
         assert types["eds"]["acked"] == eds.version_info
         # the ACK repeated the list byte for byte: recognised without reading the names
