@@ -51,6 +51,11 @@ class _Piece:
     relative: tuple[DocumentResult, ...]
     # documents in the piece, empty ones included (they count for the document index)
     count: int
+
+    @property
+    def errors(self) -> bool:
+        return any(r.errors for r in self.relative)
+
     # the last placement handed out: (first line, first index) -> those results, so a piece
     # that stayed where it was gives back the very same objects
     placed: tuple[int, int, tuple[DocumentResult, ...]] | None = None
@@ -101,8 +106,18 @@ class DocumentCache:
             elif piece_text in pieces:
                 # the same text twice in one file: each copy has its own placement
                 piece = _Piece(piece.relative, piece.count)
-            pieces.setdefault(piece_text, piece)
-            documents += piece.at(line, index)
+            if piece.errors:
+                # an error's message may name another line of its piece ("first given on
+                # line 8"), which no shift can fix: such a piece is parsed where it stands
+                # (blank lines above it) and not kept
+                placed = load_documents(path, "\n" * (line - 1) + piece_text)
+                documents += [
+                    dataclasses.replace(r, index=index + r.index)
+                    for r in (document_result(path, d) for d in placed if d.data is not None)
+                ]
+            else:
+                pieces.setdefault(piece_text, piece)
+                documents += piece.at(line, index)
             index += piece.count
         self.pieces = pieces
         return FileResult(path, None, tuple(documents))

@@ -108,8 +108,12 @@ class ConfigStore:
     def resources(self) -> tuple[Resource, ...]:
         return self._last
 
-    def _candidates(self, result: FileResult) -> tuple[list[Resource], list[ConfigError]]:
-        """The resources `result` offers, with last-good versions of refused documents."""
+    def _candidates(
+        self, result: FileResult, provided: Collection[ResourceKey]
+    ) -> tuple[list[Resource], list[ConfigError]]:
+        """The resources `result` offers, with last-good versions of refused documents
+        whose key no valid document (`provided`) defines: a broken second definition of a
+        resource in force must not come back as a copy of the one in force."""
         if result.syntax_error is not None:
             kept = self._file_candidates.get(result.file, [])
             suffix = _KEPT_FILE if kept else ""
@@ -121,7 +125,7 @@ class ConfigStore:
                 candidates.append(doc.resource)
                 continue
             previous = self._accepted.get(doc.key) if doc.key is not None else None
-            if previous is not None:
+            if previous is not None and doc.key not in provided:
                 candidates.append(previous)
                 errors += [_note(e, _KEPT) for e in doc.errors]
             else:
@@ -211,8 +215,14 @@ class ConfigStore:
         candidates: list[Resource] = []
         errors: list[ConfigError] = []
         file_candidates: dict[str, list[Resource]] = {}
+        provided = {
+            d.resource.key
+            for result in self._parsed.values()
+            for d in result.documents
+            if d.resource is not None
+        }
         for source in sorted(self._parsed):
-            found, found_errors = self._candidates(self._parsed[source])
+            found, found_errors = self._candidates(self._parsed[source], provided)
             file_candidates[source] = found
             candidates += found
             errors += found_errors
