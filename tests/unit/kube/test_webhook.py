@@ -170,3 +170,47 @@ async def test_validate_accepts_valid_and_unsupported_objects(hooks: Hooks) -> N
     }
     review = _review(envoy_filter, "EnvoyFilter", "networking.istio.io")
     assert (await hooks.post("/validate", review))["response"]["allowed"] is True
+
+
+async def test_serving_certificate_is_renewed(tmp_path: Path) -> None:
+    """New TLS handshakes get the renewed certificate; the webhooks keep answering."""
+    import asyncio
+    import datetime as dt
+
+    from shoal.ca.authority import CertificateAuthority
+    from shoal.controlplane.webhooks import Webhooks
+    from shoal.kube.inject import InjectorSettings
+
+    ca = CertificateAuthority(tmp_path / "ca")
+    hooks = Webhooks(ca, InjectorSettings(), renew_every_s=0.2, lifetime=dt.timedelta(minutes=5))
+    port = await hooks.start("127.0.0.1", 0)
+    trust = ssl.create_default_context(cafile=str(tmp_path / "ca" / "root-cert.pem"))
+
+    async def served_serial() -> bytes:
+        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=trust)
+        try:
+            der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        assert isinstance(der, bytes)
+        return der
+
+    try:
+        first = await served_serial()
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if hooks.renewals >= 1:
+                break
+        assert hooks.renewals >= 1
+        assert await served_serial() != first
+        assert hooks.describe()["certificate_renewals"] == hooks.renewals
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust)) as http,
+            http.post(
+                f"https://127.0.0.1:{port}/inject", json=_review(deployment_pod(), "Pod")
+            ) as resp,
+        ):
+            assert (await resp.json())["response"]["allowed"] is True
+    finally:
+        await hooks.stop()
