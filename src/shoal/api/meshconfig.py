@@ -13,6 +13,13 @@ beside the rest of the YAML and are watched like it. Field names are Istio's
   (nowhere) or namespace names. A mesh-wide scoping default: with `["."]` a sidecar gets
   config for its own namespace's services (and those exported to it) only, so an edit in one
   namespace pushes to that namespace's proxies alone.
+* `skipEmptyDestinations` (shoal's own, default `true`) — a destination of a weighted route
+  (two or more destinations with weight) whose cluster has no endpoint gets no traffic: its
+  weight goes to the route's destinations that have endpoints, until its first endpoint has
+  been sent to the caller (make before break while a mesh starts or scales; the route shows
+  the destination with weight 0). When every destination is empty the weights stay and the
+  caller answers 503, as in Istio. `false`: Istio's behaviour (the empty destination's share
+  answers 503).
 
 One MeshConfig per mesh; if several exist the first in namespace/name order wins.
 """
@@ -28,3 +35,4 @@ from shoal.api.routepolicies import HTTPRetry
 class MeshConfigSpec(ApiModel):
     default_http_retry_policy: HTTPRetry | None = None
     default_service_export_to: list[ExportTarget] = Field(default_factory=list)
+    skip_empty_destinations: bool = True

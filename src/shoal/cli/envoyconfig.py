@@ -204,6 +204,13 @@ def describe_match(match: Json) -> str:
     return " && ".join(parts)
 
 
+def _weighted(cluster: Json) -> str:
+    weight = cluster.get("weight", 0)
+    # shoal gives weight 0 only to a destination without endpoints (generate/emptydest.py)
+    held = " (no endpoints yet)" if not weight else ""
+    return f"{cluster.get('name', '')} {weight}%{held}"
+
+
 def describe_action(route: Json) -> str:
     """Where a route sends traffic: a cluster, weighted clusters, or what it answers."""
     action = route.get("route")
@@ -212,7 +219,7 @@ def describe_action(route: Json) -> str:
             return str(action["cluster"])
         if "weighted_clusters" in action:
             clusters = action["weighted_clusters"].get("clusters", [])
-            return ", ".join(f"{c.get('name', '')} {c.get('weight', 0)}%" for c in clusters)
+            return ", ".join(_weighted(c) for c in clusters)
         if "cluster_header" in action:
             return f"cluster from header {action['cluster_header']}"
     if "redirect" in route:

@@ -56,6 +56,11 @@ def _app(cp: ControlPlane) -> web.Application:
                 "instances": len(cp.instances),
                 "services": len(cp.snapshot.services) if cp.snapshot else 0,
                 "errors": [e.to_json() for e in cp.errors],
+                # weighted destinations without endpoints: their share goes to the others
+                # (MeshConfig skipEmptyDestinations, generate/emptydest.py)
+                "empty_destinations": sorted(
+                    cp.ads.generator.empty_destinations if cp.ads.generator else ()
+                ),
             }
         )
 

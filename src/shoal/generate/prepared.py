@@ -35,6 +35,9 @@ class PreparedResource:
     refs: frozenset[str] = frozenset()
     # a cluster that warms only when its EDS assignment arrives
     uses_eds: bool = False
+    # clusters a route table gives weight to because they have endpoints (emptydest.py): it
+    # is sent only after their assignments, which are not emptied while it is held
+    needs_endpoints: frozenset[str] = frozenset()
 
 
 def prepare(
@@ -52,6 +55,8 @@ def prepare_serialized(
     body: bytes,
     refs: frozenset[str] = frozenset(),
     uses_eds: bool = False,
+    *,
+    needs_endpoints: frozenset[str] = frozenset(),
 ) -> PreparedResource:
     """`prepare` for a message already serialized (deterministically) as `body`."""
     wrapped = any_pb2.Any(type_url=type_url, value=body).SerializeToString(deterministic=True)
@@ -63,6 +68,7 @@ def prepare_serialized(
         version=version,
         refs=refs,
         uses_eds=uses_eds,
+        needs_endpoints=needs_endpoints,
     )
 
 

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from shoal.api import Resource
 from shoal.generate import (
     clusters,
+    emptydest,
     endpoints,
     gateway,
     listeners,
@@ -53,7 +54,13 @@ class ConfigGenerator:
 
     def __init__(self, snapshot: MeshSnapshot, previous: ConfigGenerator | None = None) -> None:
         self.snapshot = snapshot
-        self.routing_inputs = reuse.routing_inputs(snapshot)
+        # clusters of weighted destinations without endpoints (emptydest.py): a routing input,
+        # so only transitions to and from empty rebuild routes
+        self.empty_destinations = emptydest.empty_destinations(snapshot)
+        self.routing_inputs = (
+            *reuse.routing_inputs(snapshot),
+            (reuse.EMPTY_DESTINATIONS, self.empty_destinations),
+        )
         self._routes: dict[tuple[object, ...], ResourceMap] = {}
         self._listeners: dict[tuple[object, ...], ResourceMap] = {}
         self._views: dict[tuple[object, ...], ProxyView] = {}
@@ -194,7 +201,12 @@ class ConfigGenerator:
                 source = (proxy.namespace, proxy.labels_key) if self._vhost_source_sensitive else ()
                 made = [
                     routes.outbound_routes(
-                        self.snapshot, proxy, self.visible(proxy), self._vhosts, source
+                        self.snapshot,
+                        proxy,
+                        self.visible(proxy),
+                        self._vhosts,
+                        source,
+                        empty=self.empty_destinations,
                     )
                 ]
             found = self._routes[key] = ResourceSet.of(made)

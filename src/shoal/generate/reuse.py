@@ -54,7 +54,10 @@ def routing_inputs(snapshot: MeshSnapshot) -> tuple[tuple[str, object], ...]:
     return tuple(parts)
 
 
-_VIRTUAL_SERVICES = frozenset({"virtual_services", "vs_by_host"})
+# the routing input ConfigGenerator adds beside the snapshot's fields (emptydest.py); virtual
+# hosts key on their own part of it, sidecar listeners do not depend on it
+EMPTY_DESTINATIONS = "empty_destinations"
+_VIRTUAL_SERVICES = frozenset({"virtual_services", "vs_by_host", EMPTY_DESTINATIONS})
 
 
 def vhost_basis(routing: tuple[tuple[str, object], ...]) -> tuple[tuple[str, object], ...]:
@@ -67,7 +70,14 @@ def vhost_basis(routing: tuple[tuple[str, object], ...]) -> tuple[tuple[str, obj
 # depends on services, VirtualServices or DestinationRules (test_reuse checks a VS and a DR
 # edit leave them equal to a fresh build). Everything else, new fields included, counts.
 _NOT_FOR_SIDECAR_LISTENERS = frozenset(
-    {"services", "virtual_services", "vs_by_host", "destination_rules", "dr_by_host"}
+    {
+        "services",
+        "virtual_services",
+        "vs_by_host",
+        "destination_rules",
+        "dr_by_host",
+        EMPTY_DESTINATIONS,
+    }
 )
 
 

@@ -168,8 +168,18 @@ def _policies(snapshot: MeshSnapshot, http: HTTPRoute, route: rc.Route) -> None:
 
 
 def _action(
-    snapshot: MeshSnapshot, http: HTTPRoute, namespace: str, port: Port, route: rc.Route
+    snapshot: MeshSnapshot,
+    http: HTTPRoute,
+    namespace: str,
+    port: Port,
+    route: rc.Route,
+    *,
+    empty: frozenset[str] = frozenset(),
+    needs: set[str] | None = None,
 ) -> None:
+    """Fill `route`'s action. `empty`: clusters without endpoints (emptydest.py); the
+    clusters a weighted route keeps because they have endpoints are added to `needs`."""
+    needs = needs if needs is not None else set()
     _policies(snapshot, http, route)
     _apply_headers(route, http.headers)
     if http.redirect is not None:
@@ -183,11 +193,16 @@ def _action(
     if len(dests) == 1 and dests[0].headers is None:
         action.cluster = _cluster_for(snapshot, dests[0].destination, namespace, port)
     else:
-        for d in dests:
-            cw = rc.WeightedCluster.ClusterWeight(
-                name=_cluster_for(snapshot, d.destination, namespace, port)
-            )
-            cw.weight.value = d.weight or 100
+        names = [_cluster_for(snapshot, d.destination, namespace, port) for d in dests]
+        # emptydest.py: an empty destination's share goes to the others, unless all are empty
+        held = {n for n in names if n in empty} if len(names) > 1 else set()
+        if held and len(held) < len(names):
+            needs.update(n for n in names if n not in held)
+        else:
+            held = set()
+        for d, name in zip(dests, names, strict=True):
+            cw = rc.WeightedCluster.ClusterWeight(name=name)
+            cw.weight.value = 0 if name in held else d.weight or 100
             _apply_headers(cw, d.headers)
             action.weighted_clusters.clusters.append(cw)
     action.hash_policy.extend(hash_policies(snapshot, action))
@@ -204,7 +219,14 @@ def _action(
 
 
 def _routes(
-    snapshot: MeshSnapshot, vs: VirtualServiceSpec, namespace: str, port: Port, proxy: Proxy
+    snapshot: MeshSnapshot,
+    vs: VirtualServiceSpec,
+    namespace: str,
+    port: Port,
+    proxy: Proxy,
+    *,
+    empty: frozenset[str],
+    needs: set[str],
 ) -> list[rc.Route]:
     out: list[rc.Route] = []
     for http in vs.http:
@@ -213,7 +235,7 @@ def _routes(
             if m is not None and not _applies(m, port, proxy):
                 continue
             route = rc.Route(name=http.name or (m.name if m else ""), match=_route_match(m))
-            _action(snapshot, http, namespace, port, route)
+            _action(snapshot, http, namespace, port, route, empty=empty, needs=needs)
             out.append(route)
     return out
 
@@ -260,8 +282,9 @@ def _vhost_refs(vh: rc.VirtualHost) -> frozenset[str]:
     return frozenset(refs)
 
 
-# A VirtualHost serialized as a RouteConfiguration field, and the clusters it routes to.
-Vhost = tuple[bytes, frozenset[str]]
+# A VirtualHost serialized as a RouteConfiguration field, the clusters it routes to, and those
+# of them it relies on having endpoints (emptydest.py)
+Vhost = tuple[bytes, frozenset[str], frozenset[str]]
 # (service, port, domains) of each virtual host of a namespace's table, in order
 Plan = list[tuple[Service, Port, tuple[str, ...]]]
 
@@ -286,12 +309,13 @@ class VhostCache:
             earlier.plans if earlier is not None else {}
         )
 
-    def get(self, key: tuple[object, ...], make: Callable[[], rc.VirtualHost]) -> Vhost:
+    def get(self, key: tuple[object, ...], make: Callable[[set[str]], rc.VirtualHost]) -> Vhost:
         found = self.entries.get(key) or self._earlier.get(key)
         if found is None:
-            vh = make()
+            needs: set[str] = set()
+            vh = make(needs)
             body = protowire.field(2, vh.SerializeToString(deterministic=True))
-            found = (body, _vhost_refs(vh))
+            found = (body, _vhost_refs(vh), frozenset(needs))
         self.entries[key] = found
         return found
 
@@ -333,12 +357,16 @@ def _virtual_host(
     proxy: Proxy,
     service: Service,
     port: Port,
+    needs: set[str],
     *,
     domains: tuple[str, ...],
     vs: Resource | None,
+    empty: frozenset[str],
 ) -> rc.VirtualHost:
     if vs is not None and isinstance(vs.spec, VirtualServiceSpec):
-        routes = _routes(snapshot, vs.spec, vs.meta.namespace, port, proxy)
+        routes = _routes(
+            snapshot, vs.spec, vs.meta.namespace, port, proxy, empty=empty, needs=needs
+        )
     else:
         # _default_route adds the hash policy (its retry policy depends on it)
         routes = [_default_route(snapshot, service, port)]
@@ -351,39 +379,83 @@ def outbound_routes(
     visible: frozenset[str] | None = None,
     cache: VhostCache | None = None,
     source: tuple[object, ...] = (),
+    *,
+    empty: frozenset[str] = frozenset(),
 ) -> PreparedResource:
     """The sidecar's outbound route table (named ``outbound_http``), with virtual hosts for
     the services in `visible` (all when None; see scope.py). `source`: what of the proxy the
-    VirtualServices match on (namespace and labels; empty when no rule does)."""
+    VirtualServices match on (namespace and labels; empty when no rule does). `empty`: the
+    clusters of weighted destinations without endpoints (emptydest.py)."""
     cache = cache if cache is not None else VhostCache()
     parts = [protowire.text(1, OUTBOUND_ROUTE)]
     refs: list[frozenset[str]] = []
+    needs: list[frozenset[str]] = []
     plan = cache.plan(proxy.namespace, visible, lambda: list(_plan(snapshot, proxy, visible)))
     for service, port, domains in plan:
         vs_res = snapshot.vs_by_host.get(service.hostname)
         vs = vs_res[0] if vs_res else None
-        body, names = cache.get(
-            (source, service.hostname, port.number, domains, vs),
+        # (a virtual host depends on emptiness only through its VirtualService's routes)
+        own_empty = empty & _weighted_clusters(snapshot, vs) if empty and vs else frozenset()
+        body, names, relies = cache.get(
+            (source, service.hostname, port.number, domains, vs, own_empty),
             functools.partial(
-                _virtual_host, snapshot, proxy, service, port, domains=domains, vs=vs
+                _virtual_host,
+                snapshot,
+                proxy,
+                service,
+                port,
+                domains=domains,
+                vs=vs,
+                empty=own_empty,
             ),
         )
         parts.append(body)
         refs.append(names)
+        if relies:
+            needs.append(relies)
     # the `*` host: unknown hosts pass through (ALLOW_ANY) or get 502 (REGISTRY_ONLY)
     for vh in outbound_policy.catch_all(snapshot, proxy):
         parts.append(protowire.field(2, vh.SerializeToString(deterministic=True)))
         refs.append(_vhost_refs(vh))
     # validate_clusters = false (field 7, a BoolValue holding the default: an empty message)
     parts.append(protowire.field(7, b""))
-    return prepare_serialized(OUTBOUND_ROUTE, ROUTE_TYPE, b"".join(parts), frozenset().union(*refs))
+    return prepare_serialized(
+        OUTBOUND_ROUTE,
+        ROUTE_TYPE,
+        b"".join(parts),
+        frozenset().union(*refs),
+        needs_endpoints=frozenset().union(*needs),
+    )
+
+
+def _weighted_clusters(snapshot: MeshSnapshot, vs: Resource) -> frozenset[str]:
+    """Every cluster a weighted route of `vs` may name (any port of the destination)."""
+    if not isinstance(vs.spec, VirtualServiceSpec):
+        return frozenset()
+    out: set[str] = set()
+    for http in vs.spec.http:
+        if sum(1 for d in http.route if d.weight > 0) < 2:
+            continue
+        for d in http.route:
+            host = snapshot.resolve(d.destination.host, vs.meta.namespace)
+            target = snapshot.services.get(host)
+            for p in target.ports if target is not None else ():
+                out.add(outbound_cluster(p.number, d.destination.subset, host))
+    return frozenset(out)
 
 
 def build_route(
-    snapshot: MeshSnapshot, http: HTTPRoute, namespace: str, port: Port, m: HTTPMatchRequest | None
+    snapshot: MeshSnapshot,
+    http: HTTPRoute,
+    namespace: str,
+    port: Port,
+    m: HTTPMatchRequest | None,
+    *,
+    empty: frozenset[str] = frozenset(),
+    needs: set[str] | None = None,
 ) -> rc.Route:
     """One Envoy route for match `m` of `http` (a VirtualService in `namespace`), for callers
     that decide applicability themselves (gateways, see generate/gateway.py)."""
     route = rc.Route(name=http.name or (m.name if m else ""), match=_route_match(m))
-    _action(snapshot, http, namespace, port, route)
+    _action(snapshot, http, namespace, port, route, empty=empty, needs=needs)
     return route

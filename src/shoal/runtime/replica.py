@@ -215,10 +215,18 @@ class Replica:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
-    async def stop(self) -> None:
-        """App first (callers are deregistered before it goes), then its sidecar."""
+    async def stop(self, drain: float = 0.0) -> None:
+        """App first (callers are deregistered before it goes), then its sidecar.
+
+        `drain`: seconds the app keeps serving after it left the endpoints, so callers' new
+        config (routes moving a last replica's share away, then its endpoint removed; see
+        generate/emptydest.py) reaches them before it stops accepting (Kubernetes' preStop)."""
         self._stopping = True
         self._set("stopping", registered=False)
+        if drain > 0 and self.app is not None and self.app.running:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(drain):
+                    await self.app.wait()  # an app that exits meanwhile is not waited for
         if self.app is not None:
             await self.app.stop()
         if self._task is not None:

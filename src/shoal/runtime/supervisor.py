@@ -23,6 +23,11 @@ log = logging.getLogger("shoal.runtime")
 
 Key = tuple[str, str]  # (namespace, workload name)
 
+# A replica scaled away or replaced keeps serving this long after it left the endpoints: the
+# push that moves callers off it (debounce, at most 0.5 s, plus the fan-out) lands first. Not
+# when the whole mesh stops: then nobody is left to call it.
+RETIRE_DRAIN_S = 2.0
+
 
 class Supervisor:
     def __init__(self, cp: ControlPlane, credentials: Credentials | None = None) -> None:
@@ -88,7 +93,7 @@ class Supervisor:
 
     def _retire(self, replicas: list[Replica]) -> None:
         for replica in replicas:
-            task = asyncio.create_task(replica.stop())
+            task = asyncio.create_task(replica.stop(drain=RETIRE_DRAIN_S))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 

@@ -119,6 +119,34 @@ class TrafficGenerator:
         self.window.append(outcome)
         self.total.append(outcome)
 
+    async def wait_ready(
+        self, within: float, stop: asyncio.Event, out: TextIO = sys.stdout
+    ) -> None:
+        """Probe the URL until it gives a whole answer (2xx, no upstream call failed inside),
+        for at most `within` seconds: a client that starts with the mesh waits for what it
+        calls, as a readiness-gated Kubernetes client would. Probes are not counted."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        print(f"waiting for {self.url} to answer (up to {within:g} s)", file=out, flush=True)
+        async with aiohttp.ClientSession(trust_env=True) as session:
+            while not stop.is_set() and loop.time() - started < within:
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with session.request(
+                        self.method,
+                        self.url,
+                        headers=self.headers,
+                        timeout=aiohttp.ClientTimeout(total=self.request_timeout),
+                    ) as resp:
+                        body = _json_or_none(await resp.text())
+                        if resp.status < 300 and not failed_calls_in(body):
+                            took = loop.time() - started
+                            print(f"{self.url} answered after {took:.1f} s", file=out, flush=True)
+                            return
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.2):
+                        await stop.wait()
+        print(f"{self.url} not ready after {within:g} s; sending anyway", file=out, flush=True)
+
     def take_window(self) -> list[Outcome]:
         window, self.window = self.window, []
         return window
@@ -173,6 +201,12 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.N
         default="5s",
         help="per-request timeout",
     )
+    p.add_argument(
+        "--wait-ready",
+        type=arg_type(parse_latency, "expected a duration like 30s"),
+        default="0s",
+        help="first wait (up to this long) until the URL gives a whole answer",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=int(env["PORT"]) if "PORT" in env else None)
     args = p.parse_args(argv)
@@ -187,6 +221,8 @@ async def run(args: argparse.Namespace) -> None:
     runner = None
     if args.port is not None:
         runner, _ = await start(generator.stats_app(), args.host, args.port)
+    if args.wait_ready > 0:
+        await generator.wait_ready(args.wait_ready, stop)
     reporter = asyncio.create_task(generator.report_every(args.every))
     try:
         await generator.run(stop, args.duration)

@@ -134,6 +134,11 @@ def _version_of(resource: PreparedResource | None) -> str | None:
     return resource.version if resource is not None else None
 
 
+def _needs(maps: list[ResourceMap]) -> frozenset[str]:
+    """Clusters the route tables in `maps` give weight to because they have endpoints."""
+    return frozenset().union(*(r.needs_endpoints for m in maps for r in m.values()))
+
+
 class StreamProtocol:
     """One ADS stream's protocol state, state of the world (`delta=False`) or delta."""
 
@@ -315,6 +320,11 @@ class StreamProtocol:
                 maps.append(ts.inflight.content)
         return maps
 
+    def _route_maps(self) -> list[ResourceMap]:
+        """The route tables Envoy holds or is being sent."""
+        ts = self.types[ROUTE]
+        return [ts.held_objects] + ([ts.inflight.content] if ts.inflight is not None else [])
+
     def _target(self, ts: TypeState) -> tuple[ResourceMap, bool]:
         """What Envoy should hold of this type, and whether it is the view's shared map."""
         assert self.view is not None
@@ -339,13 +349,48 @@ class StreamProtocol:
             keep = {n: ts.held_objects[n] for n in gone if n in ts.held_objects}
             if keep:
                 target, shared = {**target, **keep}, False
+        elif ts.type_url == ENDPOINT:
+            # Keep the endpoints of clusters that routes Envoy holds give weight to, until
+            # routes no longer relying on them are sent (emptydest.py: last endpoint -> empty).
+            relied = _needs(self._route_maps()) - _needs([self.view.of(ROUTE)])
+            keep = {
+                n: held
+                for n in relied
+                if n in target
+                and (held := ts.held_objects.get(n)) is not None
+                and held.version != target[n].version
+            }
+            if keep:
+                target, shared = {**target, **keep}, False
         return target, shared
+
+    def _endpoints_sent(self, names: frozenset[str]) -> bool:
+        """Whether the view's assignments of `names` have been sent (emptydest.py: a route
+        giving a cluster weight again waits for its first endpoint)."""
+        assert self.view is not None
+        eds = self.types[ENDPOINT]
+        desired = self.view.of(ENDPOINT)
+        sent = eds.inflight.content if eds.inflight is not None else eds.held_objects
+        for name in names:
+            want = desired.get(name)
+            if want is None:
+                continue  # not this proxy's to hold (scoped away): nothing to wait for
+            got = sent.get(name)
+            version = got.version if got is not None else None
+            if eds.inflight is None and got is None:
+                version = eds.held_versions.get(name)  # delta, after a reconnect
+            if version != want.version:
+                return False
+        return True
 
     def _ready_for(self, target: ResourceMap) -> bool:
         """Listeners and routes wait until every cluster they name has been sent, with its
         endpoints. Envoy applies one ADS stream in order, so sent-before is warm-before;
         waiting for ACKs instead would deadlock, since Envoy may ACK clusters only once warm."""
         assert self.view is not None
+        needs = _needs([target])
+        if needs and not self._endpoints_sent(needs):
+            return False
         refs = mapcache.refs(target)
         if not refs:
             return True
@@ -367,16 +412,22 @@ class StreamProtocol:
         t = self.types
         if ts.type_url == CLUSTER:  # clusters retained for held listeners and routes
             return (desired, ts.gen, t[LISTENER].gen, t[ROUTE].gen)
-        if ts.type_url in (LISTENER, ROUTE):  # wait for the clusters they name
+        if ts.type_url in (LISTENER, ROUTE):  # wait for the clusters (and endpoints) they name
             clusters = id(self.view.of(CLUSTER))
-            return (desired, ts.gen, clusters, t[CLUSTER].gen, self._warming_gen)
-        if ts.type_url == ENDPOINT:
-            return (desired, ts.gen, self._warming_gen)
+            eds = (id(self.view.of(ENDPOINT)), t[ENDPOINT].gen) if ts.type_url == ROUTE else ()
+            return (desired, ts.gen, clusters, t[CLUSTER].gen, self._warming_gen, *eds)
+        if ts.type_url == ENDPOINT:  # held back for the routes Envoy holds
+            return (desired, ts.gen, self._warming_gen, id(self.view.of(ROUTE)), t[ROUTE].gen)
         return (desired, ts.gen)
 
     def _input_maps(self, ts: TypeState) -> tuple[object, ...]:
         assert self.view is not None
-        return (self.view.of(ts.type_url), self.view.of(CLUSTER))
+        return (
+            self.view.of(ts.type_url),
+            self.view.of(CLUSTER),
+            self.view.of(ENDPOINT),
+            self.view.of(ROUTE),
+        )
 
     def _pump(self) -> list[Response]:
         if self.view is None:

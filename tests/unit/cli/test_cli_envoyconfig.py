@@ -142,3 +142,20 @@ def test_rendered_table_is_plain_text(dump: Any) -> None:
     assert len(lines) == 1 + 6
     assert all(line == line.rstrip() for line in lines)
     assert max(map(len, lines)) > 80
+
+
+def test_a_destination_held_back_for_want_of_endpoints_says_so() -> None:
+    route = {
+        "route": {
+            "weighted_clusters": {
+                "clusters": [
+                    {"name": "outbound|80|v1|web.default.svc.cluster.local", "weight": 90},
+                    {"name": "outbound|80|v2|web.default.svc.cluster.local", "weight": 0},
+                ]
+            }
+        }
+    }
+    assert ec.describe_action(route) == (
+        "outbound|80|v1|web.default.svc.cluster.local 90%, "
+        "outbound|80|v2|web.default.svc.cluster.local 0% (no endpoints yet)"
+    )

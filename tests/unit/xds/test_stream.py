@@ -391,3 +391,65 @@ def test_delta_streams_share_one_message_for_the_same_change_of_a_shared_map() -
     assert one.cache_key == (before.of(ENDPOINT), after.of(ENDPOINT)) == two.cache_key
     assert [r.version for r in one.resources] == ["2", "2"] and one.nonce == two.nonce
     assert wire.encode_delta(one) is wire.encode_delta(two)
+
+
+# -- weighted destinations without endpoints (generate/emptydest.py) ---------------------------
+
+
+def split_view(eps: dict[str, str], needs: tuple[str, ...], route_version: str) -> ProxyView:
+    """Clusters a and b; the route splits between them and relies on `needs` having endpoints."""
+    cds = {n: res(CLUSTER, n, "1", eds=True) for n in ("a", "b")}
+    eds = {n: res(ENDPOINT, n, v) for n, v in eps.items()}
+    lds = {"out": res(LISTENER, "out", "1")}
+    rds = {
+        "outbound_http": PreparedResource(
+            name="outbound_http",
+            type_url=ROUTE,
+            any_bytes=route_version.encode(),
+            version=route_version,
+            refs=frozenset({"a", "b"}),
+            needs_endpoints=frozenset(needs),
+        )
+    }
+    return ProxyView(
+        version=f"s{route_version}",
+        resources=MappingProxyType({CLUSTER: cds, ENDPOINT: eds, LISTENER: lds, ROUTE: rds}),
+    )
+
+
+@pytest.mark.parametrize("delta", [False, True])
+def test_a_route_giving_weight_back_waits_for_the_first_endpoint(delta: bool) -> None:
+    """b's first endpoint and the route giving b its share arrive in one view while an EDS
+    response is still unanswered: the route waits until b's assignment has been sent."""
+    p = proto(delta)
+    first = split_view({"a": "1", "b": "empty"}, ("a",), "r1")
+    (connect_delta if delta else connect_sotw)(p, first)
+    eds = only(p.on_view(split_view({"a": "2", "b": "empty"}, ("a",), "r1")), ENDPOINT)
+    # b gets an endpoint; EDS is in flight, so only routes could go now: they must not
+    assert p.on_view(split_view({"a": "2", "b": "1"}, ("a", "b"), "r2")) == []
+    out = ack(p, eds, ("a", "b"))
+    assert [r.type_url for r in out] == [ENDPOINT, ROUTE]  # b's endpoint first, then the route
+    assert [r.name for r in out[0].resources] == ["b"]
+
+
+@pytest.mark.parametrize("delta", [False, True])
+def test_a_clusters_last_endpoint_leaves_only_after_routes_stop_relying_on_it(
+    delta: bool,
+) -> None:
+    """b loses its last endpoint: the route moving b's share away goes first; b's empty
+    assignment only once Envoy has ACKed that route."""
+    p = proto(delta)
+    (connect_delta if delta else connect_sotw)(
+        p, split_view({"a": "1", "b": "1"}, ("a", "b"), "r1")
+    )
+    rds = only(p.on_view(split_view({"a": "1", "b": "empty"}, ("a",), "r2")), ROUTE)
+    out = ack(p, rds, ("outbound_http",))
+    eds = only(out, ENDPOINT)
+    assert [r.version for r in eds.resources if r.name == "b"] == ["empty"]
+
+
+def test_ordinary_endpoint_changes_of_relied_on_clusters_are_not_held() -> None:
+    p = proto()
+    connect_sotw(p, split_view({"a": "1", "b": "empty"}, ("a",), "r1"))
+    eds = only(p.on_view(split_view({"a": "2", "b": "empty"}, ("a",), "r1")), ENDPOINT)
+    assert [r.name for r in eds.resources] == ["a"]
