@@ -18,6 +18,14 @@ Load: ``wrk`` (1 thread, keep-alive connections, ``--latency``) when it is on PA
 Python asyncio closed-loop generator in this process; the output says which. Each figure is the
 median over ``--rounds`` runs of ``--duration`` seconds, after a 1 s warm-up per target.
 
+Then the secure data plane against its floor: ``shoal up --secure`` with the fast backend and
+the client, and beside it a **hand-written 2-hop mTLS Envoy chain** (handchain.py: static
+bootstraps, HTTP/2 over mTLS between the hops, the same fast backend app). Interleaved in one
+run, each round measures both at saturation (closed loop: requests/s) and at a fixed ~1,000
+requests/s (wrk paced by a Lua ``delay``: p50/p99). The goal printed beside the figures: two
+secure shoal sidecars carry >= 0.95x the hand-written chain's requests/s and add <= 1.05x its
+p99 at 1,000 requests/s.
+
 Last, it starts the demo (``shoal up examples/demo``) and reports the resident memory
 (``VmRSS`` of /proc/PID/status) of the control plane (the ``shoal up`` process), the agents,
 the Envoys and the sample apps once the demo has served traffic for a few seconds.
@@ -48,6 +56,7 @@ from pathlib import Path
 
 # the e2e harness is the package `harness` under tests/
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # handchain.py beside this file
 
 from harness.configdir import ConfigDir
 from harness.up import REPO, ShoalUp, descendants, process_table, vm_rss_kib
@@ -119,7 +128,9 @@ def _wrk_ms(text: str, percent: str) -> float:
     return float(match.group(1)) * _UNIT_MS[match.group(2)]
 
 
-def run_wrk(port: int, host: str, connections: int, duration: float) -> Result:
+def run_wrk(
+    port: int, host: str, connections: int, duration: float, script: Path | None = None
+) -> Result:
     out = subprocess.run(
         [
             "wrk",
@@ -127,6 +138,7 @@ def run_wrk(port: int, host: str, connections: int, duration: float) -> Result:
             f"-c{connections}",
             f"-d{duration:g}s",
             "--latency",
+            *(["-s", str(script)] if script is not None else []),
             "-H",
             f"Host: {host}",
             f"http://127.0.0.1:{port}/",
@@ -273,6 +285,91 @@ def measure_overhead(
     return results
 
 
+# -- secure shoal sidecars against the hand-written mTLS chain --------------------------------
+
+CHAIN_PATHS = ("hand-written mTLS", "shoal --secure")
+
+
+def paced_script(workdir: Path, rps: float, connections: int) -> Path:
+    """A wrk script pacing each connection so that all of them send about `rps` requests/s
+    (each waits 1000 * connections / rps ms after an answer: a little under `rps` once
+    latency is added; the measured rate is printed)."""
+    path = workdir / f"paced-{rps:g}.lua"
+    path.write_text(f"function delay()\n  return {1000.0 * connections / rps:.3f}\nend\n")
+    return path
+
+
+def measure_chain(
+    workdir: Path, connections: int, duration: float, rounds: int, rate: float
+) -> dict[tuple[str, str], list[Result]]:
+    """(path, "max" | "paced") -> results, the two paths interleaved round by round."""
+    from handchain import hand_chain
+
+    folder = ConfigDir(workdir / "secure")
+    fast = ["python", str(SCRIPT), "--serve-fast"]
+    folder.write("bench.yaml", "---\n".join([_workload("fast", fast), _workload("client", fast)]))
+    paced = paced_script(workdir, rate, 10)
+    results: dict[tuple[str, str], list[Result]] = {}
+    up = ShoalUp(folder.path, workdir, name="up-secure", extra_args=["--secure"])
+    try:
+        up.start()
+        workloads = {r["workload"]: r["ports"] for r in up.wait_ready(2, timeout=60)}
+        with hand_chain(workdir / "hand", workloads["fast"]["app"]) as hand_port:
+            ports = dict(
+                zip(CHAIN_PATHS, (hand_port, workloads["client"]["outbound"]), strict=True)
+            )
+            for port in ports.values():
+                run_wrk(port, "fast", connections, 1.0)  # warm-up: connections, TLS sessions
+            for round_ in range(rounds):
+                for mode in ("max", "paced"):
+                    for path, port in ports.items():
+                        if mode == "max":
+                            result = run_wrk(port, "fast", connections, duration)
+                        else:
+                            result = run_wrk(port, "fast", 10, duration, paced)
+                        results.setdefault((path, mode), []).append(result)
+                        print(
+                            f"  round {round_ + 1}/{rounds} {mode:>5} {path:<17} "
+                            f"{result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                            f"p99 {result.p99_ms:6.2f} ms  errors {result.errors}",
+                            flush=True,
+                        )
+    except BaseException:
+        print(up.describe(), file=sys.stderr)
+        raise
+    finally:
+        up.stop()
+    return results
+
+
+def print_chain(
+    results: dict[tuple[str, str], list[Result]], connections: int, duration: float, rate: float
+) -> None:
+    print()
+    print(f"{'mode':<22} {'path':<18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for mode, label in (("max", "saturated"), ("paced", f"paced ~{rate:g} rps")):
+        for path in CHAIN_PATHS:
+            rs = results[(path, mode)]
+            print(
+                f"{label:<22} {path:<18} {_median(rs, 'rps'):8.0f} {_median(rs, 'p50_ms'):8.2f} "
+                f"{_median(rs, 'p99_ms'):8.2f} {sum(r.errors for r in rs):7d}"
+            )
+    hand, mesh = CHAIN_PATHS
+    rps_ratio = _median(results[(mesh, "max")], "rps") / _median(results[(hand, "max")], "rps")
+    p99_ratio = _median(results[(mesh, "paced")], "p99_ms") / _median(
+        results[(hand, "paced")], "p99_ms"
+    )
+    print(
+        f"shoal/hand-written: {rps_ratio:.2f}x the requests/s (goal >= 0.95x: "
+        f"{'met' if rps_ratio >= 0.95 else 'NOT met'}), {p99_ratio:.2f}x the p99 at "
+        f"~{rate:g} rps (goal <= 1.05x: {'met' if p99_ratio <= 1.05 else 'NOT met'})"
+    )
+    print(
+        f"(saturated: wrk, {connections} keep-alive connections, closed loop; paced: 10 "
+        f"connections; median of the rounds, {duration:g} s each, paths interleaved)"
+    )
+
+
 @dataclass
 class Rss:
     what: str
@@ -401,6 +498,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--settle", type=float, default=5.0, help="seconds of demo traffic before measuring RSS"
     )
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="requests/s of the paced chain comparison"
+    )
+    parser.add_argument(
+        "--only-chain",
+        action="store_true",
+        help="only secure shoal sidecars against the hand-written mTLS chain",
+    )
     parser.add_argument("--serve-fast", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_fast:  # run as the fast backend's app by shoal up
@@ -426,10 +531,26 @@ def main(argv: list[str] | None = None) -> int:
     for name, what in BACKENDS.items():
         print(f"backend {name}: {what}")
     with tempfile.TemporaryDirectory(prefix="shoal-overhead-") as tmp:
-        results = measure_overhead(Path(tmp), load, args.connections, args.duration, args.rounds)
-        memory = measure_memory(Path(tmp), args.settle)
-    print_overhead(results, described, args.connections, args.duration)
-    print_memory(memory)
+        results = memory = None
+        if not args.only_chain:
+            results = measure_overhead(
+                Path(tmp), load, args.connections, args.duration, args.rounds
+            )
+        chain = None
+        if shutil.which("wrk"):
+            chain = measure_chain(
+                Path(tmp), args.connections, args.duration, args.rounds, args.rate
+            )
+        if not args.only_chain:
+            memory = measure_memory(Path(tmp), args.settle)
+    if results is not None:
+        print_overhead(results, described, args.connections, args.duration)
+    if chain is not None:
+        print_chain(chain, args.connections, args.duration, args.rate)
+    else:
+        print("\nsecure sidecars vs the hand-written mTLS chain: skipped (needs wrk on PATH)")
+    if memory is not None:
+        print_memory(memory)
     print(f"(total benchmark time {time.perf_counter() - started:.0f} s)")
     return 0
 

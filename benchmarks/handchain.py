@@ -1,0 +1,205 @@
+"""A hand-written 2-hop mTLS Envoy chain: the data-plane floor shoal's secure sidecars are held to.
+
+What someone writing Envoy config by hand for "client -> sidecar -> sidecar -> app, mTLS in
+between" would write, as static bootstraps (no xDS): a client Envoy whose listener routes
+every request to one cluster speaking HTTP/2 over mTLS (a client certificate, the mesh CA,
+the server's SPIFFE id checked), and a server Envoy whose listener requires a client
+certificate from the same CA and forwards to the app over HTTP/1.1. One worker each
+(``--concurrency 1``, as ``shoal agent`` starts Envoy), the same backend as the shoal path.
+Certificates come from shoal's own CA code (EC P-256, SPIFFE URI SANs), like the mesh's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.envoy import EnvoyProcess
+from harness.ports import free_port
+from shoal.ca import certs
+
+_T = "type.googleapis.com/"
+CLIENT_ID = "spiffe://cluster.local/ns/default/sa/hand-client"
+SERVER_ID = "spiffe://cluster.local/ns/default/sa/hand-server"
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: Path
+    client_cert: Path
+    client_key: Path
+    server_cert: Path
+    server_key: Path
+
+
+def make_pki(folder: Path) -> Pki:
+    folder.mkdir(parents=True, exist_ok=True)
+    root_key = certs.new_key()
+    root = certs.make_root(root_key)
+    paths: dict[str, Path] = {"ca": folder / "ca.pem"}
+    paths["ca"].write_bytes(certs.cert_pem(root))
+    for who, uri in (("client", CLIENT_ID), ("server", SERVER_ID)):
+        key = certs.new_key()
+        leaf = certs.leaf(
+            key.public_key(),
+            uri=uri,
+            issuer=root,
+            issuer_key=root_key,
+            lifetime=dt.timedelta(hours=2),
+        )
+        paths[f"{who}_cert"] = folder / f"{who}.pem"
+        paths[f"{who}_key"] = folder / f"{who}-key.pem"
+        paths[f"{who}_cert"].write_bytes(certs.cert_pem(leaf))
+        paths[f"{who}_key"].write_bytes(certs.key_pem(key))
+    return Pki(**paths)
+
+
+def _tls_context(cert: Path, key: Path, ca: Path, peer: str | None) -> dict[str, Any]:
+    validation: dict[str, Any] = {"trusted_ca": {"filename": str(ca)}}
+    if peer is not None:
+        validation["match_typed_subject_alt_names"] = [
+            {"san_type": "URI", "matcher": {"exact": peer}}
+        ]
+    return {
+        "tls_certificates": [
+            {"certificate_chain": {"filename": str(cert)}, "private_key": {"filename": str(key)}}
+        ],
+        "validation_context": validation,
+    }
+
+
+def _hcm(stat_prefix: str, cluster: str) -> dict[str, Any]:
+    return {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": _T
+            + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": stat_prefix,
+            "route_config": {
+                "virtual_hosts": [
+                    {
+                        "name": "all",
+                        "domains": ["*"],
+                        "routes": [
+                            {
+                                "match": {"prefix": "/"},
+                                "route": {"cluster": cluster, "timeout": "0s"},
+                            }
+                        ],
+                    }
+                ]
+            },
+            "http_filters": [
+                {
+                    "name": "envoy.filters.http.router",
+                    "typed_config": {
+                        "@type": _T + "envoy.extensions.filters.http.router.v3.Router"
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _cluster(name: str, port: int, *, h2: bool, tls: dict[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "10s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {
+                                    "socket_address": {"address": "127.0.0.1", "port_value": port}
+                                }
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+    if h2:
+        out["typed_extension_protocol_options"] = {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": _T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        }
+    if tls is not None:
+        out["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": _T + "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "common_tls_context": tls,
+            },
+        }
+    return out
+
+
+def _bootstrap(
+    admin_port: int, listener_port: int, hcm: dict[str, Any], cluster: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "node": {"id": f"hand-{listener_port}", "cluster": "hand"},
+        "admin": {
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}
+        },
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "main",
+                    "address": {
+                        "socket_address": {"address": "127.0.0.1", "port_value": listener_port}
+                    },
+                    "filter_chains": [{"filters": [hcm]}],
+                }
+            ],
+            "clusters": [cluster],
+        },
+    }
+
+
+def client_bootstrap(pki: Pki, admin_port: int, port: int, server_port: int) -> dict[str, Any]:
+    tls = _tls_context(pki.client_cert, pki.client_key, pki.ca, SERVER_ID)
+    cluster = _cluster("server", server_port, h2=True, tls=tls)
+    return _bootstrap(admin_port, port, _hcm("client", "server"), cluster)
+
+
+def server_bootstrap(pki: Pki, admin_port: int, port: int, app_port: int) -> dict[str, Any]:
+    out = _bootstrap(
+        admin_port, port, _hcm("server", "app"), _cluster("app", app_port, h2=False, tls=None)
+    )
+    ctx = _tls_context(pki.server_cert, pki.server_key, pki.ca, CLIENT_ID)
+    out["static_resources"]["listeners"][0]["filter_chains"][0]["transport_socket"] = {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": _T + "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+            "require_client_certificate": True,
+            "common_tls_context": ctx,
+        },
+    }
+    return out
+
+
+@contextlib.contextmanager
+def hand_chain(workdir: Path, app_port: int) -> Iterator[int]:
+    """Run the chain in front of the app on `app_port`; yield the client Envoy's port."""
+    pki = make_pki(workdir / "pki")
+    client_port, server_port = free_port(), free_port()
+    server = EnvoyProcess(
+        server_bootstrap(pki, free_port(), server_port, app_port), workdir, name="hand-server"
+    )
+    client = EnvoyProcess(
+        client_bootstrap(pki, free_port(), client_port, server_port), workdir, name="hand-client"
+    )
+    with server, client:
+        yield client_port
