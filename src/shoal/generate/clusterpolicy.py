@@ -113,11 +113,12 @@ def _tcp(cluster: cluster_pb2.Cluster, pool: ConnectionPoolSettings | None) -> N
 
 
 def _http_options(
-    pool: ConnectionPoolSettings | None, http2: bool
+    pool: ConnectionPoolSettings | None, http2: bool, *, mesh_h2: bool = False
 ) -> hpo.HttpProtocolOptions | None:
     http = pool.http if pool else None
     tcp = pool.tcp if pool else None
-    http2 = http2 or (http is not None and http.h2_upgrade_policy == "UPGRADE")
+    upgrade = http.h2_upgrade_policy if http is not None else "DEFAULT"
+    http2 = http2 or upgrade == "UPGRADE" or (mesh_h2 and upgrade != "DO_NOT_UPGRADE")
     common = protocol_pb2.HttpProtocolOptions()
     idle = http.idle_timeout if http and http.idle_timeout is not None else None
     if idle is None and tcp is not None:
@@ -176,9 +177,16 @@ def _outlier(cluster: cluster_pb2.Cluster, od: OutlierDetection | None) -> None:
 
 
 def apply_traffic_policy(
-    cluster: cluster_pb2.Cluster, policy: TrafficPolicy | None, port: Port
+    cluster: cluster_pb2.Cluster,
+    policy: TrafficPolicy | None,
+    port: Port,
+    *,
+    mesh_h2: bool = False,
 ) -> None:
     """Set `cluster`'s load balancing, limits, timeouts and ejection from `policy`.
+
+    `mesh_h2`: the cluster reaches sidecars over mesh mTLS (mtls.h2_to_sidecars), so HTTP
+    travels as HTTP/2 unless `h2UpgradePolicy: DO_NOT_UPGRADE` says otherwise.
 
     `policy` is already merged for the cluster's port and subset (`policy_for`).
     """
@@ -187,7 +195,7 @@ def apply_traffic_policy(
     pool = policy.connection_pool
     cluster.circuit_breakers.thresholds.append(_thresholds(pool, policy.retry_budget))
     _tcp(cluster, pool)
-    opts = _http_options(pool, port.is_http2) if port.is_http else None
+    opts = _http_options(pool, port.is_http2, mesh_h2=mesh_h2) if port.is_http else None
     if opts is not None:
         packed = any_pb2.Any()
         packed.Pack(opts)

@@ -17,7 +17,7 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 
 from shoal.api.destinationrule import DestinationRuleSpec
 from shoal.generate.clusterpolicy import apply_traffic_policy
-from shoal.generate.mtls import apply_client_tls
+from shoal.generate.mtls import apply_client_tls, h2_to_sidecars
 from shoal.generate.names import inbound_cluster, outbound_cluster
 from shoal.generate.prepared import PreparedResource, prepare
 from shoal.generate.telemetry_labels import METADATA_NAMESPACE, cluster_metadata
@@ -78,11 +78,15 @@ def outbound(
     # the destination service of the caller's metrics (telemetry_labels.py)
     cluster.metadata.filter_metadata[METADATA_NAMESPACE].update(cluster_metadata(service))
     policy = dr.policy_for(port.number, subset) if dr else None
-    apply_traffic_policy(cluster, policy, port)
+    mesh_mtls = secure and service.location == "MESH_INTERNAL"
+    tls = policy.tls if policy else None
+    apply_traffic_policy(
+        cluster, policy, port, mesh_h2=h2_to_sidecars(tls, secure=mesh_mtls, service=service)
+    )
     apply_client_tls(
         cluster,
-        policy.tls if policy else None,
-        secure=secure and service.location == "MESH_INTERNAL",
+        tls,
+        secure=mesh_mtls,
         service=service,
         port=port.number,
         subset=subset,

@@ -162,6 +162,29 @@ def origination(
     return ctx
 
 
+def h2_to_sidecars(tls: ClientTLSSettings | None, *, secure: bool, service: Service) -> bool:
+    """Whether HTTP to `service` goes as HTTP/2 from a secure sidecar: it speaks mesh mTLS to
+    a sidecar whose inbound listener accepts HTTP/2 (its HCM detects the codec).
+
+    ISTIO_MUTUAL: every endpoint is mTLS. Automatic mTLS: only while every endpoint has a
+    sidecar (a plaintext endpoint is an app that may speak HTTP/1.1 only). Envoy cannot
+    choose the codec per transport-socket match (ALPN-based `auto_config` is refused beside a
+    plaintext match), so it is decided per cluster; when the first endpoint without a sidecar
+    appears, the cluster turns back to HTTP/1.1 before that endpoint is sent (CDS before
+    EDS). Istio upgrades only when asked (`h2UpgradePolicy`); shoal upgrades between its own
+    sidecars because one multiplexed TLS connection costs less per request than a pool of
+    HTTP/1.1 ones (benchmarks/overhead_bench.py).
+    """
+    if not secure or (tls is not None and tls.mode != "ISTIO_MUTUAL"):
+        return False
+    if tls is not None:
+        return True
+    eds = service.resolution == "STATIC" or (
+        service.resolution == "NONE" and bool(service.endpoints)
+    )
+    return eds and all(e.tls_mode == TLS_MODE_ISTIO for e in service.endpoints)
+
+
 def istio_sni(port: int, subset: str, host: str) -> str:
     """Istio's SNI for mesh mTLS: `outbound_.PORT_.SUBSET_.HOST`."""
     return f"outbound_.{port}_.{subset}_.{host}"

@@ -82,13 +82,14 @@ def _dns_cache() -> dns_cache_pb2.DnsCacheConfig:
 def http_filters(snapshot: MeshSnapshot, proxy: Proxy) -> list[hcm_pb2.HttpFilter]:
     """The dynamic forward proxy filter for a sidecar's outbound listener.
 
-    It acts only on routes whose cluster is the DFP cluster, so it is always present and the
-    listener does not change (and drain) when the outbound policy does.
+    It is always present, so the listener does not change (and drain) when the outbound
+    policy does, and disabled: only the catch-all route turns it on (httpfilters.py), so
+    requests to mesh services never run it.
     """
     if proxy.type != "sidecar":
         return []
     config = dfp_filter_pb2.FilterConfig(dns_cache_config=_dns_cache())
-    out = hcm_pb2.HttpFilter(name=DFP_FILTER)
+    out = hcm_pb2.HttpFilter(name=DFP_FILTER, disabled=True)
     out.typed_config.Pack(config)
     return [out]
 
@@ -123,5 +124,9 @@ def catch_all(snapshot: MeshSnapshot, proxy: Proxy) -> list[rc.VirtualHost]:
         return [rc.VirtualHost(name=BLACKHOLE, domains=["*"], routes=[route])]
     route.name = CATCH_ALL
     route.route.cluster = DFP_CLUSTER
+    # the filter is off elsewhere; Envoy refuses an enabling FilterConfig without a config
+    enable = rc.FilterConfig()
+    enable.config.Pack(dfp_filter_pb2.PerRouteConfig())
+    route.typed_per_filter_config[DFP_FILTER].Pack(enable)
     route.route.timeout.FromSeconds(0)  # as Istio's PassthroughCluster: no route timeout
     return [rc.VirtualHost(name=CATCH_ALL, domains=["*"], routes=[route])]

@@ -141,8 +141,9 @@ class ConfigGenerator:
 
     def secure_clusters(self) -> ResourceMap:
         """Clusters for proxies with SDS (automatic mTLS, ISTIO_MUTUAL; see mtls.py). Their
-        server SANs come from the endpoints' service accounts, so those are part of each
-        service's inputs when taking over from the previous snapshot."""
+        server SANs come from the endpoints' service accounts and their HTTP version from the
+        endpoints' tls modes, so those are part of each service's inputs when taking over
+        from the previous snapshot."""
         return self._secure_cluster_set().resources
 
     def _secure_cluster_set(self) -> reuse.ServiceResources:
@@ -152,6 +153,8 @@ class ConfigGenerator:
                 lambda s: (
                     reuse.cluster_key(self.snapshot, s),
                     frozenset(e.service_account for e in s.endpoints),
+                    # HTTP/2 only while every endpoint has a sidecar (mtls.h2_to_sidecars)
+                    frozenset(e.tls_mode for e in s.endpoints),
                 ),
                 lambda s: clusters.service_clusters(self.snapshot, s, secure=True),
             )

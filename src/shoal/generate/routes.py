@@ -30,7 +30,7 @@ from shoal.generate.cors import CORS_FILTER, cors_policy
 from shoal.generate.destinations import destination_cluster
 from shoal.generate.faults import FAULT_FILTER, http_fault
 from shoal.generate.hashpolicy import hash_policies
-from shoal.generate.httpfilters import packed
+from shoal.generate.httpfilters import enabled_on_route
 from shoal.generate.mirror import mirror_policies
 from shoal.generate.names import OUTBOUND_ROUTE, outbound_cluster
 from shoal.generate.prepared import ROUTE as ROUTE_TYPE
@@ -161,10 +161,15 @@ def _set_timeout(action: rc.RouteAction, timeout: float | None) -> None:
 
 def _policies(snapshot: MeshSnapshot, http: HTTPRoute, route: rc.Route) -> None:
     """Per-route filter configs: fault injection and CORS."""
+    # the filters are disabled on the listener unless the route turns them on (httpfilters.py)
     if http.fault is not None:
-        route.typed_per_filter_config[FAULT_FILTER].CopyFrom(packed(http_fault(http.fault)))
+        route.typed_per_filter_config[FAULT_FILTER].CopyFrom(
+            enabled_on_route(http_fault(http.fault))
+        )
     if http.cors_policy is not None:
-        route.typed_per_filter_config[CORS_FILTER].CopyFrom(packed(cors_policy(http.cors_policy)))
+        route.typed_per_filter_config[CORS_FILTER].CopyFrom(
+            enabled_on_route(cors_policy(http.cors_policy))
+        )
 
 
 def _action(

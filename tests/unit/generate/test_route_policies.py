@@ -9,6 +9,7 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
+from google.protobuf import any_pb2
 
 from shoal.generate import ConfigGenerator
 from shoal.generate.prepared import unpack
@@ -129,12 +130,12 @@ def test_fault_is_a_per_route_filter_config() -> None:
         )
     )
     fault = fault_pb2.HTTPFault()
-    route.typed_per_filter_config["envoy.filters.http.fault"].Unpack(fault)
+    _enabled(route, "envoy.filters.http.fault").Unpack(fault)
     assert fault.delay.fixed_delay.seconds == 5
     assert (fault.delay.percentage.numerator, fault.delay.percentage.denominator) == (1000, 2)
     assert fault.abort.http_status == 400 and fault.abort.percentage.numerator == 100000
     (grpc,) = _routes(_vs("  - fault: {abort: {grpcStatus: UNAVAILABLE}}\n" + DEST))
-    grpc.typed_per_filter_config["envoy.filters.http.fault"].Unpack(fault)
+    _enabled(grpc, "envoy.filters.http.fault").Unpack(fault)
     assert fault.abort.grpc_status == 14 and fault.abort.percentage.numerator == 0
 
 
@@ -209,6 +210,14 @@ def test_headers_host_becomes_a_rewrite() -> None:
     assert route.route.host_rewrite_literal == "h.example"
 
 
+def _enabled(route: rc.Route, name: str) -> any_pb2.Any:
+    """The per-route config of filter `name`, which must turn the (disabled) filter on."""
+    wrapper = rc.FilterConfig()
+    assert route.typed_per_filter_config[name].Unpack(wrapper)
+    assert not wrapper.disabled
+    return wrapper.config
+
+
 def test_cors_policy_is_a_per_route_filter_config() -> None:
     (route,) = _routes(
         _vs(
@@ -218,7 +227,7 @@ def test_cors_policy_is_a_per_route_filter_config() -> None:
         )
     )
     cors = cors_pb2.CorsPolicy()
-    route.typed_per_filter_config["envoy.filters.http.cors"].Unpack(cors)
+    _enabled(route, "envoy.filters.http.cors").Unpack(cors)
     assert cors.allow_origin_string_match[0].exact == "https://example.com"
     assert cors.allow_origin_string_match[1].safe_regex.regex == ".*[.]ex"
     assert cors.allow_methods == "POST,GET" and cors.allow_headers == "X-Foo-Bar"
@@ -246,6 +255,12 @@ def test_outbound_listener_has_cors_then_fault_and_inbound_respects_deadlines() 
         hcms[name] = hcm
     names = [f.name for f in hcms["outbound_http"].http_filters]
     assert names.index("envoy.filters.http.cors") < names.index("envoy.filters.http.fault")
+    # only routes that ask for them turn them on: other requests do not run them at all
+    assert [f.name for f in hcms["outbound_http"].http_filters if f.disabled] == [
+        "envoy.filters.http.cors",
+        "envoy.filters.http.fault",
+        "envoy.filters.http.dynamic_forward_proxy",
+    ]
     inbound = hcms["inbound_http"]
     router = router_pb2.Router()
     inbound.http_filters[-1].typed_config.Unpack(router)
