@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import cast
 
 from pydantic import ValidationError
@@ -96,7 +95,7 @@ def _text_problems(data: object, path: tuple[str | int, ...]) -> list[tuple[Path
 
 
 def _document(file: str, doc: YamlDocument) -> DocumentResult:
-    origin = Origin(file, doc.line, MappingProxyType(doc.lines))
+    origin = Origin(file, doc.line, doc.lines)
     data = doc.data
     if not isinstance(data, dict):
         error = ConfigError(

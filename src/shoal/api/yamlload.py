@@ -1,14 +1,24 @@
 """Multi-document YAML to plain Python, remembering the line of every field.
 
-PyYAML's constructors drop positions, so documents are composed into nodes and
-converted here, recording path -> line as we go. Two things PyYAML lets through are
-errors here: duplicate mapping keys (the later one silently wins in PyYAML, and in
-kubectl it is rejected) and tags other than YAML's core scalar types.
+PyYAML's constructors drop positions, so documents are composed into nodes (by libyaml)
+and converted here. Two things PyYAML lets through are errors here: duplicate mapping keys
+(the later one silently wins in PyYAML, and in kubectl it is rejected) and tags other than
+YAML's core scalar types.
+
+Speed (benchmarks/parse_bench.py): documents are composed and converted one at a time, so
+the nodes of a large file never live all at once (holding a 1 MB file's nodes made the
+cyclic GC cost more than parsing). The path -> line map of a document (`YamlDocument.lines`)
+is worked out only when something asks for a line, i.e. when there is an error to report:
+building it for every field of every document cost as much as the parse itself, and a valid
+document never needs it. It is the same map either way: the file's text is composed again
+and walked by the same converter, recording lines.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -26,6 +36,7 @@ _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = frozenset(f"{_TAG}{t}" for t in ("str", "int", "float", "bool", "null"))
 # Timestamps stay text: fields such as creationTimestamp are strings in shoal's models.
 _TIMESTAMP = f"{_TAG}timestamp"
+_STR = f"{_TAG}str"
 _MERGE = f"{_TAG}merge"
 # Aliases can expand a small file exponentially ("billion laughs"); stop early.
 MAX_NODES = 200_000
@@ -38,7 +49,7 @@ class YamlDocument:
     index: int
     line: int
     data: object
-    lines: dict[Path, int]
+    lines: Mapping[Path, int]
     errors: tuple[ConfigError, ...]
 
 
@@ -50,9 +61,19 @@ class YamlSyntaxError(Exception):
         self.error = error
 
 
+# the core schema's constructors by tag, called directly (construct_object's bookkeeping for
+# recursive structures is not needed for a scalar); a plain string is its own value
+_SCALARS: Mapping[str, Callable[[SafeConstructor, ScalarNode], object]] = MappingProxyType(
+    {tag: SafeConstructor.yaml_constructors[tag] for tag in _SCALAR_TAGS if tag != _STR}
+)
+
+
 class _Converter:
-    def __init__(self, file: str) -> None:
+    """Node tree -> plain data; with `record`, also the line of every path (lazily used)."""
+
+    def __init__(self, file: str, *, record: bool = False) -> None:
         self.file = file
+        self.record = record
         self.lines: dict[Path, int] = {}
         self.errors: list[ConfigError] = []
         self.visited = 0
@@ -85,7 +106,8 @@ class _Converter:
             if isinstance(node, SequenceNode):
                 items = []
                 for i, item in enumerate(node.value):
-                    self.lines.setdefault((*path, i), item.start_mark.line + 1)
+                    if self.record:
+                        self.lines.setdefault((*path, i), item.start_mark.line + 1)
                     items.append(self.convert(item, (*path, i)))
                 return items
             if isinstance(node, MappingNode):
@@ -96,12 +118,14 @@ class _Converter:
         return None
 
     def scalar(self, node: ScalarNode, path: Path) -> object:
-        if node.tag == _TIMESTAMP:
+        tag = node.tag
+        if tag in (_STR, _TIMESTAMP):
             return node.value
-        if node.tag not in _SCALAR_TAGS:
-            self.error(node, path, f"unsupported YAML tag {node.tag!r}")
+        make = _SCALARS.get(tag)
+        if make is None:
+            self.error(node, path, f"unsupported YAML tag {tag!r}")
             return None
-        return self.constructor.construct_object(node)
+        return make(self.constructor, node)
 
     def mapping(self, node: MappingNode, path: Path) -> dict[object, object]:
         result: dict[object, object] = {}
@@ -127,7 +151,8 @@ class _Converter:
                 continue
             key_lines[key] = line
             child: Path = (*path, key if isinstance(key, str) else str(key))
-            self.lines.setdefault(child, line)
+            if self.record:
+                self.lines.setdefault(child, line)
             result[key] = self.convert(value_node, child)
         # Merge keys ("<<: *base") fill in only what the mapping does not set itself.
         for source in merged:
@@ -147,13 +172,66 @@ class _Converter:
         return sources
 
 
+class _FileLines:
+    """The path -> line maps of every document of one file, made on first use."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self.file = file
+        self.text: str | None = text
+        self.maps: list[dict[Path, int]] = []
+
+    def of(self, index: int) -> dict[Path, int]:
+        if self.text is not None:
+            for node in yaml.compose_all(self.text, Loader=_Loader):
+                converter = _Converter(self.file, record=True)
+                converter.lines[()] = node.start_mark.line + 1
+                converter.convert(node, ())
+                self.maps.append(converter.lines)
+            self.text = None  # (the text parsed once already: no YAML error here)
+        return self.maps[index]
+
+
+class _DocumentLines(Mapping[Path, int]):
+    """`YamlDocument.lines`: one document's map, computed when first read."""
+
+    def __init__(self, file_lines: _FileLines, index: int) -> None:
+        self._file = file_lines
+        self._index = index
+
+    def _map(self) -> dict[Path, int]:
+        return self._file.of(self._index)
+
+    def __getitem__(self, path: Path) -> int:
+        return self._map()[path]
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._map())
+
+    def __len__(self) -> int:
+        return len(self._map())
+
+
 def load_documents(file: str, text: str) -> list[YamlDocument]:
     """Parse every document in `text`; raise YamlSyntaxError if it is not valid YAML.
 
     Empty documents are returned with `data` None so document indexes stay meaningful.
     """
+    lines = _FileLines(file, text)
+    documents = []
     try:
-        nodes = list(yaml.compose_all(text, Loader=_Loader))
+        # one document at a time: its nodes go as soon as it is converted
+        for index, node in enumerate(yaml.compose_all(text, Loader=_Loader)):
+            converter = _Converter(file)
+            data = converter.convert(node, ())
+            documents.append(
+                YamlDocument(
+                    index,
+                    node.start_mark.line + 1,
+                    data,
+                    _DocumentLines(lines, index),
+                    tuple(converter.errors),
+                )
+            )
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -163,11 +241,4 @@ def load_documents(file: str, text: str) -> list[YamlDocument]:
         raise YamlSyntaxError(ConfigError(file, line, "", f"invalid YAML: {what}")) from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(ConfigError(file, 1, "", f"invalid YAML: {exc}")) from None
-    documents = []
-    for index, node in enumerate(nodes):
-        converter = _Converter(file)
-        line = node.start_mark.line + 1
-        converter.lines[()] = line
-        data = converter.convert(node, ())
-        documents.append(YamlDocument(index, line, data, converter.lines, tuple(converter.errors)))
     return documents

@@ -283,3 +283,37 @@ def test_parse_text_raises_with_every_error() -> None:
     with pytest.raises(InvalidConfigError) as info:
         parse_text("a: [\n")
     assert len(info.value.errors) == 1
+
+
+def test_errors_deep_in_a_large_file_keep_file_line_and_field() -> None:
+    """Lines are worked out only for an error (yamlload.py); they must be the exact ones."""
+    entry = textwrap.dedent(
+        """\
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: svc-N, namespace: default}
+        spec:
+          hosts: [svc-N.default.svc.cluster.local]
+          resolution: STATIC
+          ports: [{number: 80, name: http, protocol: HTTP}]
+          endpoints:
+          - address: 10.0.0.1
+          - address: 10.0.0.2
+            ports: {http: PORT}
+        """
+    )
+    docs = [entry.replace("N", str(i)).replace("PORT", "8080") for i in range(300)]
+    docs[217] = docs[217].replace("8080", "not-a-port")
+    text = "---\n".join(docs)
+    resources, errors = parse_file("inventory.yaml", text)
+    assert len(resources) == 299
+    (error,) = errors
+    bad_line = text.splitlines().index("    ports: {http: not-a-port}") + 1
+    assert (error.file, error.line) == ("inventory.yaml", bad_line)
+    assert error.field == "spec.endpoints[1].ports.http" and error.name == "default/svc-217"
+    # a valid resource's origin gives lines too (cross-resource errors need them)
+    good = next(r for r in resources if r.meta.name == "svc-5")
+    assert (
+        good.origin.line_of(("spec", "hosts"))
+        == text.splitlines().index("  hosts: [svc-5.default.svc.cluster.local]") + 1
+    )
