@@ -9,6 +9,7 @@ would accept too.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Literal, Self
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
@@ -62,7 +63,15 @@ class WorkloadEntrySpec(ApiModel):
     service_account: str = ""
 
 
+# A canonical IPv4 address, exactly what ipaddress accepts for one (no leading zeros): the
+# common case, ~10x cheaper than ipaddress.ip_address (10,000 endpoints in one registry file).
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
 def _is_ip_or_unix(address: str) -> bool:
+    if _IPV4.fullmatch(address):
+        return True
     if address.startswith("unix://"):
         return len(address) > len("unix://")
     try:

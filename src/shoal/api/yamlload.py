@@ -51,6 +51,9 @@ class YamlDocument:
     data: object
     lines: Mapping[Path, int]
     errors: tuple[ConfigError, ...]
+    # every string in `data` (keys too) is known to hold no NUL and no lone surrogate, so the
+    # loader need not walk it looking for text Envoy cannot take (load.py)
+    clean_text: bool = False
 
 
 class YamlSyntaxError(Exception):
@@ -79,6 +82,7 @@ class _Converter:
         self.visited = 0
         self.active: set[int] = set()
         self.constructor = SafeConstructor()
+        self.clean_text = True  # until a string that may not be is met
 
     def error(self, node: Node, path: Path, message: str) -> None:
         self.errors.append(
@@ -120,7 +124,11 @@ class _Converter:
     def scalar(self, node: ScalarNode, path: Path) -> object:
         tag = node.tag
         if tag in (_STR, _TIMESTAMP):
-            return node.value
+            value: str = node.value
+            # (libyaml refuses raw control characters; escapes in quoted text can make them)
+            if "\x00" in value or not value.isascii():
+                self.clean_text = False
+            return value
         make = _SCALARS.get(tag)
         if make is None:
             self.error(node, path, f"unsupported YAML tag {tag!r}")
@@ -230,6 +238,7 @@ def load_documents(file: str, text: str) -> list[YamlDocument]:
                     data,
                     _DocumentLines(lines, index),
                     tuple(converter.errors),
+                    clean_text=converter.clean_text,
                 )
             )
     except yaml.MarkedYAMLError as exc:
