@@ -19,17 +19,43 @@ PATH = "/stats/prometheus"
 # the admin query: only the series shoal's stats loggers make, only those ever written
 _ADMIN_PATH = "/stats/prometheus?usedonly&filter=%5Eistio%5C."
 
+# One plain `string.find` pass over the text for `=""` (its key read backwards to the `,` or
+# `{` before it) and one literal gsub for the prefix: 1,000 series in a few ms, where Lua
+# patterns with a class and a callback took 130 ms and seven literal gsubs 65 ms.
 _LUA = """
-local function fix(key)
-  if key == "grpc_response_status" then return nil end
-  if key:sub(-19) == "_canonical_revision" then return key .. '="latest"' end
-  return key .. '="unknown"'
+local find, sub, byte = string.find, string.sub, string.byte
+local function defaults(text)
+  local out, n, pos = {}, 0, 1
+  while true do
+    local at = find(text, '=""', pos, true)
+    if at == nil then break end
+    local k = at - 1
+    local b = byte(text, k)
+    while k > pos and b ~= 44 and b ~= 123 do
+      k = k - 1
+      b = byte(text, k)
+    end
+    local key = sub(text, k + 1, at - 1)
+    local value = '"unknown"'
+    if key == "grpc_response_status" then value = '""'
+    elseif key == "request_protocol" then value = '"http"'
+    elseif sub(key, -19) == "_canonical_revision" then value = '"latest"' end
+    out[n + 1] = sub(text, pos, at)
+    out[n + 2] = value
+    n = n + 2
+    pos = at + 3
+  end
+  out[n + 1] = sub(text, pos)
+  return table.concat(out)
 end
 function envoy_on_response(handle)
   local body = handle:body()
   if body == nil or body:length() == 0 then return end
-  local text = body:getBytes(0, body:length())
-  text = text:gsub("envoy_istio_", "istio_"):gsub('([%w_]+)=""', fix)
+  local text = defaults(body:getBytes(0, body:length()))
+  text = text:gsub("envoy_istio_", "istio_")
+  if find(text, 'request_protocol="application/grpc"', 1, true) then
+    text = text:gsub('request_protocol="application/grpc"', 'request_protocol="grpc"')
+  end
   body:setBytes(text)
 end
 """

@@ -22,6 +22,7 @@ from shoal.api.ratelimit import LocalRateLimitSpec
 from shoal.api.requestauthentication import RequestAuthenticationSpec
 from shoal.api.serviceentry import ServiceEntrySpec
 from shoal.api.sidecar import SidecarSpec
+from shoal.api.telemetry import TelemetrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.api.workloadentry import WorkloadEntrySpec
 
@@ -59,6 +60,7 @@ _REGISTRY: tuple[KindSpec, ...] = (
     KindSpec(
         "security.istio.io", _ISTIO_SECURITY, "RequestAuthentication", RequestAuthenticationSpec
     ),
+    KindSpec("telemetry.istio.io", ("v1", "v1alpha1"), "Telemetry", TelemetrySpec),
 )
 
 KIND_SPECS: Mapping[str, KindSpec] = {k.kind: k for k in _REGISTRY}

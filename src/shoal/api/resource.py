@@ -25,6 +25,7 @@ from shoal.api.ratelimit import LocalRateLimitSpec
 from shoal.api.requestauthentication import RequestAuthenticationSpec
 from shoal.api.serviceentry import ServiceEntrySpec
 from shoal.api.sidecar import SidecarSpec
+from shoal.api.telemetry import TelemetrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.api.workloadentry import WorkloadEntrySpec
 
@@ -42,6 +43,7 @@ Spec = (
     | PeerAuthenticationSpec
     | AuthorizationPolicySpec
     | RequestAuthenticationSpec
+    | TelemetrySpec
 )
 Path = tuple[str | int, ...]
 ResourceKey = tuple[str, str, str]

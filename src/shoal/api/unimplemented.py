@@ -18,6 +18,7 @@ from shoal.api.destinationrule import DestinationRuleSpec, LoadBalancerSettings,
 from shoal.api.gateway import Server, ServerTLSSettings
 from shoal.api.requestauthentication import RequestAuthenticationSpec
 from shoal.api.sidecar import EgressListener, SidecarSpec
+from shoal.api.telemetry import TelemetrySpec
 from shoal.api.trafficpolicy import (
     HTTPSettings,
     OutlierDetection,
@@ -45,6 +46,7 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
     SidecarSpec: frozenset({"ingress", "inboundConnectionPool"}),
     EgressListener: frozenset({"port", "bind", "captureMode"}),
     Server: frozenset({"bind", "defaultEndpoint"}),
+    TelemetrySpec: frozenset({"accessLogging", "tracing", "targetRef", "targetRefs"}),
     ServerTLSSettings: frozenset(
         {
             "httpsRedirect",

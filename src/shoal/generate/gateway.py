@@ -154,13 +154,13 @@ def _tls(credential: Credential, alpn: list[str]) -> base_pb2.TransportSocket:
     return socket
 
 
-def _hcm(proxy: Proxy, port: int) -> hcm_pb2.HttpConnectionManager:
+def _hcm(snapshot: MeshSnapshot, proxy: Proxy, port: int) -> hcm_pb2.HttpConnectionManager:
     hcm = hcm_pb2.HttpConnectionManager(
         stat_prefix=f"gateway_http_{port}", via=f"gateway {proxy.workload_name}"
     )
     router = hcm.http_filters.add(name="envoy.filters.http.router")
     router.typed_config.Pack(router_pb2.Router())
-    telemetry.instrument_outbound(hcm, proxy)  # gateways report as `source`, as Istio's
+    telemetry.instrument_outbound(hcm, snapshot, proxy)  # gateways report as `source`, as Istio's
     hcm.strip_any_host_port = True  # Host "shop.example.com:8443" matches domain shop.example.com
     hcm.normalize_path.value = True
     hcm.rds.route_config_name = route_name(port)
@@ -183,7 +183,7 @@ def _tcp_filter(
             if chosen is None:
                 continue
             body = tcp.tcp_proxy(snapshot, chosen, vs.meta.namespace, f"gateway_tcp_{port}")
-            telemetry.instrument_tcp(body, proxy)
+            telemetry.instrument_tcp(body, snapshot, proxy)
             out = listener_components_pb2.Filter(name=tcp.TCP_PROXY)
             out.typed_config.Pack(body)
             return out, tcp.refs(body)
@@ -222,7 +222,7 @@ def router_listeners(snapshot: MeshSnapshot, proxy: Proxy) -> list[PreparedResou
         refs: frozenset[str] = frozenset()
         if servers[0].server.is_http:
             network_filter = listener_components_pb2.Filter(name=_HCM)
-            network_filter.typed_config.Pack(_hcm(proxy, port))
+            network_filter.typed_config.Pack(_hcm(snapshot, proxy, port))
         else:
             found = _tcp_filter(snapshot, proxy, servers, port)
             if found is None:

@@ -90,7 +90,7 @@ def outbound_listener(snapshot: MeshSnapshot, proxy: Proxy, port: int) -> Prepar
         f"outbound {proxy.workload_name}",
         outbound_http_filters(snapshot, proxy),
     )
-    telemetry.instrument_outbound(hcm, proxy)
+    telemetry.instrument_outbound(hcm, snapshot, proxy)
     hcm.rds.route_config_name = OUTBOUND_ROUTE
     hcm.rds.config_source.CopyFrom(
         config_source_pb2.ConfigSource(
@@ -113,7 +113,7 @@ def inbound_listener(
     # The peer's address decides whether the caller is internal (a mesh peer whose x-envoy-*
     # headers, e.g. its remaining time, are trusted) or external (those headers are stripped).
     hcm.use_remote_address.value = True
-    telemetry.instrument_inbound(hcm, proxy, mtls=False)
+    telemetry.instrument_inbound(hcm, snapshot, proxy, mtls=False)
     cluster = inbound_cluster(app_port)
     route = rc.Route(match=rc.RouteMatch(prefix="/"))
     route.route.cluster = cluster
@@ -126,11 +126,13 @@ def inbound_listener(
     )
     listener = _listener(INBOUND_LISTENER, host, port, hcm)
     if proxy.secure:
-        _secure_inbound(listener, peerauth.mtls_mode(snapshot, proxy, app_port), proxy)
+        _secure_inbound(listener, peerauth.mtls_mode(snapshot, proxy, app_port), snapshot, proxy)
     return prepare(INBOUND_LISTENER, listener, refs=frozenset({cluster}))
 
 
-def _secure_inbound(listener: listener_pb2.Listener, mode: str, proxy: Proxy) -> None:
+def _secure_inbound(
+    listener: listener_pb2.Listener, mode: str, snapshot: MeshSnapshot, proxy: Proxy
+) -> None:
     """Turn the plaintext chain of `listener` into the chains `mode` allows (see above)."""
     plain = listener.filter_chains[0]
     hcm = hcm_pb2.HttpConnectionManager()
@@ -142,7 +144,7 @@ def _secure_inbound(listener: listener_pb2.Listener, mode: str, proxy: Proxy) ->
     if mode == "DISABLE":
         return
     # the mTLS chain's telemetry trusts what the caller's certificate proves (telemetry_peer)
-    telemetry.instrument_inbound(hcm, proxy, mtls=True)
+    telemetry.instrument_inbound(hcm, snapshot, proxy, mtls=True)
     tls_filter = listener_components_pb2.Filter(name=_HCM, typed_config=packed(hcm))
     tls_chain = listener_components_pb2.FilterChain(
         name="inbound_mtls",

@@ -37,7 +37,8 @@ from shoal.generate.telemetry_labels import (
     inbound_labels,
     outbound_labels,
 )
-from shoal.model import Proxy
+from shoal.generate.telemetry_policy import CLIENT, SERVER, MetricsPolicy, metrics_policy
+from shoal.model import MeshSnapshot, Proxy
 
 STATS_LOGGER = "envoy.access_loggers.stats"
 _CONFIG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.stats.v3.Config"
@@ -61,11 +62,15 @@ def _scope(max_counters: int, max_histograms: int) -> bytes:
     )
 
 
-def _stat(name: str, labels: Mapping[str, str], names: Sequence[str]) -> stats_pb2.Config.Stat:
+def _stat(name: str, labels: Mapping[str, str]) -> stats_pb2.Config.Stat:
     return stats_pb2.Config.Stat(
         name=name,
-        tags=[stats_pb2.Config.Tag(name=n, value_format=labels[n]) for n in names],
+        tags=[stats_pb2.Config.Tag(name=n, value_format=v) for n, v in labels.items()],
     )
+
+
+def _ordered(labels: Mapping[str, str], names: Sequence[str]) -> dict[str, str]:
+    return {n: labels[n] for n in names}
 
 
 def _logger(config: stats_pb2.Config, max_counters: int, max_histograms: int) -> any_pb2.Any:
@@ -76,94 +81,115 @@ def _logger(config: stats_pb2.Config, max_counters: int, max_histograms: int) ->
     return any_pb2.Any(type_url=_CONFIG_TYPE, value=body)
 
 
-def http_access_log(labels: Mapping[str, str]) -> accesslog_pb2.AccessLog:
-    """The stats logger of one HTTP connection manager (request end)."""
-    config = stats_pb2.Config(
-        counters=[
-            stats_pb2.Config.Counter(
-                stat=_stat("requests_total", labels, HTTP_LABELS), value_fixed={"value": 1}
-            )
-        ],
-        histograms=[
-            stats_pb2.Config.Histogram(
-                stat=_stat(name, labels, HTTP_LABELS), unit=unit, value_format=value
-            )
-            for name, unit, value in (
-                ("request_duration_milliseconds", _Unit.Milliseconds, "%DURATION%"),
-                ("request_bytes", _Unit.Bytes, "%DOWNSTREAM_WIRE_BYTES_RECEIVED%"),
-                ("response_bytes", _Unit.Bytes, "%DOWNSTREAM_WIRE_BYTES_SENT%"),
-            )
-        ],
-    )
-    return accesslog_pb2.AccessLog(
-        name=STATS_LOGGER,
-        typed_config=_logger(config, MAX_SERIES, MAX_SERIES * _HISTOGRAMS_PER_SERIES),
-    )
+_HTTP_HISTOGRAMS = (
+    ("request_duration_milliseconds", _Unit.Milliseconds, "%DURATION%"),
+    ("request_bytes", _Unit.Bytes, "%DOWNSTREAM_WIRE_BYTES_RECEIVED%"),
+    ("response_bytes", _Unit.Bytes, "%DOWNSTREAM_WIRE_BYTES_SENT%"),
+)
 
 
-def outbound_access_logs(proxy: Proxy) -> list[accesslog_pb2.AccessLog]:
+def http_access_logs(
+    labels: Mapping[str, str], policy: MetricsPolicy, side: str
+) -> list[accesslog_pb2.AccessLog]:
+    """The stats logger of one HTTP connection manager (request end), with the metrics and
+    labels `policy` (Telemetry) leaves; none when every metric is disabled."""
+    base = _ordered(labels, HTTP_LABELS)
+    counters = [
+        stats_pb2.Config.Counter(
+            stat=_stat(stat, policy.labels(stat, side, base)), value_fixed={"value": 1}
+        )
+        for stat in ("requests_total",)
+        if policy.enabled(stat, side)
+    ]
+    histograms = [
+        stats_pb2.Config.Histogram(
+            stat=_stat(stat, policy.labels(stat, side, base)), unit=unit, value_format=value
+        )
+        for stat, unit, value in _HTTP_HISTOGRAMS
+        if policy.enabled(stat, side)
+    ]
+    if not counters and not histograms:
+        return []
+    config = stats_pb2.Config(counters=counters, histograms=histograms)
+    return [
+        accesslog_pb2.AccessLog(
+            name=STATS_LOGGER,
+            typed_config=_logger(config, MAX_SERIES, MAX_SERIES * _HISTOGRAMS_PER_SERIES),
+        )
+    ]
+
+
+def outbound_access_logs(proxy: Proxy, policy: MetricsPolicy) -> list[accesslog_pb2.AccessLog]:
     """For a proxy's outbound (client-side) HTTP listener, and a gateway's."""
-    return [http_access_log(outbound_labels(proxy))]
+    return http_access_logs(outbound_labels(proxy), policy, CLIENT)
 
 
-def inbound_access_logs(proxy: Proxy, *, mtls: bool) -> list[accesslog_pb2.AccessLog]:
+def inbound_access_logs(
+    proxy: Proxy, policy: MetricsPolicy, *, mtls: bool
+) -> list[accesslog_pb2.AccessLog]:
     """For one filter chain of a sidecar's inbound (server-side) listener."""
-    return [http_access_log(inbound_labels(proxy, mtls=mtls))]
+    return http_access_logs(inbound_labels(proxy, mtls=mtls), policy, SERVER)
 
 
 def _of_type(kind: int) -> accesslog_pb2.AccessLogFilter:
     return accesslog_pb2.AccessLogFilter(log_type_filter=accesslog_pb2.LogTypeFilter(types=[kind]))
 
 
-def tcp_access_logs(proxy: Proxy) -> list[accesslog_pb2.AccessLog]:
+def tcp_access_logs(proxy: Proxy, policy: MetricsPolicy) -> list[accesslog_pb2.AccessLog]:
     """For a `tcp_proxy` of a gateway (`reporter="source"`): opened at connect, the rest at
     close. Bytes are counted once, at close (Istio also reports every 5 s while open)."""
-    labels = dict(outbound_labels(proxy), request_protocol="tcp")
-    opened = stats_pb2.Config(
-        counters=[
-            stats_pb2.Config.Counter(
-                stat=_stat("tcp_connections_opened_total", labels, TCP_LABELS),
-                value_fixed={"value": 1},
-            )
-        ]
-    )
-    closed = stats_pb2.Config(
-        counters=[
-            stats_pb2.Config.Counter(
-                stat=_stat("tcp_connections_closed_total", labels, TCP_LABELS),
-                value_fixed={"value": 1},
-            ),
-            stats_pb2.Config.Counter(
-                stat=_stat("tcp_sent_bytes_total", labels, TCP_LABELS), value_format="%BYTES_SENT%"
-            ),
-            stats_pb2.Config.Counter(
-                stat=_stat("tcp_received_bytes_total", labels, TCP_LABELS),
-                value_format="%BYTES_RECEIVED%",
-            ),
-        ]
-    )
+    base = _ordered(dict(outbound_labels(proxy), request_protocol="tcp"), TCP_LABELS)
+
+    def counters(*stats: tuple[str, str | None]) -> list[stats_pb2.Config.Counter]:
+        out = []
+        for stat, value in stats:
+            if not policy.enabled(stat, CLIENT):
+                continue
+            counter = stats_pb2.Config.Counter(stat=_stat(stat, policy.labels(stat, CLIENT, base)))
+            if value is None:
+                counter.value_fixed.value = 1
+            else:
+                counter.value_format = value
+            out.append(counter)
+        return out
+
     kinds = accesslog_data_pb2.AccessLogType
-    return [
-        accesslog_pb2.AccessLog(
-            name=STATS_LOGGER,
-            filter=_of_type(kinds.TcpUpstreamConnected),
-            typed_config=_logger(opened, MAX_SERIES, 0),
+    out = []
+    for kind, made in (
+        (kinds.TcpUpstreamConnected, counters(("tcp_connections_opened_total", None))),
+        (
+            kinds.TcpConnectionEnd,
+            counters(
+                ("tcp_connections_closed_total", None),
+                ("tcp_sent_bytes_total", "%BYTES_SENT%"),
+                ("tcp_received_bytes_total", "%BYTES_RECEIVED%"),
+            ),
         ),
-        accesslog_pb2.AccessLog(
-            name=STATS_LOGGER,
-            filter=_of_type(kinds.TcpConnectionEnd),
-            typed_config=_logger(closed, 3 * MAX_SERIES, 0),
-        ),
-    ]
+    ):
+        if made:
+            config = stats_pb2.Config(counters=made)
+            out.append(
+                accesslog_pb2.AccessLog(
+                    name=STATS_LOGGER,
+                    filter=_of_type(kind),
+                    typed_config=_logger(config, len(made) * MAX_SERIES, 0),
+                )
+            )
+    return out
 
 
-def instrument_outbound(hcm: hcm_pb2.HttpConnectionManager, proxy: Proxy) -> None:
+def instrument_outbound(
+    hcm: hcm_pb2.HttpConnectionManager, snapshot: MeshSnapshot, proxy: Proxy
+) -> None:
     """A client-side HCM (sidecar outbound, gateway): states who calls, reports as source."""
     _before_router(hcm, telemetry_peer.outbound_filter(proxy))
-    hcm.access_log.extend(outbound_access_logs(proxy))
+    _before_router(hcm, telemetry_peer.protocol_filter())
+    hcm.access_log.extend(outbound_access_logs(proxy, metrics_policy(snapshot, proxy)))
 
 
-def instrument_inbound(hcm: hcm_pb2.HttpConnectionManager, proxy: Proxy, *, mtls: bool) -> None:
+def instrument_inbound(
+    hcm: hcm_pb2.HttpConnectionManager, snapshot: MeshSnapshot, proxy: Proxy, *, mtls: bool
+) -> None:
     """A server-side HCM, for its mTLS or its plaintext filter chain; replaces what an earlier
     call put there (the mTLS chain starts as a copy of the plaintext one)."""
     kept = [f for f in hcm.http_filters if f.name != telemetry_peer.FILTER_NAME]
@@ -172,11 +198,12 @@ def instrument_inbound(hcm: hcm_pb2.HttpConnectionManager, proxy: Proxy, *, mtls
     _before_router(hcm, telemetry_peer.inbound_filter(mtls=mtls))
     others = [a for a in hcm.access_log if a.name != STATS_LOGGER]
     del hcm.access_log[:]
-    hcm.access_log.extend([*others, *inbound_access_logs(proxy, mtls=mtls)])
+    policy = metrics_policy(snapshot, proxy)
+    hcm.access_log.extend([*others, *inbound_access_logs(proxy, policy, mtls=mtls)])
 
 
-def instrument_tcp(tcp: tcp_proxy_pb2.TcpProxy, proxy: Proxy) -> None:
-    tcp.access_log.extend(tcp_access_logs(proxy))
+def instrument_tcp(tcp: tcp_proxy_pb2.TcpProxy, snapshot: MeshSnapshot, proxy: Proxy) -> None:
+    tcp.access_log.extend(tcp_access_logs(proxy, metrics_policy(snapshot, proxy)))
     # the "opened" logger runs when the upstream connection is up
     tcp.access_log_options.flush_access_log_on_connected = True
 

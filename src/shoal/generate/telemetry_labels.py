@@ -150,14 +150,12 @@ def peer(key: str) -> str:
     return f"%DYNAMIC_METADATA({PEER_NAMESPACE}:{key})%"
 
 
-# gRPC is HTTP/2 with a `application/grpc*` content type (Istio's request_protocol)
-_IS_GRPC = (
-    "('content-type' in request.headers && "
-    "request.headers['content-type'].startsWith('application/grpc'))"
-)
-REQUEST_PROTOCOL = f"%CEL({_IS_GRPC} ? 'grpc' : 'http')%"
-# Istio leaves grpc_response_status empty unless the request was gRPC
-GRPC_STATUS = f"%CEL({_IS_GRPC} ? response.grpc_status : '')%"
+# gRPC is a request with an `application/grpc*` content type (Istio's request_protocol):
+# telemetry_peer.py's filter stores `application/grpc` or nothing, the metrics port prints
+# `grpc` or `http` (no CEL per request: measured at ~4 us per expression and stat)
+REQUEST_PROTOCOL = peer("protocol")
+# empty unless the response is gRPC, as Istio leaves it
+GRPC_STATUS = "%GRPC_STATUS(NUMBER)%"
 
 
 def outbound_labels(proxy: Proxy) -> dict[str, str]:

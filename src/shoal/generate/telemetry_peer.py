@@ -31,8 +31,11 @@ from google.protobuf import any_pb2
 from shoal.generate.telemetry_labels import PEER_NAMESPACE, own_identity
 from shoal.model import Proxy
 
-# the filter's name in the chain (Envoy picks the extension by its config's type)
+# the filters' names in the chain (Envoy picks the extension by its config's type)
 FILTER_NAME = "shoal.peer_identity"
+PROTOCOL_FILTER_NAME = "shoal.request_protocol"
+# where claims of an unproven caller go: stripped from the request, never read
+_UNTRUSTED = "shoal.untrusted"
 XFCC = "x-forwarded-client-cert"
 # header -> (metadata key, the own_identity label it carries)
 PEER_HEADERS = {
@@ -47,10 +50,25 @@ _PRINCIPAL = (r"^.*URI=([^;,]+).*$", r"\1")
 _NAMESPACE = (r"^.*URI=spiffe://[^/;,]+/ns/([^/;,]+)/.*$", r"\1")
 
 
-def _filter(config: header_mutation_pb2.HeaderMutation | h2m.Config) -> hcm_pb2.HttpFilter:
+def _filter(
+    config: header_mutation_pb2.HeaderMutation | h2m.Config, name: str = FILTER_NAME
+) -> hcm_pb2.HttpFilter:
     out = any_pb2.Any()
     out.Pack(config)
-    return hcm_pb2.HttpFilter(name=FILTER_NAME, typed_config=out)
+    return hcm_pb2.HttpFilter(name=name, typed_config=out)
+
+
+# `application/grpc` for gRPC requests, nothing else (so the label has two values)
+_GRPC = (r"^(application/grpc)?.*$", r"\1")
+
+
+def _protocol_rule() -> h2m.Config.Rule:
+    return h2m.Config.Rule(header="content-type", on_header_present=_to_metadata("protocol", _GRPC))
+
+
+def protocol_filter() -> hcm_pb2.HttpFilter:
+    """The client side's request_protocol (the server's filter has the same rule)."""
+    return _filter(h2m.Config(request_rules=[_protocol_rule()]), PROTOCOL_FILTER_NAME)
 
 
 def outbound_filter(proxy: Proxy) -> hcm_pb2.HttpFilter:
@@ -78,27 +96,26 @@ def _rewrite(pattern: tuple[str, str]) -> regex_pb2.RegexMatchAndSubstitute:
     )
 
 
-def _to_metadata(key: str, rewrite: tuple[str, str] | None = None) -> h2m.Config.KeyValuePair:
-    pair = h2m.Config.KeyValuePair(metadata_namespace=PEER_NAMESPACE, key=key)
+def _to_metadata(
+    key: str, rewrite: tuple[str, str] | None = None, namespace: str = PEER_NAMESPACE
+) -> h2m.Config.KeyValuePair:
+    pair = h2m.Config.KeyValuePair(metadata_namespace=namespace, key=key)
     if rewrite is not None:
         pair.regex_value_rewrite.CopyFrom(_rewrite(rewrite))
     return pair
 
 
 def inbound_filter(*, mtls: bool) -> hcm_pb2.HttpFilter:
-    """On the mTLS chain: the caller's identity into metadata; on plaintext: only stripped."""
-    if not mtls:
-        config = header_mutation_pb2.HeaderMutation()
-        config.mutations.request_mutations.extend(
-            mutation_rules_pb2.HeaderMutation(remove=h) for h in PEER_HEADERS
-        )
-        return _filter(config)
-    rules = [
-        h2m.Config.Rule(header=XFCC, on_header_present=_to_metadata("principal", _PRINCIPAL)),
-        h2m.Config.Rule(header=XFCC, on_header_present=_to_metadata("namespace", _NAMESPACE)),
-    ]
-    rules.extend(
-        h2m.Config.Rule(header=header, on_header_present=_to_metadata(key), remove=True)
-        for header, (key, _) in PEER_HEADERS.items()
-    )
+    """On the mTLS chain: the caller's identity into metadata; on plaintext: only stripped.
+    Both: the request's protocol (gRPC or not)."""
+    rules = [_protocol_rule()]
+    if mtls:
+        rules += [
+            h2m.Config.Rule(header=XFCC, on_header_present=_to_metadata("principal", _PRINCIPAL)),
+            h2m.Config.Rule(header=XFCC, on_header_present=_to_metadata("namespace", _NAMESPACE)),
+        ]
+    namespace = PEER_NAMESPACE if mtls else _UNTRUSTED
+    for header, (key, _) in PEER_HEADERS.items():
+        claim = _to_metadata(key, None, namespace)
+        rules.append(h2m.Config.Rule(header=header, on_header_present=claim, remove=True))
     return _filter(h2m.Config(request_rules=rules))

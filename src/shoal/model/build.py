@@ -199,6 +199,7 @@ def build_snapshot(
         gateways=tuple(by_kind.get("Gateway", [])),
         sidecars=tuple(by_kind.get("Sidecar", [])),
         rate_limits=tuple(by_kind.get("LocalRateLimit", [])),
+        telemetries=tuple(by_kind.get("Telemetry", [])),
         credentials=MappingProxyType(dict(sorted((credentials or {}).items()))),
         peer_authentications=tuple(by_kind.get("PeerAuthentication", [])),
         authorization_policies=tuple(by_kind.get("AuthorizationPolicy", [])),

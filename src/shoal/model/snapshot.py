@@ -121,6 +121,8 @@ class MeshSnapshot:
     peer_authentications: tuple[Resource, ...] = ()
     authorization_policies: tuple[Resource, ...] = ()
     request_authentications: tuple[Resource, ...] = ()
+    # Telemetry resources (which metrics, which labels), in namespace/name order
+    telemetries: tuple[Resource, ...] = ()
     files: Mapping[str, str] = field(default_factory=dict)
 
     def resolve(self, host: str, namespace: str) -> str:

@@ -1,0 +1,89 @@
+"""`Telemetry` (telemetry.istio.io/v1): which of Istio's standard metrics a workload reports,
+and with which labels.
+
+Implemented: `selector`, `metrics[].overrides[]` (`match.metric` / `match.mode`, `disabled`,
+`tagOverrides` with `REMOVE` or `UPSERT` of a CEL `value`) and `metrics[].providers` (only
+`prometheus`, the one provider shoal has). `accessLogging`, `tracing` and `targetRef(s)` are
+valid Istio, not implemented yet (refused as such, see unimplemented.py).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from shoal.api.base import ApiModel, Bool
+from shoal.api.peerauthentication import WorkloadLabelSelector
+
+MetricName = Literal[
+    "ALL_METRICS",
+    "REQUEST_COUNT",
+    "REQUEST_DURATION",
+    "REQUEST_SIZE",
+    "RESPONSE_SIZE",
+    "TCP_OPENED_CONNECTIONS",
+    "TCP_CLOSED_CONNECTIONS",
+    "TCP_SENT_BYTES",
+    "TCP_RECEIVED_BYTES",
+    "GRPC_REQUEST_MESSAGES",
+    "GRPC_RESPONSE_MESSAGES",
+]
+# CLIENT: what a proxy reports for requests it sends (reporter=source); SERVER: receives
+WorkloadMode = Literal["CLIENT_AND_SERVER", "CLIENT", "SERVER"]
+PROVIDERS = ("prometheus",)
+
+
+class MetricSelector(ApiModel):
+    metric: MetricName = "ALL_METRICS"
+    mode: WorkloadMode = "CLIENT_AND_SERVER"
+
+
+class TagOverride(ApiModel):
+    operation: Literal["UPSERT", "REMOVE"] = "UPSERT"
+    # a CEL expression over Envoy's request attributes (Envoy's `%CEL()%`)
+    value: str = ""
+
+    @model_validator(mode="after")
+    def _upsert_has_value(self) -> TagOverride:
+        if self.operation == "UPSERT" and not self.value.strip():
+            raise ValueError("an UPSERT tag override needs a value (a CEL expression)")
+        if "%" in self.value:
+            raise ValueError("value must be a CEL expression without '%'")
+        return self
+
+
+class MetricsOverrides(ApiModel):
+    match: MetricSelector = Field(default_factory=MetricSelector)
+    disabled: Bool | None = None
+    tag_overrides: dict[str, TagOverride] = Field(default_factory=dict)
+
+    @field_validator("tag_overrides")
+    @classmethod
+    def _label_names(cls, value: dict[str, TagOverride]) -> dict[str, TagOverride]:
+        for name in value:
+            if not name.replace("_", "a").isalnum() or name[:1].isdigit():
+                raise ValueError(f"tag {name!r} is not a Prometheus label name")
+        return value
+
+
+class ProviderRef(ApiModel):
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in PROVIDERS:
+            raise ValueError(f"provider {value!r}: shoal has only {', '.join(PROVIDERS)}")
+        return value
+
+
+class Metrics(ApiModel):
+    providers: list[ProviderRef] = Field(default_factory=list)
+    overrides: list[MetricsOverrides] = Field(default_factory=list)
+    reporting_interval: str | None = None  # accepted; Envoy's stats flush is fixed (5 s)
+
+
+class TelemetrySpec(ApiModel):
+    selector: WorkloadLabelSelector | None = None
+    metrics: list[Metrics] = Field(default_factory=list)

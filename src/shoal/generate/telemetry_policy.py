@@ -1,0 +1,103 @@
+"""Which metrics a proxy reports, with which labels: the `Telemetry` resources that apply.
+
+Istio's levels (as for PeerAuthentication, generate/peerauth.py): a Telemetry in the root
+namespace `istio-system` without a selector is mesh-wide; one without a selector in the
+proxy's namespace applies to that namespace; one whose `selector` matches the proxy's labels
+(in its namespace) to that workload. One of each level applies (the first by name), and they
+are applied in that order, mesh then namespace then workload: a later `disabled` or tag
+override for the same metric and side replaces an earlier one (Istio's inheritance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shoal.api import Resource
+from shoal.api.telemetry import TelemetrySpec
+from shoal.model import MeshSnapshot, Proxy
+
+ROOT_NAMESPACE = "istio-system"
+CLIENT, SERVER = "client", "server"
+
+# Istio's metric enum -> the name shoal's stats loggers give it (under `istio.`)
+METRICS = {
+    "REQUEST_COUNT": "requests_total",
+    "REQUEST_DURATION": "request_duration_milliseconds",
+    "REQUEST_SIZE": "request_bytes",
+    "RESPONSE_SIZE": "response_bytes",
+    "TCP_OPENED_CONNECTIONS": "tcp_connections_opened_total",
+    "TCP_CLOSED_CONNECTIONS": "tcp_connections_closed_total",
+    "TCP_SENT_BYTES": "tcp_sent_bytes_total",
+    "TCP_RECEIVED_BYTES": "tcp_received_bytes_total",
+}
+_SIDES = {"CLIENT_AND_SERVER": (CLIENT, SERVER), "CLIENT": (CLIENT,), "SERVER": (SERVER,)}
+
+
+@dataclass(frozen=True)
+class MetricsPolicy:
+    """Per (stat name, side): off or on, and label overrides (format string, None: removed)."""
+
+    disabled: frozenset[tuple[str, str]] = frozenset()
+    tags: Mapping[tuple[str, str], Mapping[str, str | None]] = field(default_factory=dict)
+
+    def enabled(self, stat: str, side: str) -> bool:
+        return (stat, side) not in self.disabled
+
+    def labels(self, stat: str, side: str, base: Mapping[str, str]) -> dict[str, str]:
+        """`base` (label -> format string) with this policy's overrides applied."""
+        out = dict(base)
+        for name, value in self.tags.get((stat, side), {}).items():
+            if value is None:
+                out.pop(name, None)
+            else:
+                out[name] = value
+        return out
+
+
+DEFAULT = MetricsPolicy()
+
+
+def _spec(res: Resource) -> TelemetrySpec:
+    assert isinstance(res.spec, TelemetrySpec)
+    return res.spec
+
+
+def applicable(snapshot: MeshSnapshot, proxy: Proxy) -> list[TelemetrySpec]:
+    """The Telemetries that apply, least specific first: mesh, namespace, workload."""
+    mesh = namespace = workload = None
+    for res in snapshot.telemetries:
+        spec = _spec(res)
+        labels = spec.selector.match_labels if spec.selector else {}
+        ns = res.meta.namespace
+        if ns == proxy.namespace and labels:
+            if all(proxy.labels.get(k) == v for k, v in labels.items()):
+                workload = workload or spec
+        elif ns == proxy.namespace:
+            namespace = namespace or spec
+        elif ns == ROOT_NAMESPACE and not labels:
+            mesh = mesh or spec
+    return [s for s in (mesh, namespace, workload) if s is not None]
+
+
+def metrics_policy(snapshot: MeshSnapshot, proxy: Proxy) -> MetricsPolicy:
+    if not snapshot.telemetries:
+        return DEFAULT
+    disabled: set[tuple[str, str]] = set()
+    tags: dict[tuple[str, str], dict[str, str | None]] = {}
+    for spec in applicable(snapshot, proxy):
+        for metrics in spec.metrics:
+            for override in metrics.overrides:
+                metric = override.match.metric
+                stats = list(METRICS.values()) if metric == "ALL_METRICS" else [METRICS.get(metric)]
+                for stat in filter(None, stats):
+                    for side in _SIDES[override.match.mode]:
+                        key = (stat, side)
+                        if override.disabled is True:
+                            disabled.add(key)
+                        elif override.disabled is False:
+                            disabled.discard(key)
+                        for label, tag in override.tag_overrides.items():
+                            value = f"%CEL({tag.value})%" if tag.operation == "UPSERT" else None
+                            tags.setdefault(key, {})[label] = value
+    return MetricsPolicy(frozenset(disabled), tags)

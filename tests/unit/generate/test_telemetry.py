@@ -1,0 +1,106 @@
+"""Istio's metrics in generated listeners: labels per side, and the Telemetry API's levels."""
+
+from __future__ import annotations
+
+from envoy.config.listener.v3 import listener_pb2
+from envoy.extensions.access_loggers.stats.v3 import stats_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+
+from shoal.api import ConfigStore
+from shoal.generate import ConfigGenerator
+from shoal.generate.prepared import LISTENER, unpack
+from shoal.generate.telemetry_labels import HTTP_LABELS
+from shoal.model import build_snapshot
+
+from .meshcfg import sidecar
+
+MESH_OFF = """apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  metrics:
+  - providers: [{name: prometheus}]
+    overrides: [{match: {metric: ALL_METRICS}, disabled: true}]
+"""
+# the namespace turns request counts back on, the workload drops a label and adds one
+NS_ON = """apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: counts, namespace: default}
+spec:
+  metrics:
+  - overrides: [{match: {metric: REQUEST_COUNT, mode: SERVER}, disabled: false}]
+"""
+WORKLOAD_TAGS = """apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  metrics:
+  - overrides:
+    - match: {metric: REQUEST_COUNT}
+      tagOverrides:
+        destination_principal: {operation: REMOVE}
+        request_host: {value: "request.host"}
+"""
+
+
+def _gen(*texts: str) -> ConfigGenerator:
+    result = ConfigStore().update({f"f{i}.yaml": t for i, t in enumerate(texts)})
+    assert not result.errors, [str(e) for e in result.errors]
+    return ConfigGenerator(build_snapshot("t.1", result.resources))
+
+
+def _proxy(name: str = "reviews") -> object:
+    meta = {"INBOUND_PORT": "15006", "APP_PORT": "8080", "SERVICE_HOST": f"{name}.default.svc"}
+    return sidecar(name=name, **meta)
+
+
+def _stats(gen: ConfigGenerator, listener: str, name: str = "reviews") -> dict[str, list[str]]:
+    """Stat name -> its tag names, of the listener's stats loggers."""
+    view = gen.view(_proxy(name))  # type: ignore[arg-type]
+    found = unpack(view.of(LISTENER)[listener], listener_pb2.Listener())
+    assert isinstance(found, listener_pb2.Listener)
+    hcm = hcm_pb2.HttpConnectionManager()
+    found.filter_chains[0].filters[0].typed_config.Unpack(hcm)
+    out: dict[str, list[str]] = {}
+    for log in hcm.access_log:
+        config = stats_pb2.Config()
+        log.typed_config.Unpack(config)
+        for stat in [*(c.stat for c in config.counters), *(h.stat for h in config.histograms)]:
+            out[stat.name] = [t.name for t in stat.tags]
+    return out
+
+
+def test_both_sides_report_every_istio_metric_with_every_label() -> None:
+    gen = _gen()
+    for listener in ("outbound_http", "inbound_http"):
+        stats = _stats(gen, listener)
+        assert set(stats) == {
+            "requests_total",
+            "request_duration_milliseconds",
+            "request_bytes",
+            "response_bytes",
+        }
+        assert all(tags == list(HTTP_LABELS) for tags in stats.values())
+
+
+def test_telemetry_levels_mesh_then_namespace_then_workload() -> None:
+    gen = _gen(MESH_OFF)
+    assert _stats(gen, "outbound_http") == {} and _stats(gen, "inbound_http") == {}
+    gen = _gen(MESH_OFF, NS_ON)
+    assert _stats(gen, "outbound_http") == {}
+    assert list(_stats(gen, "inbound_http")) == ["requests_total"]
+    gen = _gen(MESH_OFF, NS_ON, WORKLOAD_TAGS)
+    tags = _stats(gen, "inbound_http")["requests_total"]
+    assert "destination_principal" not in tags and tags[-1] == "request_host"
+    # another workload of the namespace keeps the namespace's policy, untouched labels
+    assert _stats(gen, "inbound_http", "ratings")["requests_total"] == list(HTTP_LABELS)
+
+
+def test_unimplemented_telemetry_fields_are_refused_as_such() -> None:
+    text = MESH_OFF + "  accessLogging: [{disabled: true}]\n"
+    result = ConfigStore().update({"t.yaml": text})
+    (error,) = result.errors
+    assert "spec.accessLogging" in str(error) and "does not implement yet" in str(error)
