@@ -100,6 +100,11 @@ def api_resource_list(registry: Registry, group: str, version: str) -> Obj | Non
             resources.append({"name": f"{rt.plural}/status", "singularName": "",
                               "namespaced": rt.namespaced, "kind": rt.kind,
                               "verbs": ["get", "patch", "update"]})  # fmt: skip
+        if rt.scale:
+            resources.append({"name": f"{rt.plural}/scale", "singularName": "",
+                              "namespaced": rt.namespaced, "group": "autoscaling",
+                              "version": "v1", "kind": "Scale",
+                              "verbs": ["get", "patch", "update"]})  # fmt: skip
         if rt.kind == "ServiceAccount" and not rt.group:
             resources.append({"name": "serviceaccounts/token", "singularName": "",
                               "namespaced": True, "group": "authentication.k8s.io",
@@ -131,6 +136,12 @@ def _aggregated_resource(rt: ResourceType) -> Obj:
              "responseKind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
              "verbs": ["get", "patch", "update"]}
         ]  # fmt: skip
+    if rt.scale:
+        out.setdefault("subresources", []).append(
+            {"subresource": "scale",
+             "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+             "verbs": ["get", "patch", "update"]}
+        )  # fmt: skip
     return out
 
 

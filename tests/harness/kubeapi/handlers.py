@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
-from . import discovery, protobuf, routing, semantics, tables
+from . import discovery, protobuf, routing, scale, semantics, tables
 from .admission import Attributes
 from .encoding import BARE
 from .errors import ApiError, success
@@ -175,6 +175,7 @@ class Handlers:
         verb_ok = set(t.rt.verbs)
         if t.subresource and not (
             (t.subresource == "status" and t.rt.status)
+            or (t.subresource == "scale" and t.rt.scale)
             or (t.subresource == "token" and t.rt.kind == "ServiceAccount" and not t.rt.group)
         ):
             raise ApiError.no_route()
@@ -185,6 +186,10 @@ class Handlers:
                 if "watch" not in verb_ok and "list" not in verb_ok:
                     raise ApiError.method_not_allowed()
                 return await self._list_or_watch(request, t)
+            if t.subresource == "scale":
+                return _json(
+                    scale.to_scale(t.rt, self.srv.store.get(t.rt, t.namespace or "", t.name))
+                )
             return self._get(request, t)
         if method == "POST":
             if t.subresource == "token":
@@ -196,6 +201,8 @@ class Handlers:
             if method == "DELETE" and "deletecollection" in verb_ok:
                 return await self._delete_collection(request, t)
             raise ApiError.method_not_allowed()
+        if t.subresource == "scale" and method in ("PUT", "PATCH"):
+            return await self._scale(request, t)
         if method == "PUT":
             return await self._update(request, t, user)
         if method == "PATCH":
@@ -419,6 +426,29 @@ class Handlers:
                 if e.code != 409 or attempt == 2 or want:
                     raise
         raise AssertionError("unreachable")
+
+    async def _scale(self, request: web.Request, t: routing.Target) -> web.Response:
+        """PUT or PATCH of a Scale: only spec.replicas reaches the object."""
+        rt, store = t.rt, self.srv.store
+        assert t.name is not None
+        old = store.get(rt, t.namespace or "", t.name)
+        current = scale.to_scale(rt, old)
+        body = await _body(self.srv, request)
+        if request.method == "PUT":
+            wanted = body if isinstance(body, dict) else {}
+        else:
+            wanted = apply_patch(request.headers.get("Content-Type", ""), current, body, False)
+        want_rv = obj_rv(wanted)
+        if want_rv and want_rv != obj_rv(old):
+            raise ApiError.stale(rt.group, rt.plural, t.name)
+        try:
+            replicas = int((wanted.get("spec") or {}).get("replicas", 0))
+        except (TypeError, ValueError):
+            raise ApiError.invalid("spec.replicas must be an integer", "autoscaling", "Scale",
+                                   t.name, "spec.replicas") from None  # fmt: skip
+        new = semantics.prepare_update(rt, old, scale.with_replicas(rt, old, replicas))
+        stored = store.update(rt, new, obj_rv(old))
+        return _json(scale.to_scale(rt, stored))
 
     def _delete_options(self, request: web.Request, body: Any) -> Obj:
         opts: Obj = dict(body) if isinstance(body, dict) else {}

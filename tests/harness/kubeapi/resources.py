@@ -27,6 +27,8 @@ class ResourceType:
     verbs: tuple[str, ...] = ALL_VERBS
     # Subresources: "status" splits status writes from the rest (see store.py).
     status: bool = False
+    # /scale: (spec replicas path, status replicas path, selector path or "" for spec.selector)
+    scale: tuple[str, str, str] | None = None
     # metadata.generation kept (bumped on changes outside metadata and status).
     generation: bool = False
     # Stored but never kept (TokenReview): a create answers and forgets.
@@ -75,6 +77,8 @@ def _rt(
     return ResourceType(group, version, plural, kind, namespaced, **kw)
 
 
+_SCALE = ("spec.replicas", "status.replicas", "")
+
 BUILTINS: tuple[ResourceType, ...] = (
     _rt("", "v1", "namespaces", "Namespace", False, short_names=("ns",), status=True,
         columns=(("Status", "string", "status.phase"),)),
@@ -94,10 +98,10 @@ BUILTINS: tuple[ResourceType, ...] = (
     _rt("events.k8s.io", "v1", "events", "Event", short_names=("ev",),
         columns=(("Reason", "string", "reason"), ("Note", "string", "note"))),
     _rt("apps", "v1", "deployments", "Deployment", short_names=("deploy",),
-        categories=("all",), status=True, generation=True,
+        categories=("all",), status=True, generation=True, scale=_SCALE,
         columns=(("Replicas", "integer", "spec.replicas"),)),
     _rt("apps", "v1", "replicasets", "ReplicaSet", short_names=("rs",), categories=("all",),
-        status=True, generation=True),
+        status=True, generation=True, scale=_SCALE),
     _rt("coordination.k8s.io", "v1", "leases", "Lease",
         columns=(("Holder", "string", "spec.holderIdentity"),)),
     _rt("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False,
@@ -191,6 +195,7 @@ class Registry:
                 short_names=tuple(names.get("shortNames") or ()),
                 categories=tuple(names.get("categories") or ()),
                 status="status" in (v.get("subresources") or {}),
+                scale=_crd_scale((v.get("subresources") or {}).get("scale")),
                 columns=cols,
                 generation=True,
                 from_crd=True,
@@ -205,3 +210,13 @@ class Registry:
             for rt in self._types
             if not (rt.from_crd and rt.group == group and rt.plural == plural)
         ]
+
+
+def _crd_scale(spec: dict[str, Any] | None) -> tuple[str, str, str] | None:
+    if not spec or not spec.get("specReplicasPath"):
+        return None
+    return (
+        spec["specReplicasPath"].lstrip("."),
+        spec.get("statusReplicasPath", ".status.replicas").lstrip("."),
+        spec.get("labelSelectorPath", "").lstrip("."),
+    )

@@ -346,3 +346,16 @@ def test_typed_create_commands_send_protobuf(kubectl: Kubectl, kubeapi: KubeAPIT
         # A kind the fake cannot decode from protobuf is a clear 415, not a crash.
         proc = kubectl.run("create", "deployment", "d", "--image=x", "-n", "shop", check=False)
         assert proc.returncode != 0 and "protobuf (Deployment)" in proc.stderr
+
+
+def test_scale_subresource(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", input=APP.replace("IMAGE", "nginx:1"))
+    assert "deployment.apps/web scaled" in kubectl(
+        "scale", "deploy", "web", "-n", "demo", "--replicas=5"
+    )
+    deploy = kubectl.json("get", "deploy", "web", "-n", "demo")
+    assert deploy["spec"]["replicas"] == 5 and deploy["metadata"]["generation"] == 2
+    scale = json.loads(
+        kubectl("get", "--raw", "/apis/apps/v1/namespaces/demo/deployments/web/scale")
+    )
+    assert scale["kind"] == "Scale" and scale["status"]["selector"] == "app=web"

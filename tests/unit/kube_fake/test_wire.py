@@ -433,3 +433,31 @@ async def test_dropped_expired_and_ended_watches(wire: Wire, api: KubeAPIServer)
     assert [(e["type"], e["object"]["code"]) for e in events] == [("ERROR", 410)]
     with pytest.raises(aiohttp.ClientPayloadError):
         await open_then(api.drop_watches)
+
+
+async def test_scale_subresource_of_a_crd(wire: Wire) -> None:
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.x.io"},
+        "spec": {
+            "group": "x.io",
+            "scope": "Namespaced",
+            "names": {"kind": "Widget", "plural": "widgets"},
+            "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {
+                "scale": {"specReplicasPath": ".spec.count", "statusReplicasPath": ".status.count",
+                          "labelSelectorPath": ".status.selector"}}}],
+        },
+    }  # fmt: skip
+    await wire.ok("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+    widgets = "/apis/x.io/v1/namespaces/default/widgets"
+    await wire.ok("POST", widgets, {"metadata": {"name": "w"}, "spec": {"count": 1},
+                                    "status": {"selector": "app=w"}})  # fmt: skip
+    scale = await wire.ok("GET", widgets + "/w/scale")
+    assert scale["spec"] == {"replicas": 1} and scale["status"]["selector"] == "app=w"
+    out = await wire.ok("PATCH", widgets + "/w/scale", {"spec": {"replicas": 4}},
+                        content_type="application/merge-patch+json")  # fmt: skip
+    assert out["spec"] == {"replicas": 4}
+    assert (await wire.ok("GET", widgets + "/w"))["spec"] == {"count": 4}
+    status, body = await wire.call("PUT", widgets + "/w/scale", scale)  # the old RV
+    assert (status, body["reason"]) == (409, "Conflict")
