@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shoal.api.load import DocumentResult, FileResult, document_result, parse_documents
+from shoal.api.errors import ConfigError
+from shoal.api.load import DocumentResult, FileResult, Loaded, document_result, parse_documents
 from shoal.api.yamlload import YamlSyntaxError, load_documents
 
 _START = re.compile(r"^---(?=[ \t\r\n]|$)", re.MULTILINE)
@@ -77,16 +79,26 @@ class DocumentCache:
     parsed: int = 0
     last: tuple[str, FileResult] | None = None
 
-    def parse(self, path: str, text: str) -> FileResult:
-        """What `parse_documents(path, text)` returns, parsing only new pieces."""
+    def parse(self, path: str, text: str, loaded: Mapping[str, Loaded] | None = None) -> FileResult:
+        """What `parse_documents(path, text)` returns, parsing only new pieces. `loaded`
+        holds pieces (or the whole text) loaded elsewhere (`new_pieces`, `load_texts`): a
+        control plane loads big ones in a worker process, off its event loop's GIL."""
         if self.last is not None and self.last[0] == text:
             self.parsed = 0
             return self.last[1]
-        result = self._parse(path, text)
+        result = self._parse(path, text, loaded or {})
         self.last = (text, result)
         return result
 
-    def _parse(self, path: str, text: str) -> FileResult:
+    def parsed_text(self, text: str) -> bool:
+        """Whether `text` is what was parsed last (a `parse` of it costs nothing)."""
+        return self.last is not None and self.last[0] == text
+
+    def new_pieces(self, text: str) -> list[str]:
+        """The pieces of `text` a `parse` would have to load: the ones not known yet."""
+        return [p for _, p in split_documents(text) if p not in self.pieces]
+
+    def _parse(self, path: str, text: str, loaded: Mapping[str, Loaded]) -> FileResult:
         pieces: dict[str, _Piece] = {}
         documents: list[DocumentResult] = []
         self.parsed = 0
@@ -96,13 +108,17 @@ class DocumentCache:
             if piece is None:
                 self.parsed += 1
                 try:
-                    loaded = load_documents(path, piece_text)
+                    docs = loaded.get(piece_text)
+                    if isinstance(docs, ConfigError):
+                        raise YamlSyntaxError(docs)
+                    if docs is None:
+                        docs = load_documents(path, piece_text)
                 except YamlSyntaxError:
                     # keep what parsed, so the fix re-parses only the broken piece
                     self.pieces.update(pieces)
-                    return parse_documents(path, text)
-                relative = tuple(document_result(path, d) for d in loaded if d.data is not None)
-                piece = _Piece(relative, len(loaded))
+                    return parse_documents(path, text, loaded.get(text))
+                relative = tuple(document_result(path, d) for d in docs if d.data is not None)
+                piece = _Piece(relative, len(docs))
             elif piece_text in pieces:
                 # the same text twice in one file: each copy has its own placement
                 piece = _Piece(piece.relative, piece.count)

@@ -8,6 +8,7 @@ it can still be read, so the store can keep a refused resource's last good versi
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -168,12 +169,29 @@ def parse_object(source: str, data: object) -> DocumentResult:
     return _document(source, YamlDocument(0, 1, data, {(): 1}, ()))
 
 
-def parse_documents(path: str, text: str) -> FileResult:
-    """Parse and validate every document of one file, keeping per-document outcomes."""
-    try:
-        documents = load_documents(path, text)
-    except YamlSyntaxError as exc:
-        return FileResult(path, exc.error, ())
+# What loading YAML text gives: its documents, or the syntax error (see `load_texts`).
+Loaded = list[YamlDocument] | ConfigError
+
+
+def load_texts(path: str, texts: Sequence[str]) -> list[Loaded]:
+    """`load_documents` of each text of file `path`, a syntax error as a value. Loading is
+    the GIL-bound part of a parse; a control plane does it in a worker process with this
+    very function, and hands the results back (api/documents.py `parse(..., loaded=)`)."""
+    out: list[Loaded] = []
+    for text in texts:
+        try:
+            out.append(load_documents(path, text))
+        except YamlSyntaxError as exc:
+            out.append(exc.error)
+    return out
+
+
+def parse_documents(path: str, text: str, loaded: Loaded | None = None) -> FileResult:
+    """Parse and validate every document of one file, keeping per-document outcomes
+    (`loaded`: the text already loaded, see `load_texts`)."""
+    documents = loaded if loaded is not None else load_texts(path, [text])[0]
+    if isinstance(documents, ConfigError):
+        return FileResult(path, documents, ())
     results = tuple(_document(path, doc) for doc in documents if doc.data is not None)
     return FileResult(path, None, results)
 

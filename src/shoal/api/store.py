@@ -16,7 +16,7 @@ until they are fixed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -24,9 +24,12 @@ from shoal.api.changes import Change, replace_all
 from shoal.api.conflicts import settle_conflicts
 from shoal.api.documents import DocumentCache
 from shoal.api.errors import ConfigError
-from shoal.api.load import FileResult, parse_object
+from shoal.api.load import FileResult, Loaded, parse_object
 from shoal.api.resource import Resource, ResourceKey
 from shoal.api.validate import validate_references
+
+# loads YAML texts of one file (`api.load.load_texts`, or the same in another process)
+TextLoader = Callable[[str, Sequence[str]], list[Loaded]]
 
 _KEPT = "; keeping its last good version"
 _KEPT_FILE = "; keeping the resources of this file's last good version"
@@ -180,6 +183,25 @@ class ConfigStore:
         assert change.text is not None
         cache = self._documents.setdefault(change.source, DocumentCache())
         return cache.parse(change.source, change.text)
+
+    def prepare(self, changes: Iterable[Change], load: TextLoader) -> None:
+        """Parse the documents of `changes` ahead of `apply` (which then finds them parsed),
+        loading the YAML of new pieces through `load` (`load_texts`'s contract). A control
+        plane calls this in a worker thread with a `load` that runs in another process, so
+        its event loop keeps answering while a big file parses. Accepts nothing: only
+        `apply` moves the configuration on."""
+        for change in changes:
+            if change.text is None:
+                continue
+            cache = self._documents.setdefault(change.source, DocumentCache())
+            if cache.parsed_text(change.text):
+                continue
+            pieces = cache.new_pieces(change.text)
+            loaded = dict(zip(pieces, load(change.source, pieces), strict=True))
+            if any(isinstance(docs, ConfigError) for docs in loaded.values()):
+                # a piece that does not load alone is parsed with its whole file
+                (loaded[change.text],) = load(change.source, [change.text])
+            cache.parse(change.source, change.text, loaded)
 
     def set_known_hosts(self, known_hosts: Mapping[str, Collection[int]]) -> None:
         """Services of other registries (host -> port numbers), checked against from the next

@@ -14,6 +14,7 @@ every informer has synced, so no proxy is ever served a half-listed mesh.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -36,6 +37,7 @@ from shoal.kube.inject import InjectorSettings
 from shoal.model import Credential, MeshSnapshot, RegistryInstance
 from shoal.sources.directory import Changes, DirCache, read_changes, watch_dir
 from shoal.sources.filetext import DEFAULT_MAX_FILE_BYTES
+from shoal.sources.parseworker import ParseWorker
 from shoal.sources.policyfiles import read_policy_files
 from shoal.sources.secrets import SECRETS_DIR, read_credentials
 from shoal.telemetry import cpmetrics
@@ -70,6 +72,13 @@ class Settings:
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
 
+# Reloads whose changed files hold this much text have their YAML loaded in the child.
+PARSE_ASIDE_BYTES = 64 * 1024
+# what one reload read from the config directory: its changes, and the gateway credentials
+# when they may have changed (None: they did not)
+FileRead = tuple[list[Change], dict[str, Credential] | None]
+
+
 def new_boot_id() -> str:
     """Prefix for every version this process sends: never reused across restarts."""
     return f"{int(time.time() * 1000):x}{os.getpid() & 0xFFFF:04x}"
@@ -96,8 +105,12 @@ class ControlPlane:
         self._dir_cache = DirCache(max_bytes=settings.max_file_bytes)
         self._heap = HeapPolicy()
         self._debouncer = Debouncer(
-            settings.debounce_s, settings.max_debounce_s, self.apply, busy=self.ads.fanning_out
+            settings.debounce_s, settings.max_debounce_s, self._reload, busy=self.ads.fanning_out
         )
+        # reloads read and parse files in a thread, big files' YAML in a child process
+        self._parse_worker = ParseWorker()
+        self._reload_task: asyncio.Task[None] | None = None
+        self._reload_again = False
         self._watcher: asyncio.Task[None] | None = None
         self._admin: web.AppRunner | None = None
         self.kube: KubeSide | None = None
@@ -161,11 +174,16 @@ class ControlPlane:
     def errors(self) -> tuple[ConfigError, ...]:
         return self.pipeline.errors
 
-    def _read_changes(self) -> tuple[list[Change], dict[str, Credential] | None]:
+    def _take_changed(self) -> set[str] | None:
+        """What the watcher named since the last reload (None: scan the whole folder)."""
+        self._files_dirty = False
+        changed, self._changed_files = self._changed_files, None
+        return changed
+
+    def _read_changes(self, changed: set[str] | None) -> FileRead:
         """The config files' changes since the last reload, and the gateway credentials
         when a file under secrets/ may have changed (None: they did not)."""
-        root, changed = self.settings.config_dir, self._changed_files
-        self._changed_files = None
+        root = self.settings.config_dir
         if root is None:
             return [], None
         first = not self._dir_cache.entries
@@ -184,15 +202,48 @@ class ControlPlane:
         self.instances = tuple(instances)
         self._debouncer.trigger()
 
-    def apply(self) -> None:
-        """Re-read what the watcher named and push a new generation if anything changed."""
+    def _read_and_prepare(self, changed: set[str] | None) -> FileRead:
+        """In a worker thread: read the changed files and parse them ahead of `apply`, the
+        YAML of big ones in the child process (`parseworker.py`), so that neither the admin
+        API nor an xDS stream waits for a parse. Small edits are left to `apply`: parsing a
+        few kilobytes costs less than the trip to the child."""
+        changes, credentials = self._read_changes(changed)
+        if sum(len(c.text) for c in changes if c.text is not None) >= PARSE_ASIDE_BYTES:
+            try:
+                self.store.prepare(changes, self._parse_worker.load)
+            except (OSError, EOFError) as err:  # the child died: apply parses here instead
+                log.warning("YAML worker failed (%s); parsing in the control plane", err)
+        return changes, credentials
+
+    def _reload(self) -> None:
+        """The debouncer's action: one reload at a time, its reading and parsing off the
+        event loop; a trigger while one runs makes it run again after."""
+        if self._reload_task is not None and not self._reload_task.done():
+            self._reload_again = True
+            return
+        self._reload_task = asyncio.get_running_loop().create_task(self._reload_off_loop())
+
+    async def _reload_off_loop(self) -> None:
+        while True:
+            self._reload_again = False
+            read = None
+            if self._files_dirty:
+                read = await asyncio.to_thread(self._read_and_prepare, self._take_changed())
+            self.apply(read)
+            if not self._reload_again:
+                return
+
+    def apply(self, read: FileRead | None = None) -> None:
+        """Push a new generation if anything changed: with `read` (files read and parsed
+        off the loop by `_reload`), else re-reading what the watcher named right here."""
         started = time.perf_counter()
         changes: list[Change] = []
         credentials: dict[str, Credential] | None = None
-        reread = self._files_dirty
-        if reread:
-            self._files_dirty = False
-            changes, credentials = self._read_changes()
+        reread = read is not None or self._files_dirty
+        if read is not None:
+            changes, credentials = read
+        elif self._files_dirty:
+            changes, credentials = self._read_changes(self._take_changed())
         registry = namespaces = None
         if self.kube is not None:
             source = self.kube.source
@@ -261,6 +312,11 @@ class ControlPlane:
     async def stop(self) -> None:
         log.info("stopping")
         self.stopping.set()
+        if self._reload_task is not None:
+            self._reload_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reload_task
+        self._parse_worker.close()
         if self._watcher is not None:
             await self._watcher
         if self._admin is not None:
