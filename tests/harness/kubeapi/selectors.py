@@ -130,6 +130,8 @@ def parse_label_selector(text: str | None) -> Requirement:
             if toks[i] != ",":
                 raise ApiError.bad_request(f"unable to parse requirement: {text!r}: want ,")
             i += 1
+            if i == len(toks):
+                raise ApiError.bad_request(f"unable to parse requirement: {text!r} ends with ,")
     return lambda labels: all(r(labels) for r in reqs)
 
 
