@@ -10,18 +10,22 @@ plaintext caller's are ignored.
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.configdir import ConfigDir
 from harness.telemetrymesh import MESH, REVIEWS, Sample, parse, scrape, select, send, total
-from harness.up import ShoalUp
+from harness.up import ShoalUp, get_via_proxy
 from harness.wait import wait_until
+from shoal.generate.telemetry_accesslog import JSON_FIELDS
 from shoal.generate.telemetry_labels import HTTP_LABELS
 
 pytestmark = pytest.mark.envoy
@@ -146,6 +150,34 @@ def test_a_plaintext_caller_cannot_claim_an_identity(mesh: ShoalUp) -> None:
     assert series.labels["source_workload"] == "unknown"
     assert series.labels["source_principal"] == "unknown"
     assert series.labels["destination_principal"] == "unknown"
+
+
+def test_json_access_logs_in_the_agents_output(mesh: ShoalUp) -> None:
+    request_id = f"telemetry-{uuid.uuid4()}"
+    outbound = mesh.replica("frontend-0")["ports"]["outbound"]
+    status, _ = get_via_proxy(
+        outbound, f"http://{REVIEWS}/logged", headers={"x-request-id": request_id}
+    )
+    assert status == 200
+
+    def logged() -> list[tuple[str, dict[str, Any]]] | None:
+        found = [
+            (line.split("]", 1)[0].lstrip("["), json.loads(line[line.index("{") :]))
+            for line in mesh.log_text().splitlines()
+            if request_id in line
+        ]
+        return found if len(found) == 2 else None
+
+    lines = wait_until(logged, 10, what="an access log line from each sidecar")
+    by_sidecar = dict(lines)
+    assert set(by_sidecar) == {"frontend-0/sidecar", "reviews-0/sidecar"}
+    for entry in by_sidecar.values():
+        assert entry["request_id"] == request_id
+        assert (entry["method"], entry["path"], entry["response_code"]) == ("GET", "/logged", 200)
+        assert set(entry) == set(JSON_FIELDS)
+    # the caller's line names the cluster it chose, the callee's its inbound cluster
+    assert by_sidecar["frontend-0/sidecar"]["upstream_cluster"].endswith(f"||{REVIEWS}")
+    assert by_sidecar["reviews-0/sidecar"]["upstream_cluster"].startswith("inbound|")
 
 
 # -- the CLI reads the same series (these run last: they add traffic) -------------------------

@@ -3,7 +3,7 @@
 `frontend` and `reviews` (30 ms of added latency), each one replica with a secure sidecar.
 The test sends requests as the frontend app would (through the frontend sidecar's outbound
 port), so both sidecars report them: frontend as `reporter="source"`, reviews as
-`reporter="destination"`.
+`reporter="destination"`. Every sidecar writes JSON access logs to its agent's output.
 """
 
 from __future__ import annotations
@@ -41,6 +41,11 @@ spec:
   serviceAccount: frontend
   replicas: 1
   command: ["python", "-m", "shoal.samples.service"]
+---
+apiVersion: shoal.dev/v1alpha1
+kind: MeshConfig
+metadata: {name: mesh, namespace: istio-system}
+spec: {accessLogFile: /dev/stdout, accessLogEncoding: JSON}
 """
 REVIEWS = "reviews.default.svc.cluster.local"
 

@@ -21,12 +21,20 @@ beside the rest of the YAML and are watched like it. Field names are Istio's
   caller answers 503, as in Istio. `false`: Istio's behaviour (the empty destination's share
   answers 503).
 
+* `accessLogFile` — where every sidecar and gateway writes an access log line per request or
+  TCP connection: `/dev/stdout` (the agent's output; `shoal up` shows it per replica) or a
+  file path. Empty (default): no access log (Telemetry `accessLogging` can turn it on, see
+  api/telemetry.py). `accessLogEncoding`: `TEXT` (Istio's default format, or
+  `accessLogFormat`) or `JSON` (Istio's default fields).
+
 One MeshConfig per mesh; if several exist the first in namespace/name order wins.
 """
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from shoal.api.base import ApiModel, ExportTarget
 from shoal.api.routepolicies import HTTPRetry
@@ -36,3 +44,13 @@ class MeshConfigSpec(ApiModel):
     default_http_retry_policy: HTTPRetry | None = None
     default_service_export_to: list[ExportTarget] = Field(default_factory=list)
     skip_empty_destinations: bool = True
+    access_log_file: str = ""
+    access_log_encoding: Literal["TEXT", "JSON"] = "TEXT"
+    access_log_format: str = ""
+
+    @field_validator("access_log_file")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if value and not value.startswith("/"):
+            raise ValueError(f"{value!r} must be an absolute path (or /dev/stdout)")
+        return value

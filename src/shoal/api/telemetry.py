@@ -3,8 +3,10 @@ and with which labels.
 
 Implemented: `selector`, `metrics[].overrides[]` (`match.metric` / `match.mode`, `disabled`,
 `tagOverrides` with `REMOVE` or `UPSERT` of a CEL `value`) and `metrics[].providers` (only
-`prometheus`, the one provider shoal has). `accessLogging`, `tracing` and `targetRef(s)` are
-valid Istio, not implemented yet (refused as such, see unimplemented.py).
+`prometheus`, the one provider shoal has); `accessLogging[]` (`disabled`, `match.mode`,
+`providers` only `envoy`: the file MeshConfig `accessLogFile` names, `/dev/stdout` if none).
+`accessLogging[].filter`, `tracing` and `targetRef(s)` are valid Istio, not implemented yet
+(refused as such, see unimplemented.py).
 """
 
 from __future__ import annotations
@@ -84,6 +86,28 @@ class Metrics(ApiModel):
     reporting_interval: str | None = None  # accepted; Envoy's stats flush is fixed (5 s)
 
 
+class AccessLogProviderRef(ApiModel):
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value != "envoy":
+            raise ValueError(f"access log provider {value!r}: shoal has only envoy")
+        return value
+
+
+class AccessLogMatch(ApiModel):
+    mode: WorkloadMode = "CLIENT_AND_SERVER"
+
+
+class AccessLogging(ApiModel):
+    providers: list[AccessLogProviderRef] = Field(default_factory=list)
+    match: AccessLogMatch = Field(default_factory=AccessLogMatch)
+    disabled: Bool | None = None
+
+
 class TelemetrySpec(ApiModel):
     selector: WorkloadLabelSelector | None = None
     metrics: list[Metrics] = Field(default_factory=list)
+    access_logging: list[AccessLogging] = Field(default_factory=list)

@@ -30,6 +30,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from google.protobuf import any_pb2
 
 from shoal.generate import protowire, telemetry_peer
+from shoal.generate.telemetry_accesslog import FILE_LOGGER, file_access_logs
 from shoal.generate.telemetry_labels import (
     HTTP_LABELS,
     STATS_PREFIX,
@@ -37,7 +38,13 @@ from shoal.generate.telemetry_labels import (
     inbound_labels,
     outbound_labels,
 )
-from shoal.generate.telemetry_policy import CLIENT, SERVER, MetricsPolicy, metrics_policy
+from shoal.generate.telemetry_policy import (
+    CLIENT,
+    SERVER,
+    MetricsPolicy,
+    access_log_policy,
+    metrics_policy,
+)
 from shoal.model import MeshSnapshot, Proxy
 
 STATS_LOGGER = "envoy.access_loggers.stats"
@@ -185,6 +192,7 @@ def instrument_outbound(
     _before_router(hcm, telemetry_peer.outbound_filter(proxy))
     _before_router(hcm, telemetry_peer.protocol_filter())
     hcm.access_log.extend(outbound_access_logs(proxy, metrics_policy(snapshot, proxy)))
+    hcm.access_log.extend(file_access_logs(access_log_policy(snapshot, proxy), CLIENT))
 
 
 def instrument_inbound(
@@ -196,14 +204,16 @@ def instrument_inbound(
     del hcm.http_filters[:]
     hcm.http_filters.extend(kept)
     _before_router(hcm, telemetry_peer.inbound_filter(mtls=mtls))
-    others = [a for a in hcm.access_log if a.name != STATS_LOGGER]
+    others = [a for a in hcm.access_log if a.name not in (STATS_LOGGER, FILE_LOGGER)]
     del hcm.access_log[:]
     policy = metrics_policy(snapshot, proxy)
     hcm.access_log.extend([*others, *inbound_access_logs(proxy, policy, mtls=mtls)])
+    hcm.access_log.extend(file_access_logs(access_log_policy(snapshot, proxy), SERVER))
 
 
 def instrument_tcp(tcp: tcp_proxy_pb2.TcpProxy, snapshot: MeshSnapshot, proxy: Proxy) -> None:
     tcp.access_log.extend(tcp_access_logs(proxy, metrics_policy(snapshot, proxy)))
+    tcp.access_log.extend(file_access_logs(access_log_policy(snapshot, proxy), CLIENT, tcp=True))
     # the "opened" logger runs when the upstream connection is up
     tcp.access_log_options.flush_access_log_on_connected = True
 

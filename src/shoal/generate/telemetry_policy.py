@@ -101,3 +101,36 @@ def metrics_policy(snapshot: MeshSnapshot, proxy: Proxy) -> MetricsPolicy:
                             value = f"%CEL({tag.value})%" if tag.operation == "UPSERT" else None
                             tags.setdefault(key, {})[label] = value
     return MetricsPolicy(frozenset(disabled), tags)
+
+
+@dataclass(frozen=True)
+class AccessLogPolicy:
+    """Where a proxy writes access logs, per side ("" : none), and how."""
+
+    client: str = ""
+    server: str = ""
+    encoding: str = "TEXT"
+    format: str = ""
+
+    def path(self, side: str) -> str:
+        return self.client if side == CLIENT else self.server
+
+
+def access_log_policy(snapshot: MeshSnapshot, proxy: Proxy) -> AccessLogPolicy:
+    """MeshConfig `accessLogFile` turns access logs on everywhere; Telemetry `accessLogging`
+    turns them on (to that file, else /dev/stdout) or off per level and side."""
+    mesh = snapshot.mesh_config
+    on = {CLIENT: bool(mesh.access_log_file), SERVER: bool(mesh.access_log_file)}
+    for spec in applicable(snapshot, proxy) if snapshot.telemetries else ():
+        for logging in spec.access_logging:
+            if logging.disabled is None and not logging.providers:
+                continue
+            for side in _SIDES[logging.match.mode]:
+                on[side] = not logging.disabled
+    path = mesh.access_log_file or "/dev/stdout"
+    return AccessLogPolicy(
+        client=path if on[CLIENT] else "",
+        server=path if on[SERVER] else "",
+        encoding=mesh.access_log_encoding,
+        format=mesh.access_log_format,
+    )

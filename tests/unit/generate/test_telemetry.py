@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.access_loggers.stats.v3 import stats_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -15,6 +18,8 @@ from shoal.generate.telemetry_labels import HTTP_LABELS
 from shoal.model import build_snapshot
 
 from .meshcfg import sidecar
+
+ENVOY = Path(__file__).resolve().parents[3] / ".venv" / "bin" / "envoy"
 
 MESH_OFF = """apiVersion: telemetry.istio.io/v1
 kind: Telemetry
@@ -100,7 +105,95 @@ def test_telemetry_levels_mesh_then_namespace_then_workload() -> None:
 
 
 def test_unimplemented_telemetry_fields_are_refused_as_such() -> None:
-    text = MESH_OFF + "  accessLogging: [{disabled: true}]\n"
+    text = MESH_OFF + "  tracing: [{randomSamplingPercentage: 10}]\n"
     result = ConfigStore().update({"t.yaml": text})
     (error,) = result.errors
-    assert "spec.accessLogging" in str(error) and "does not implement yet" in str(error)
+    assert "spec.tracing" in str(error) and "does not implement yet" in str(error)
+    text = MESH_OFF + "  accessLogging: [{filter: {expression: 'response.code >= 400'}}]\n"
+    (error,) = ConfigStore().update({"t.yaml": text}).errors
+    assert "spec.accessLogging[0].filter" in str(error), str(error)
+
+
+def _mesh_config(extra: str) -> str:
+    return f"""apiVersion: shoal.dev/v1alpha1
+kind: MeshConfig
+metadata: {{name: mesh, namespace: istio-system}}
+spec:
+{extra}"""
+
+
+LOGS_OFF_FOR_REVIEWS = """apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: quiet, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  accessLogging: [{match: {mode: SERVER}, disabled: true}]
+"""
+
+
+def _file_logs(gen: ConfigGenerator, listener: str, name: str = "reviews") -> list[object]:
+    from envoy.extensions.access_loggers.file.v3 import file_pb2
+
+    view = gen.view(_proxy(name))  # type: ignore[arg-type]
+    found = unpack(view.of(LISTENER)[listener], listener_pb2.Listener())
+    assert isinstance(found, listener_pb2.Listener)
+    hcm = hcm_pb2.HttpConnectionManager()
+    found.filter_chains[0].filters[0].typed_config.Unpack(hcm)
+    out: list[object] = []
+    for log in hcm.access_log:
+        if log.name == "envoy.access_loggers.file":
+            config = file_pb2.FileAccessLog()
+            log.typed_config.Unpack(config)
+            out.append(config)
+    return out
+
+
+def test_access_logs_switched_by_meshconfig_and_telemetry() -> None:
+    assert _file_logs(_gen(), "outbound_http") == []
+    gen = _gen(_mesh_config("  accessLogFile: /dev/stdout\n  accessLogEncoding: JSON\n"))
+    (client,) = _file_logs(gen, "outbound_http")
+    assert client.path == "/dev/stdout"  # type: ignore[attr-defined]
+    fields = dict(client.log_format.json_format)  # type: ignore[attr-defined]
+    assert fields["request_id"] == "%REQ(X-REQUEST-ID)%" and len(fields) == 24
+    assert len(_file_logs(gen, "inbound_http")) == 1
+    # the workload turns its server side off; the client side and other workloads keep theirs
+    gen = _gen(_mesh_config("  accessLogFile: /var/log/mesh.log\n"), LOGS_OFF_FOR_REVIEWS)
+    assert _file_logs(gen, "inbound_http") == []
+    (text,) = _file_logs(gen, "outbound_http")
+    assert text.path == "/var/log/mesh.log"  # type: ignore[attr-defined]
+    assert text.log_format.text_format_source.inline_string.startswith("[%START_TIME%]")  # type: ignore[attr-defined]
+    assert len(_file_logs(gen, "inbound_http", "ratings")) == 1
+
+
+def test_envoy_accepts_both_access_log_formats(tmp_path: Path) -> None:
+    from envoy.config.bootstrap.v3 import bootstrap_pb2
+    from envoy.extensions.filters.http.router.v3 import router_pb2
+
+    from shoal.generate.telemetry_accesslog import file_access_logs
+    from shoal.generate.telemetry_policy import CLIENT, AccessLogPolicy
+
+    boot = bootstrap_pb2.Bootstrap()
+    for i, encoding in enumerate(("TEXT", "JSON")):
+        hcm = hcm_pb2.HttpConnectionManager(stat_prefix=f"l{i}")
+        hcm.route_config.name = "r"
+        router = hcm.http_filters.add(name="envoy.filters.http.router")
+        router.typed_config.Pack(router_pb2.Router())
+        policy = AccessLogPolicy(client=str(tmp_path / "access.log"), encoding=encoding)
+        hcm.access_log.extend(file_access_logs(policy, CLIENT))
+        listener = boot.static_resources.listeners.add(name=f"l{i}")
+        listener.address.socket_address.address = "127.0.0.1"
+        listener.address.socket_address.port_value = 10000 + i
+        chain = listener.filter_chains.add()
+        chain.filters.add(name="envoy.filters.network.http_connection_manager").typed_config.Pack(
+            hcm
+        )
+    path = tmp_path / "boot.pb"
+    path.write_bytes(boot.SerializeToString())
+    proc = subprocess.run(
+        [str(ENVOY), "--mode", "validate", "-c", str(path), "-l", "error"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
