@@ -27,17 +27,43 @@ beside the rest of the YAML and are watched like it. Field names are Istio's
   api/telemetry.py). `accessLogEncoding`: `TEXT` (Istio's default format, or
   `accessLogFormat`) or `JSON` (Istio's default fields).
 
+* `extensionProviders` — tracing backends by name, as Istio: `opentelemetry: {service, port}`
+  (OTLP/gRPC, W3C `traceparent`) or `zipkin: {service, port}` (Zipkin v2 JSON, B3 and W3C
+  accepted and injected); `defaultProviders.tracing` names the one used when no Telemetry
+  says otherwise (with Istio's default sampling, 1 %).
+
 One MeshConfig per mesh; if several exist the first in namespace/name order wins.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from shoal.api.base import ApiModel, ExportTarget
 from shoal.api.routepolicies import HTTPRetry
+
+
+class TracingBackend(ApiModel):
+    service: str  # host name or address of the collector
+    port: Annotated[int, Field(ge=1, le=65535, strict=True)]
+
+
+class ExtensionProvider(ApiModel):
+    name: str
+    opentelemetry: TracingBackend | None = None
+    zipkin: TracingBackend | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ExtensionProvider:
+        if (self.opentelemetry is None) == (self.zipkin is None):
+            raise ValueError("an extension provider needs exactly one of opentelemetry, zipkin")
+        return self
+
+
+class DefaultProviders(ApiModel):
+    tracing: list[str] = Field(default_factory=list)
 
 
 class MeshConfigSpec(ApiModel):
@@ -47,6 +73,21 @@ class MeshConfigSpec(ApiModel):
     access_log_file: str = ""
     access_log_encoding: Literal["TEXT", "JSON"] = "TEXT"
     access_log_format: str = ""
+    extension_providers: list[ExtensionProvider] = Field(default_factory=list)
+    default_providers: DefaultProviders = Field(default_factory=DefaultProviders)
+
+    @model_validator(mode="after")
+    def _providers_known(self) -> MeshConfigSpec:
+        names = [p.name for p in self.extension_providers]
+        if len(set(names)) != len(names):
+            raise ValueError("extensionProviders names must be unique")
+        for name in self.default_providers.tracing:
+            if name not in names:
+                raise ValueError(f"defaultProviders.tracing: no extension provider {name!r}")
+        return self
+
+    def provider(self, name: str) -> ExtensionProvider | None:
+        return next((p for p in self.extension_providers if p.name == name), None)
 
     @field_validator("access_log_file")
     @classmethod

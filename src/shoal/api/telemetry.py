@@ -5,13 +5,14 @@ Implemented: `selector`, `metrics[].overrides[]` (`match.metric` / `match.mode`,
 `tagOverrides` with `REMOVE` or `UPSERT` of a CEL `value`) and `metrics[].providers` (only
 `prometheus`, the one provider shoal has); `accessLogging[]` (`disabled`, `match.mode`,
 `providers` only `envoy`: the file MeshConfig `accessLogFile` names, `/dev/stdout` if none).
-`accessLogging[].filter`, `tracing` and `targetRef(s)` are valid Istio, not implemented yet
-(refused as such, see unimplemented.py).
+`tracing[]` (`providers`: an extension provider of MeshConfig, `randomSamplingPercentage`,
+`disableSpanReporting`, `match.mode`). `accessLogging[].filter`, `tracing[].customTags` and
+`targetRef(s)` are valid Istio, not implemented yet (refused as such, see unimplemented.py).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -107,7 +108,19 @@ class AccessLogging(ApiModel):
     disabled: Bool | None = None
 
 
+class TracingProviderRef(ApiModel):
+    name: str  # a MeshConfig extension provider (checked when the snapshot is generated)
+
+
+class Tracing(ApiModel):
+    providers: list[TracingProviderRef] = Field(default_factory=list)
+    match: AccessLogMatch = Field(default_factory=AccessLogMatch)
+    random_sampling_percentage: Annotated[float, Field(ge=0, le=100)] | None = None
+    disable_span_reporting: Bool | None = None
+
+
 class TelemetrySpec(ApiModel):
     selector: WorkloadLabelSelector | None = None
     metrics: list[Metrics] = Field(default_factory=list)
     access_logging: list[AccessLogging] = Field(default_factory=list)
+    tracing: list[Tracing] = Field(default_factory=list)

@@ -18,7 +18,7 @@ from shoal.api.destinationrule import DestinationRuleSpec, LoadBalancerSettings,
 from shoal.api.gateway import Server, ServerTLSSettings
 from shoal.api.requestauthentication import RequestAuthenticationSpec
 from shoal.api.sidecar import EgressListener, SidecarSpec
-from shoal.api.telemetry import AccessLogging, TelemetrySpec
+from shoal.api.telemetry import AccessLogging, TelemetrySpec, Tracing
 from shoal.api.trafficpolicy import (
     HTTPSettings,
     OutlierDetection,
@@ -46,7 +46,8 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
     SidecarSpec: frozenset({"ingress", "inboundConnectionPool"}),
     EgressListener: frozenset({"port", "bind", "captureMode"}),
     Server: frozenset({"bind", "defaultEndpoint"}),
-    TelemetrySpec: frozenset({"tracing", "targetRef", "targetRefs"}),
+    TelemetrySpec: frozenset({"targetRef", "targetRefs"}),
+    Tracing: frozenset({"customTags", "useRequestIdForTraceSampling", "enableIstioTags"}),
     AccessLogging: frozenset({"filter"}),
     ServerTLSSettings: frozenset(
         {

@@ -26,6 +26,7 @@ from shoal.generate import (
     reuse,
     routes,
     scope,
+    telemetry_tracing,
 )
 from shoal.generate.prepared import CLUSTER, ENDPOINT, LISTENER, ROUTE, PreparedResource
 from shoal.generate.resourceset import ResourceSet
@@ -249,6 +250,7 @@ class ConfigGenerator:
     def inbound_clusters(self, proxy: Proxy) -> list[PreparedResource]:
         """Clusters only some proxies hold: the local app, the catch-all forward proxy."""
         extra = outbound_policy.clusters(proxy)
+        extra.extend(telemetry_tracing.clusters(self.snapshot, proxy))  # trace collectors
         if proxy.inbound_port is not None and proxy.app_port is not None:
             extra.append(clusters.inbound(proxy.app_port))
         return extra

@@ -29,7 +29,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from google.protobuf import any_pb2
 
-from shoal.generate import protowire, telemetry_peer
+from shoal.generate import protowire, telemetry_peer, telemetry_tracing
 from shoal.generate.telemetry_accesslog import FILE_LOGGER, file_access_logs
 from shoal.generate.telemetry_labels import (
     HTTP_LABELS,
@@ -193,6 +193,7 @@ def instrument_outbound(
     _before_router(hcm, telemetry_peer.protocol_filter())
     hcm.access_log.extend(outbound_access_logs(proxy, metrics_policy(snapshot, proxy)))
     hcm.access_log.extend(file_access_logs(access_log_policy(snapshot, proxy), CLIENT))
+    telemetry_tracing.apply_tracing(hcm, snapshot, proxy, CLIENT)
 
 
 def instrument_inbound(
@@ -209,6 +210,8 @@ def instrument_inbound(
     policy = metrics_policy(snapshot, proxy)
     hcm.access_log.extend([*others, *inbound_access_logs(proxy, policy, mtls=mtls)])
     hcm.access_log.extend(file_access_logs(access_log_policy(snapshot, proxy), SERVER))
+    hcm.ClearField("tracing")
+    telemetry_tracing.apply_tracing(hcm, snapshot, proxy, SERVER)
 
 
 def instrument_tcp(tcp: tcp_proxy_pb2.TcpProxy, snapshot: MeshSnapshot, proxy: Proxy) -> None:

@@ -31,7 +31,11 @@ METRICS = {
     "TCP_SENT_BYTES": "tcp_sent_bytes_total",
     "TCP_RECEIVED_BYTES": "tcp_received_bytes_total",
 }
-_SIDES = {"CLIENT_AND_SERVER": (CLIENT, SERVER), "CLIENT": (CLIENT,), "SERVER": (SERVER,)}
+SIDES: dict[str, tuple[str, ...]] = {
+    "CLIENT_AND_SERVER": (CLIENT, SERVER),
+    "CLIENT": (CLIENT,),
+    "SERVER": (SERVER,),
+}
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ def metrics_policy(snapshot: MeshSnapshot, proxy: Proxy) -> MetricsPolicy:
                 metric = override.match.metric
                 stats = list(METRICS.values()) if metric == "ALL_METRICS" else [METRICS.get(metric)]
                 for stat in filter(None, stats):
-                    for side in _SIDES[override.match.mode]:
+                    for side in SIDES[override.match.mode]:
                         key = (stat, side)
                         if override.disabled is True:
                             disabled.add(key)
@@ -125,7 +129,7 @@ def access_log_policy(snapshot: MeshSnapshot, proxy: Proxy) -> AccessLogPolicy:
         for logging in spec.access_logging:
             if logging.disabled is None and not logging.providers:
                 continue
-            for side in _SIDES[logging.match.mode]:
+            for side in SIDES[logging.match.mode]:
                 on[side] = not logging.disabled
     path = mesh.access_log_file or "/dev/stdout"
     return AccessLogPolicy(

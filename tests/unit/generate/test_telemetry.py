@@ -105,10 +105,10 @@ def test_telemetry_levels_mesh_then_namespace_then_workload() -> None:
 
 
 def test_unimplemented_telemetry_fields_are_refused_as_such() -> None:
-    text = MESH_OFF + "  tracing: [{randomSamplingPercentage: 10}]\n"
+    text = MESH_OFF + "  targetRefs: [{kind: Gateway, name: gw}]\n"
     result = ConfigStore().update({"t.yaml": text})
     (error,) = result.errors
-    assert "spec.tracing" in str(error) and "does not implement yet" in str(error)
+    assert "spec.targetRefs" in str(error) and "does not implement yet" in str(error)
     text = MESH_OFF + "  accessLogging: [{filter: {expression: 'response.code >= 400'}}]\n"
     (error,) = ConfigStore().update({"t.yaml": text}).errors
     assert "spec.accessLogging[0].filter" in str(error), str(error)

@@ -1,0 +1,135 @@
+"""Tracing: Envoy's OpenTelemetry tracer (OTLP/gRPC, W3C `traceparent`) or Zipkin tracer
+(B3 and W3C accepted and injected), per Istio's MeshConfig `extensionProviders` and
+Telemetry `tracing`.
+
+Which provider and which sampling apply: MeshConfig `defaultProviders.tracing` at Istio's
+default 1 %, then the Telemetries of the mesh, the namespace and the workload in that order
+(telemetry_policy.applicable), each entry for the proxy's side replacing what it sets.
+`disableSpanReporting` keeps sampling and header propagation but sends no spans. Every HCM
+then makes one span per request (client side: the caller's sidecar; server side: the
+callee's), the app forwarding the context between its inbound and outbound requests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import grpc_service_pb2, protocol_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2
+from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+
+from shoal.api.meshconfig import ExtensionProvider
+from shoal.generate.prepared import PreparedResource, prepare
+from shoal.generate.telemetry_labels import canonical_service
+from shoal.generate.telemetry_policy import CLIENT, SERVER, SIDES, applicable
+from shoal.model import MeshSnapshot, Proxy
+
+DEFAULT_SAMPLING = 1.0  # percent, Istio's default
+_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+@dataclass(frozen=True)
+class TracingPolicy:
+    provider: ExtensionProvider
+    sampling: float  # percent
+    report: bool
+
+
+def tracing_policy(snapshot: MeshSnapshot, proxy: Proxy, side: str) -> TracingPolicy | None:
+    mesh = snapshot.mesh_config
+    names = mesh.default_providers.tracing
+    name = names[0] if names else None
+    sampling, report = DEFAULT_SAMPLING, True
+    for spec in applicable(snapshot, proxy) if snapshot.telemetries else ():
+        for entry in spec.tracing:
+            if side not in SIDES[entry.match.mode]:
+                continue
+            if entry.providers:
+                name = entry.providers[0].name
+            if entry.random_sampling_percentage is not None:
+                sampling = entry.random_sampling_percentage
+            if entry.disable_span_reporting is not None:
+                report = not entry.disable_span_reporting
+    provider = mesh.provider(name) if name else None
+    return TracingPolicy(provider, sampling, report) if provider is not None else None
+
+
+def cluster_name(provider: ExtensionProvider) -> str:
+    backend = provider.opentelemetry or provider.zipkin
+    assert backend is not None
+    return f"tracing|{provider.name}|{backend.service}:{backend.port}"
+
+
+def apply_tracing(
+    hcm: hcm_pb2.HttpConnectionManager, snapshot: MeshSnapshot, proxy: Proxy, side: str
+) -> None:
+    policy = tracing_policy(snapshot, proxy, side)
+    if policy is None:
+        return
+    hcm.tracing.random_sampling.value = policy.sampling
+    if not policy.report:
+        return
+    service = f"{canonical_service(proxy.labels, proxy.workload_name)}.{proxy.namespace}"
+    provider = hcm.tracing.provider
+    if policy.provider.opentelemetry is not None:
+        provider.name = "envoy.tracers.opentelemetry"
+        otel = opentelemetry_pb2.OpenTelemetryConfig(
+            grpc_service=grpc_service_pb2.GrpcService(
+                envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(
+                    cluster_name=cluster_name(policy.provider)
+                )
+            ),
+            service_name=service,
+        )
+        provider.typed_config.Pack(otel)
+    else:
+        provider.name = "envoy.tracers.zipkin"
+        zipkin = zipkin_pb2.ZipkinConfig(
+            collector_cluster=cluster_name(policy.provider),
+            collector_endpoint="/api/v2/spans",
+            collector_endpoint_version=zipkin_pb2.ZipkinConfig.HTTP_JSON,
+            trace_id_128bit=True,
+            shared_span_context=False,
+            trace_context_option=zipkin_pb2.ZipkinConfig.USE_B3_WITH_W3C_PROPAGATION,
+        )
+        provider.typed_config.Pack(zipkin)
+
+
+def clusters(snapshot: MeshSnapshot, proxy: Proxy) -> list[PreparedResource]:
+    """The collector clusters the proxy's tracers send to (one per provider in use)."""
+    used: dict[str, ExtensionProvider] = {}
+    for side in (CLIENT, SERVER):
+        policy = tracing_policy(snapshot, proxy, side)
+        if policy is not None and policy.report:
+            used[cluster_name(policy.provider)] = policy.provider
+    return [_cluster(name, p) for name, p in sorted(used.items())]
+
+
+def _cluster(name: str, provider: ExtensionProvider) -> PreparedResource:
+    backend = provider.opentelemetry or provider.zipkin
+    assert backend is not None
+    try:
+        ipaddress.ip_address(backend.service)
+        kind = cluster_pb2.Cluster.STATIC
+    except ValueError:
+        kind = cluster_pb2.Cluster.STRICT_DNS
+    cluster = cluster_pb2.Cluster(name=name, type=kind)
+    cluster.connect_timeout.FromSeconds(1)
+    cluster.load_assignment.cluster_name = name
+    lb = cluster.load_assignment.endpoints.add().lb_endpoints.add()
+    address = lb.endpoint.address.socket_address
+    address.address, address.port_value = backend.service, backend.port
+    assert isinstance(lb, endpoint_components_pb2.LbEndpoint)
+    if provider.opentelemetry is not None:  # OTLP/gRPC: HTTP/2
+        options = http_protocol_options_pb2.HttpProtocolOptions()
+        options.explicit_http_config.http2_protocol_options.CopyFrom(
+            protocol_pb2.Http2ProtocolOptions()
+        )
+        cluster.typed_extension_protocol_options[_HTTP_OPTIONS].Pack(options)
+    return prepare(name, cluster)

@@ -1,0 +1,88 @@
+"""An OpenTelemetry collector for tests: the real OTLP/gRPC TraceService (opentelemetry-proto's
+messages and service definition) on 127.0.0.1, keeping every span it is sent."""
+
+from __future__ import annotations
+
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from harness.ports import free_port
+
+
+@dataclass(frozen=True)
+class Span:
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    service: str
+    kind: int
+    status_code: int
+    attributes: dict[str, str]
+
+
+class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self, sink: list[Span], lock: threading.Lock) -> None:
+        self.sink = sink
+        self.lock = lock
+
+    def Export(
+        self, request: trace_service_pb2.ExportTraceServiceRequest, context: object
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        spans = []
+        for resource_spans in request.resource_spans:
+            service = next(
+                (
+                    a.value.string_value
+                    for a in resource_spans.resource.attributes
+                    if a.key == "service.name"
+                ),
+                "",
+            )
+            for scope in resource_spans.scope_spans:
+                for s in scope.spans:
+                    attributes = {
+                        a.key: a.value.string_value or str(a.value.int_value) for a in s.attributes
+                    }
+                    spans.append(
+                        Span(
+                            trace_id=s.trace_id.hex(),
+                            span_id=s.span_id.hex(),
+                            parent_span_id=s.parent_span_id.hex(),
+                            name=s.name,
+                            service=service,
+                            kind=s.kind,
+                            status_code=s.status.code,
+                            attributes=attributes,
+                        )
+                    )
+        with self.lock:
+            self.sink.extend(spans)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._spans: list[Span] = []
+        self._lock = threading.Lock()
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
+            _TraceService(self._spans, self._lock), self._server
+        )
+        self._server.add_insecure_port(f"127.0.0.1:{self.port}")
+
+    def start(self) -> Collector:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop(grace=None).wait(5)
+
+    def spans(self) -> list[Span]:
+        with self._lock:
+            return list(self._spans)
