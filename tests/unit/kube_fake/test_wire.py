@@ -461,3 +461,63 @@ async def test_scale_subresource_of_a_crd(wire: Wire) -> None:
     assert (await wire.ok("GET", widgets + "/w"))["spec"] == {"count": 4}
     status, body = await wire.call("PUT", widgets + "/w/scale", scale)  # the old RV
     assert (status, body["reason"]) == (409, "Conflict")
+
+
+async def test_dry_run_deletecollection_and_accept(wire: Wire, api: KubeAPIServer) -> None:
+    rv = api.store.rv
+    out = await wire.ok("POST", CMS + "?dryRun=All", cm("dry"))
+    assert out["metadata"]["name"] == "dry"
+    assert (await wire.call("GET", CMS + "/dry"))[0] == 404 and api.store.rv == rv
+    for name, app in (("a", "x"), ("b", "x"), ("c", "y")):
+        await wire.ok("POST", CMS, cm(name, {"app": app}))
+    await wire.ok("DELETE", CMS + "?labelSelector=app%3Dx")
+    left = await wire.ok("GET", CMS)
+    assert [i["metadata"]["name"] for i in left["items"]] == ["c"]
+    status, body = await wire.call(
+        "GET", CMS, headers={"Accept": "application/vnd.kubernetes.protobuf"}
+    )
+    assert (status, body["reason"]) == (406, "NotAcceptable")
+
+
+async def test_watch_of_one_object_by_path(wire: Wire) -> None:
+    await wire.ok("POST", CMS, cm("a"))
+    await wire.ok("POST", CMS, cm("b"))
+    events = await _collect(wire, CMS + "/b?watch=true", 1)
+    assert [e["object"]["metadata"]["name"] for e in events] == ["b"]
+    events = await _collect(wire, "/api/v1/watch/namespaces/default/configmaps/a", 1)
+    assert [e["object"]["metadata"]["name"] for e in events] == ["a"]
+
+
+async def test_namespace_deletion_waits_for_its_contents_finalizers(wire: Wire) -> None:
+    await wire.ok("POST", "/api/v1/namespaces", {"metadata": {"name": "gone"}})
+    sa = await wire.ok("GET", "/api/v1/namespaces/gone/serviceaccounts/default")
+    assert sa["metadata"]["uid"]  # made by the "controller", as in a cluster
+    held = {"metadata": {"name": "held", "finalizers": ["x/y"]}}
+    await wire.ok("POST", "/api/v1/namespaces/gone/configmaps", held)
+    await wire.ok("POST", "/api/v1/namespaces/gone/configmaps", cm("free"))
+    ns = await wire.ok("DELETE", "/api/v1/namespaces/gone")
+    assert ns["status"]["phase"] == "Terminating"
+    names = await wire.ok("GET", "/api/v1/namespaces/gone/configmaps")
+    assert [i["metadata"]["name"] for i in names["items"]] == ["held"]
+    status, body = await wire.call("POST", "/api/v1/namespaces/gone/configmaps", cm("new"))
+    assert (status, body["reason"]) == (403, "Forbidden")
+    await wire.ok("PATCH", "/api/v1/namespaces/gone/configmaps/held",
+                  {"metadata": {"finalizers": None}},
+                  content_type="application/merge-patch+json")  # fmt: skip
+    assert (await wire.call("GET", "/api/v1/namespaces/gone"))[0] == 404
+
+
+async def test_graceful_pod_deletion_waits_for_the_kubelet(wire: Wire, api: KubeAPIServer) -> None:
+    api.settings.graceful_pod_deletion = True
+    pods = "/api/v1/namespaces/default/pods"
+    spec = {"nodeName": "node-1", "containers": [{"name": "c"}]}
+    await wire.ok("POST", pods, {"metadata": {"name": "on-node"}, "spec": spec})
+    await wire.ok("POST", pods, {"metadata": {"name": "unscheduled"}, "spec": {"containers": []}})
+    await wire.ok("DELETE", pods + "/unscheduled")  # no node: gone at once
+    assert (await wire.call("GET", pods + "/unscheduled"))[0] == 404
+    terminating = await wire.ok("DELETE", pods + "/on-node")
+    assert terminating["metadata"]["deletionGracePeriodSeconds"] == 30
+    assert (await wire.ok("GET", pods + "/on-node"))["metadata"]["deletionTimestamp"]
+    # What the kubelet sends once the containers stopped:
+    await wire.ok("DELETE", pods + "/on-node", {"gracePeriodSeconds": 0})
+    assert (await wire.call("GET", pods + "/on-node"))[0] == 404
