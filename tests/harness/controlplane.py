@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -37,19 +38,24 @@ class ControlPlane:
 
     def __init__(
         self,
-        config_dir: Path,
+        config_dir: Path | None,
         *,
         workdir: Path | None = None,
         test_hooks: bool = False,
         debounce_ms: int | None = 20,
         name: str = "control-plane",
+        extra_args: Sequence[str] = (),
+        xds_port: int | None = None,
     ) -> None:
+        """`config_dir` None: no file source (pass `--kubernetes ...` in `extra_args`)."""
         self.config_dir = config_dir
-        self.workdir = workdir or config_dir.parent
+        self.extra_args = list(extra_args)
+        assert workdir is not None or config_dir is not None
+        self.workdir = workdir or config_dir.parent  # type: ignore[union-attr]
         self.test_hooks = test_hooks
         self.debounce_ms = debounce_ms
         self.name = name
-        self.xds_port = free_port()
+        self.xds_port = xds_port or free_port()
         self.admin_port = free_port()
         self.admin_url = f"http://127.0.0.1:{self.admin_port}"
         self.stderr_path = self.workdir / f"{name}.stderr.log"
@@ -63,8 +69,8 @@ class ControlPlane:
         args = [
             *_command(),
             "control-plane",
-            "--config-dir",
-            str(self.config_dir),
+            *(["--config-dir", str(self.config_dir)] if self.config_dir is not None else []),
+            *self.extra_args,
             "--xds-port",
             str(self.xds_port),
             "--admin-port",
