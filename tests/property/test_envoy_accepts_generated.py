@@ -34,6 +34,8 @@ ENVOY = shutil.which("envoy", path=str(Path(sys.executable).parent)) or "envoy"
 SUBSETS = ("v1", "v2")
 
 _DUR = st.sampled_from(["1ms", "250ms", "1s", "30s", "5m"])
+# Envoy holds keepalive times as whole seconds, and Linux refuses 0 (api/trafficpolicy.py)
+_KEEPALIVE = st.sampled_from(["1s", "30s", "5m"])
 _N = st.integers(0, 1000)
 _LB = st.one_of(
     st.builds(lambda s: {"simple": s}, st.sampled_from(["ROUND_ROBIN", "LEAST_REQUEST", "RANDOM"])),
@@ -62,7 +64,12 @@ _POOL = st.fixed_dictionaries(
                 **_TCP,
                 "idleTimeout": _DUR,
                 "tcpKeepalive": st.fixed_dictionaries(
-                    {}, optional={"probes": st.integers(1, 9), "time": _DUR, "interval": _DUR}
+                    {},
+                    optional={
+                        "probes": st.integers(1, 9),
+                        "time": _KEEPALIVE,
+                        "interval": _KEEPALIVE,
+                    },
                 ),
             },
         ),

@@ -23,9 +23,14 @@ def _winner(definitions: Sequence[Resource], in_force: Resource | None) -> Resou
         for definition in definitions:
             if definition is in_force:
                 return definition
-        for definition in definitions:
-            if definition.origin.file == in_force.origin.file:
+        # A whole-file re-parse makes new objects: the same definition is then the equal one
+        # of that file (equality ignores where it sits), or failing that the file's first.
+        same_file = [d for d in definitions if d.origin.file == in_force.origin.file]
+        for definition in same_file:
+            if definition == in_force:
                 return definition
+        if same_file:
+            return same_file[0]
     return definitions[0]  # candidates come by path, then by position in the file
 
 
