@@ -59,15 +59,16 @@ def _app(cp: ControlPlane) -> web.Application:
                 # weighted destinations without endpoints: their share goes to the others
                 # (MeshConfig skipEmptyDestinations, generate/emptydest.py)
                 "empty_destinations": sorted(
-                    cp.ads.generator.empty_destinations if cp.ads.generator else ()
+                    cp.pipeline.generation.empty_destinations if cp.pipeline.generation else ()
                 ),
             }
         )
 
     async def poison(request: web.Request) -> web.Response:
         cp.ads.view_filter = poison_view if request.method == "POST" else None
-        if cp.ads.generator is not None:
-            cp.ads.update(cp.ads.generator)
+        generation = cp.pipeline.generation
+        if generation is not None:
+            cp.ads.update(generation)  # every view filtered anew (no push request: all)
         return web.Response(text="ok\n")
 
     async def metrics(_: web.Request) -> web.Response:

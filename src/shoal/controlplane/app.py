@@ -269,7 +269,7 @@ class ControlPlane:
         if push.empty:
             return
         snapshot = generation.snapshot
-        self.ads.update(generation)
+        self.ads.update(generation, push)
         self.ads.metrics.generation.observe(time.perf_counter() - started)
         log.info(
             "snapshot %s: %d services, %d instances, built in %.1f ms",

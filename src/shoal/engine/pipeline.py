@@ -133,7 +133,7 @@ class Pipeline:
             result.delta,
             other_kinds=other,
         )
-        self.generation = ConfigGenerator(snapshot, previous=previous)
+        self.generation = ConfigGenerator(snapshot, previous=previous, push=push)
         return Build(self.generation, push)
 
     def load(self, files: Mapping[str, str]) -> Build:

@@ -30,7 +30,7 @@ from shoal.generate import (
 )
 from shoal.generate.prepared import CLUSTER, ENDPOINT, LISTENER, ROUTE, PreparedResource
 from shoal.generate.resourceset import ResourceSet
-from shoal.model import MeshSnapshot, Proxy, Service
+from shoal.model import MeshSnapshot, Proxy, PushRequest, Service
 
 ResourceMap = Mapping[str, PreparedResource]
 
@@ -53,15 +53,16 @@ class ConfigGenerator:
     """Generates and memoizes the resources of one snapshot, taking over from `previous`
     (the generator of the snapshot before) whatever did not change (see reuse.py)."""
 
-    def __init__(self, snapshot: MeshSnapshot, previous: ConfigGenerator | None = None) -> None:
+    def __init__(
+        self,
+        snapshot: MeshSnapshot,
+        previous: ConfigGenerator | None = None,
+        push: PushRequest | None = None,
+    ) -> None:
         self.snapshot = snapshot
-        # clusters of weighted destinations without endpoints (emptydest.py): a routing input,
-        # so only transitions to and from empty rebuild routes
+        # clusters of weighted destinations without endpoints (emptydest.py): routes depend
+        # on it, so only transitions to and from empty rebuild routes
         self.empty_destinations = emptydest.empty_destinations(snapshot)
-        self.routing_inputs = (
-            *reuse.routing_inputs(snapshot),
-            (reuse.EMPTY_DESTINATIONS, self.empty_destinations),
-        )
         self._routes: dict[tuple[object, ...], ResourceMap] = {}
         self._listeners: dict[tuple[object, ...], ResourceMap] = {}
         self._views: dict[tuple[object, ...], ProxyView] = {}
@@ -74,6 +75,7 @@ class ConfigGenerator:
         # its view object, and its stream need not even wake up
         self._prev_views: dict[tuple[object, ...], ProxyView] = {}
         # per-service resources of this snapshot, built on first use from the previous ones
+        # (per service, by value: safe whatever the push says)
         self._cds: reuse.ServiceResources | None = None
         self._secure_cds: reuse.ServiceResources | None = None
         self._eds: reuse.ServiceResources | None = None
@@ -81,22 +83,30 @@ class ConfigGenerator:
         self._prev_cds = previous._cds if previous is not None else None
         self._prev_secure_cds = previous._secure_cds if previous is not None else None
         self._prev_eds = previous._eds if previous is not None else None
-        self.reused_routing = False
+        # What else to take over is decided from what changed (the push request): without
+        # one, or on a full push, nothing but the per-service resources above.
+        keep = (
+            reuse.Keep.of(
+                previous.snapshot,
+                snapshot,
+                push,
+                same_empty=previous.empty_destinations == self.empty_destinations,
+            )
+            if previous is not None and push is not None
+            else reuse.Keep()
+        )
+        self.kept = keep
         # virtual hosts: taken over when nothing but VirtualServices changed (routes.py)
-        self._vhost_basis = reuse.vhost_basis(self.routing_inputs)
-        same_basis = previous is not None and previous._vhost_basis == self._vhost_basis
-        earlier = previous._vhosts if previous is not None and same_basis else None
-        self._vhosts: routes.VhostCache = routes.VhostCache(earlier)
-        # sidecar listeners: taken over when only services, VSs or DRs changed
-        self._listener_basis = reuse.sidecar_listener_basis(self.routing_inputs)
-        if previous is not None and previous._listener_basis == self._listener_basis:
-            self._listeners = {k: v for k, v in previous._listeners.items() if k[0] != "router"}
+        self._vhosts: routes.VhostCache = routes.VhostCache(
+            previous._vhosts if previous is not None and keep.virtual_hosts else None
+        )
         if previous is not None:
             self._prev_cds_with = previous._cds_with
             self._prev_views = previous._views
-            if previous.routing_inputs == self.routing_inputs:
+            if keep.sidecar_listeners:
+                self._listeners = {k: v for k, v in previous._listeners.items() if k[0] != "router"}
+            if keep.routing:
                 # endpoint-only change: every cluster, route table and listener stays
-                self.reused_routing = True
                 self._cds = previous._cds
                 self._routes = previous._routes
                 self._listeners = previous._listeners
@@ -246,6 +256,11 @@ class ConfigGenerator:
                 made = listeners.sidecar_listeners(self.snapshot, proxy)
             found = self._listeners[key] = ResourceSet.of(made)
         return found
+
+    def missing(self, type_url: str, name: str) -> PreparedResource | None:
+        """What to send for a name a proxy asks for that this generation does not have: an
+        empty load assignment for EDS (Envoy then knows the cluster has no endpoints)."""
+        return endpoints.empty_assignment(name) if type_url == ENDPOINT else None
 
     def inbound_clusters(self, proxy: Proxy) -> list[PreparedResource]:
         """Clusters only some proxies hold: the local app, the catch-all forward proxy."""

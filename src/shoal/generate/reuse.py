@@ -4,9 +4,10 @@ Generation is pure, so a resource whose inputs did not change is the same resour
 than build and serialize it again, a new `ConfigGenerator` takes the previous one's object.
 Two granularities:
 
-* `routing_inputs`: everything in a snapshot except endpoints (and its version and errors).
-  When it is equal to the previous snapshot's — the common endpoint-only change — clusters,
-  route tables and listeners are all taken over as they are.
+* `Keep`, from the push request (what changed): when only endpoints changed -- the common
+  case -- clusters, route tables and listeners are all taken over as they are; when only
+  VirtualServices did, the virtual hosts of the others; when only services, VirtualServices
+  or DestinationRules did, sidecar listeners.
 * per service: a service's clusters depend on the service (minus endpoints, unless it is
   resolved by DNS and they are inlined) and its DestinationRule; its load assignments on the
   service and the DestinationRule. Unchanged services keep their objects.
@@ -21,16 +22,14 @@ with the snapshot that stopped using them.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shoal.api import Resource
 from shoal.generate.prepared import PreparedResource
 from shoal.generate.resourceset import ResourceSet
-from shoal.model import MeshSnapshot, Service
-
-_NOT_ROUTING = frozenset({"version", "errors"})
+from shoal.model import MeshSnapshot, PushRequest, Service
+from shoal.model.push import REGISTRY_KINDS
 
 
 def without_endpoints(service: Service) -> Service:
@@ -40,53 +39,47 @@ def without_endpoints(service: Service) -> Service:
     return service.without_endpoints
 
 
-def routing_inputs(snapshot: MeshSnapshot) -> tuple[tuple[str, object], ...]:
-    """Every input of clusters, routes and listeners; new snapshot fields are included
-    automatically, so a policy added later cannot be missed here."""
-    parts: list[tuple[str, object]] = []
-    for f in dataclasses.fields(snapshot):
-        if f.name in _NOT_ROUTING:
-            continue
-        value = getattr(snapshot, f.name)
-        if f.name == "services":
-            value = tuple(without_endpoints(s) for s in value.values())
-        parts.append((f.name, value))
-    return tuple(parts)
-
-
-# the routing input ConfigGenerator adds beside the snapshot's fields (emptydest.py); virtual
-# hosts key on their own part of it, sidecar listeners do not depend on it
-EMPTY_DESTINATIONS = "empty_destinations"
-_VIRTUAL_SERVICES = frozenset({"virtual_services", "vs_by_host", EMPTY_DESTINATIONS})
-
-
-def vhost_basis(routing: tuple[tuple[str, object], ...]) -> tuple[tuple[str, object], ...]:
-    """`routing_inputs` without VirtualServices: what every virtual host depends on besides
-    its own VirtualService (its key in routes.VhostCache)."""
-    return tuple(p for p in routing if p[0] not in _VIRTUAL_SERVICES)
+def _shape(service: Service | None) -> Service | None:
+    return without_endpoints(service) if service is not None else None
 
 
 # Sidecar listeners name their route table (RDS) and clusters only by name; nothing in them
 # depends on services, VirtualServices or DestinationRules (test_reuse checks a VS and a DR
-# edit leave them equal to a fresh build). Everything else, new fields included, counts.
-_NOT_FOR_SIDECAR_LISTENERS = frozenset(
-    {
-        "services",
-        "virtual_services",
-        "vs_by_host",
-        "destination_rules",
-        "dr_by_host",
-        EMPTY_DESTINATIONS,
-    }
-)
+# edit leave them equal to a fresh build). Any other kind, new kinds included, counts.
+_NOT_FOR_SIDECAR_LISTENERS = REGISTRY_KINDS | {"VirtualService", "DestinationRule"}
 
 
-def sidecar_listener_basis(
-    routing: tuple[tuple[str, object], ...],
-) -> tuple[tuple[str, object], ...]:
-    """`routing_inputs` without what sidecar listeners cannot depend on: two snapshots with
-    equal bases have equal sidecar listeners."""
-    return tuple(p for p in routing if p[0] not in _NOT_FOR_SIDECAR_LISTENERS)
+@dataclass(frozen=True)
+class Keep:
+    """What a new generation takes over whole from the previous one, decided from the push
+    request: lists of what may change name what is safe, so a kind added later (or a field
+    of the snapshot that no kind feeds) is never taken over by mistake."""
+
+    # clusters, route tables and listeners: only endpoints changed
+    routing: bool = False
+    # virtual hosts: only VirtualServices (and endpoints) changed
+    virtual_hosts: bool = False
+    # sidecar listeners: only services, VirtualServices and DestinationRules changed
+    sidecar_listeners: bool = False
+
+    @staticmethod
+    def of(
+        previous: MeshSnapshot, snapshot: MeshSnapshot, push: PushRequest, *, same_empty: bool
+    ) -> Keep:
+        """`same_empty`: the set of weighted destinations without endpoints (emptydest.py)
+        is unchanged; routes depend on it, virtual hosts key on their own part of it."""
+        if push.full:
+            return Keep()
+        # registry changes that leave every touched service's shape as it was
+        shapes_same = all(
+            _shape(previous.services.get(h)) == _shape(snapshot.services.get(h)) for h in push.hosts
+        )
+        others = push.kinds - REGISTRY_KINDS
+        return Keep(
+            routing=shapes_same and not others and same_empty,
+            virtual_hosts=shapes_same and others <= {"VirtualService"},
+            sidecar_listeners=push.kinds <= _NOT_FOR_SIDECAR_LISTENERS,
+        )
 
 
 def cluster_key(snapshot: MeshSnapshot, service: Service) -> tuple[object, ...]:

@@ -24,7 +24,7 @@ POLICY_FILE = "PolicyFile"  # local files a policy names (DestinationRule tls, J
 REGISTRY = "RegistryService"  # services of another registry (Kubernetes Services, slices)
 
 # what an endpoint-only change may touch
-_REGISTRY_KINDS = frozenset({"ServiceEntry", "WorkloadEntry", INSTANCE, REGISTRY})
+REGISTRY_KINDS = frozenset({"ServiceEntry", "WorkloadEntry", INSTANCE, REGISTRY})
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class PushRequest:
     @property
     def registry_only(self) -> bool:
         """Only ServiceEntries, WorkloadEntries or instances changed (maybe just endpoints)."""
-        return not self.full and self.kinds <= _REGISTRY_KINDS
+        return not self.full and self.kinds <= REGISTRY_KINDS
 
 
 NOTHING = PushRequest()

@@ -25,15 +25,14 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
-from shoal.generate import SHORT_NAMES, ConfigGenerator, PreparedResource, ProxyView
-from shoal.generate.endpoints import empty_assignment
-from shoal.generate.prepared import ENDPOINT
-from shoal.model import Proxy, ProxyError, parse_proxy
+from shoal.generate import SHORT_NAMES, PreparedResource, ProxyView
+from shoal.model import Proxy, ProxyError, PushRequest, parse_proxy
 from shoal.xds.acknames import NameList, request_names
 from shoal.xds.messages import Request, Response
 from shoal.xds.metrics import XdsMetrics, short
 from shoal.xds.pushbudget import PushBudget
 from shoal.xds.stream import StreamProtocol
+from shoal.xds.viewsource import ViewSource
 from shoal.xds.wire import encode_delta, encode_sotw
 
 log = logging.getLogger("shoal.xds")
@@ -58,10 +57,6 @@ _SERVER_OPTIONS = [
 # Large responses on their way at once (see pushbudget.py): enough to keep every core busy
 # encoding and sending, small beside a thousand copies of a multi-MB cold-start response.
 PUSH_BUDGET_BYTES = 64 * 1024 * 1024
-
-
-def _missing(type_url: str, name: str) -> PreparedResource | None:
-    return empty_assignment(name) if type_url == ENDPOINT else None
 
 
 _VIEW = object()
@@ -132,11 +127,11 @@ def _delta_request(msg: discovery_pb2.DeltaDiscoveryRequest) -> Request:
 
 
 class AdsServer:
-    """Serves ADS to every proxy from the current `ConfigGenerator`."""
+    """Serves ADS to every proxy from the current generation (a `ViewSource`)."""
 
     def __init__(self, boot_id: str) -> None:
         self.boot_id = boot_id
-        self.generator: ConfigGenerator | None = None
+        self.generator: ViewSource | None = None
         self.view_filter: ViewFilter | None = None
         self.connections: dict[int, Connection] = {}
         self._ids = itertools.count(1)
@@ -152,13 +147,17 @@ class AdsServer:
         self._unsettled: set[int] = set()
 
     # ------------------------------------------------------------------ config
-    def update(self, generator: ConfigGenerator) -> None:
-        """A new snapshot: every stream whose view changed pushes what changed in it.
+    def update(self, generator: ViewSource, push: PushRequest | None = None) -> None:
+        """A new generation: every stream whose view changed pushes what changed in it.
 
-        A generator hands out the previous snapshot's view object again when nothing a proxy
-        holds changed (generate/reuse.py), so a change a proxy cannot see costs its stream one
-        lookup here and no wake-up at all."""
+        `push` says what changed (None: anything may have). When nothing did, no stream is
+        looked at. Otherwise a generation hands out the previous view object again when
+        nothing a proxy holds changed -- it took over what the push request left untouched
+        (generate/reuse.py) -- so a change a proxy cannot see costs its stream one lookup
+        here and no wake-up at all."""
         self.generator = generator
+        if push is not None and push.empty:
+            return
         self._snapshot_ready = time.monotonic()
         for conn in self.connections.values():
             if conn.proxy is None:
@@ -179,6 +178,9 @@ class AdsServer:
             self._unsettled.add(conn.id)
         else:
             self._unsettled.discard(conn.id)
+
+    def _missing(self, type_url: str, name: str) -> PreparedResource | None:
+        return self.generator.missing(type_url, name) if self.generator is not None else None
 
     def _view(self, proxy: Proxy) -> ProxyView | None:
         if self.generator is None:
@@ -238,7 +240,7 @@ class AdsServer:
         conn = Connection(
             id=next(self._ids),
             delta=delta,
-            protocol=StreamProtocol(delta=delta, boot_id=self.boot_id, missing=_missing),
+            protocol=StreamProtocol(delta=delta, boot_id=self.boot_id, missing=self._missing),
         )
         if self.authenticate is not None:
             conn.identity = await self._authenticate(context)

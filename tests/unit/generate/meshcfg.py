@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 from shoal.engine import Pipeline
 from shoal.generate import ConfigGenerator
 from shoal.model import MeshSnapshot, Proxy, parse_proxy
@@ -62,6 +64,31 @@ def pipeline(*texts: str) -> Pipeline:
     built.load({f"f{i}.yaml": t for i, t in enumerate(texts)})
     assert not built.errors, [str(e) for e in built.errors]
     return built
+
+
+class Steps:
+    """One pipeline moved from one set of files to the next, as a control plane would be:
+    each call loads `texts` (one file each) and gives the generation it made."""
+
+    def __init__(self) -> None:
+        self.pipeline = Pipeline("test")
+
+    def __call__(self, *texts: str) -> ConfigGenerator:
+        generation = self.pipeline.load({f"f{i}.yaml": t for i, t in enumerate(texts)}).generation
+        assert not self.pipeline.errors, [str(e) for e in self.pipeline.errors]
+        return generation
+
+
+# the pipeline each generation of `moved_on` came from, so the next one moves on from there
+_STEPS: weakref.WeakKeyDictionary[ConfigGenerator, Steps] = weakref.WeakKeyDictionary()
+
+
+def moved_on(*texts: str, previous: ConfigGenerator | None = None) -> ConfigGenerator:
+    """The generation after loading `texts` into `previous`'s pipeline (a new one if None)."""
+    steps = _STEPS[previous] if previous is not None else Steps()
+    out = steps(*texts)
+    _STEPS[out] = steps
+    return out
 
 
 def generator(*texts: str) -> ConfigGenerator:

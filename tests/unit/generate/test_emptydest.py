@@ -7,7 +7,7 @@ from envoy.config.route.v3 import route_pb2
 from shoal.generate import CLUSTER, ENDPOINT, LISTENER, ROUTE, ConfigGenerator
 from shoal.generate.prepared import unpack
 
-from .meshcfg import RATINGS, REVIEWS, sidecar, snapshot
+from .meshcfg import RATINGS, REVIEWS, moved_on, sidecar
 
 V1 = "outbound|80|v1|reviews.default.svc.cluster.local"
 V2 = "outbound|80|v2|reviews.default.svc.cluster.local"
@@ -27,7 +27,7 @@ spec: {skipEmptyDestinations: false}
 
 
 def gen(*texts: str, previous: ConfigGenerator | None = None) -> ConfigGenerator:
-    out = ConfigGenerator(snapshot(*texts), previous=previous)
+    out = moved_on(*texts, previous=previous)
     out.view(sidecar())
     return out
 
@@ -70,7 +70,7 @@ def test_mesh_config_turns_it_off() -> None:
 def test_first_endpoint_changes_routes_and_not_listeners() -> None:
     first = gen(NO_V2, RATINGS)
     second = gen(REVIEWS, RATINGS, previous=first)
-    assert not second.reused_routing
+    assert not second.kept.routing
     assert split(second) == {V1: 80, V2: 20}
     one, two = first.view(sidecar()), second.view(sidecar())
     assert two.of(LISTENER) is one.of(LISTENER)
@@ -95,7 +95,7 @@ def test_endpoint_changes_that_keep_emptiness_stay_eds_only() -> None:
     )
     third = gen(extra, RATINGS, previous=second)
     for before, after in ((first, second), (second, third)):
-        assert after.reused_routing
+        assert after.kept.routing
         one, two = before.view(sidecar()), after.view(sidecar())
         for type_url in (CLUSTER, ROUTE, LISTENER):
             assert two.of(type_url) is one.of(type_url)

@@ -7,11 +7,11 @@ from envoy.config.route.v3 import route_pb2
 from shoal.generate import CLUSTER, ENDPOINT, LISTENER, ROUTE, ConfigGenerator
 from shoal.generate.prepared import unpack
 
-from .meshcfg import RATINGS, REVIEWS, sidecar, snapshot
+from .meshcfg import RATINGS, REVIEWS, Steps, moved_on, sidecar
 
 
 def gen(*texts: str, previous: ConfigGenerator | None = None) -> ConfigGenerator:
-    out = ConfigGenerator(snapshot(*texts), previous=previous)
+    out = moved_on(*texts, previous=previous)
     out.view(sidecar())
     return out
 
@@ -20,7 +20,7 @@ def test_endpoint_only_change_keeps_clusters_routes_and_listeners() -> None:
     first = gen(REVIEWS, RATINGS)
     moved = RATINGS.replace("10.0.1.1", "10.0.1.9")
     second = gen(REVIEWS, moved, previous=first)
-    assert second.reused_routing
+    assert second.kept.routing
     one, two = first.view(sidecar()), second.view(sidecar())
     for type_url in (CLUSTER, ROUTE):
         assert two.of(type_url) is one.of(type_url)
@@ -40,7 +40,7 @@ def test_route_change_keeps_the_cluster_and_endpoint_maps() -> None:
         RATINGS,
         previous=first,
     )
-    assert not second.reused_routing
+    assert not second.kept.routing
     one, two = first.view(sidecar()), second.view(sidecar())
     assert two.of(CLUSTER) is one.of(CLUSTER)
     assert two.of(ENDPOINT) is one.of(ENDPOINT)
@@ -70,17 +70,15 @@ def test_secure_clusters_are_taken_over_unless_service_accounts_change() -> None
     def secure(gen: ConfigGenerator) -> object:
         return gen.view(plain(SECURE="true")).of(CLUSTER)
 
-    one = ConfigGenerator(snapshot(REVIEWS, RATINGS))
+    steps = Steps()
+    one = steps(REVIEWS, RATINGS)
     a = secure(one)  # served before the next snapshot arrives, as in the control plane
-    two = ConfigGenerator(snapshot(REVIEWS, RATINGS.replace("10.0.1.1", "10.0.1.9")), previous=one)
+    two = steps(REVIEWS, RATINGS.replace("10.0.1.1", "10.0.1.9"))
     b = secure(two)
     assert b is a  # an endpoint address moved: SANs unchanged, same map
-    three = ConfigGenerator(
-        snapshot(
-            REVIEWS,
-            RATINGS.replace("{address: 10.0.1.1}", "{address: 10.0.1.1, serviceAccount: r}"),
-        ),
-        previous=two,
+    three = steps(
+        REVIEWS,
+        RATINGS.replace("{address: 10.0.1.1}", "{address: 10.0.1.1, serviceAccount: r}"),
     )
     assert secure(three) is not b
 
@@ -94,7 +92,7 @@ def route_table(gen: ConfigGenerator, ns: str = "default") -> route_pb2.RouteCon
 def test_a_route_table_joined_from_cached_virtual_hosts_is_protobufs_own_bytes() -> None:
     from google.protobuf import any_pb2
 
-    gen = ConfigGenerator(snapshot(REVIEWS, RATINGS))
+    gen = Steps()(REVIEWS, RATINGS)
     resource = gen.view(sidecar()).of(ROUTE)["outbound_http"]
     table = route_table(gen)
     body = any_pb2.Any.FromString(resource.any_bytes).value

@@ -8,7 +8,7 @@ from shoal.generate import CLUSTER, ENDPOINT, ROUTE, ConfigGenerator
 from shoal.xds.messages import Request
 from shoal.xds.stream import StreamProtocol
 
-from .meshcfg import sidecar, snapshot
+from .meshcfg import Steps, sidecar, snapshot
 
 
 def service(name: str, ns: str, export: str = "") -> str:
@@ -104,9 +104,10 @@ def connect(gen: ConfigGenerator, ns: str) -> StreamProtocol:
 
 
 def test_a_change_in_one_namespace_is_pushed_only_to_proxies_that_see_it() -> None:
-    first = ConfigGenerator(snapshot(*BASE, vs("a1", "a", "1s")))
+    steps = Steps()
+    first = steps(*BASE, vs("a1", "a", "1s"))
     in_a, in_b = connect(first, "a"), connect(first, "b")
-    second = ConfigGenerator(snapshot(*BASE, vs("a1", "a", "2s")), previous=first)
+    second = steps(*BASE, vs("a1", "a", "2s"))
     assert [r.type_url for r in in_a.on_view(second.view(sidecar("a")))] == [ROUTE]
     assert in_b.on_view(second.view(sidecar("b"))) == []
 
@@ -114,10 +115,11 @@ def test_a_change_in_one_namespace_is_pushed_only_to_proxies_that_see_it() -> No
 def test_an_endpoint_change_elsewhere_keeps_the_view_object_of_a_scoped_proxy() -> None:
     # The ADS server skips a stream whose view is the very object it already has, so an
     # endpoint change in namespace b must leave a's narrowed maps and view as they were.
-    first = ConfigGenerator(snapshot(*BASE))
+    steps = Steps()
+    first = steps(*BASE)
     a_before, b_before = first.view(sidecar("a")), first.view(sidecar("b"))
     moved = [t.replace("10.0.0.1", "10.0.0.2") if "name: b1" in t else t for t in BASE]
-    second = ConfigGenerator(snapshot(*moved), previous=first)
+    second = steps(*moved)
     assert second.view(sidecar("a")) is a_before
     b_after = second.view(sidecar("b"))
     assert b_after is not b_before
@@ -126,7 +128,7 @@ def test_an_endpoint_change_elsewhere_keeps_the_view_object_of_a_scoped_proxy() 
     changed = "outbound|80||b1.b.svc.cluster.local"
     assert b_after.of(ENDPOINT)[changed].version != b_before.of(ENDPOINT)[changed].version
     # a third snapshot with the change undone is new content again for b, not a's business
-    third = ConfigGenerator(snapshot(*BASE), previous=second)
+    third = steps(*BASE)
     assert third.view(sidecar("a")) is a_before
     assert third.view(sidecar("b")).of(ENDPOINT).digest() == b_before.of(ENDPOINT).digest()
 
