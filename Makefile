@@ -33,6 +33,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/generate_bench.py
 	$(BIN)/python benchmarks/convergence_bench.py
+	$(BIN)/python benchmarks/parse_bench.py
 
 # N simulated sidecars against the control plane, beside the floor; SCALE_ARGS="--full" etc.
 SCALE_ARGS ?= --quick

@@ -137,36 +137,56 @@ class _Converter:
 
     def mapping(self, node: MappingNode, path: Path) -> dict[object, object]:
         result: dict[object, object] = {}
-        key_lines: dict[object, int] = {}
         merged: list[dict[object, object]] = []
+        record = self.record
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
+            key_tag = key_node.tag
+            if key_tag == _STR and type(key_node) is ScalarNode:
+                key: object = key_node.value  # the common case, inlined (see `scalar`)
+                if "\x00" in key_node.value or not key_node.value.isascii():
+                    self.clean_text = False
+            elif key_tag == _MERGE:
                 merged.extend(self.merge_sources(value_node, path))
                 continue
-            if not isinstance(key_node, ScalarNode):
+            elif not isinstance(key_node, ScalarNode):
                 self.error(key_node, path, "a mapping key must be a plain value")
                 continue
-            key = self.scalar(key_node, path)
-            line = key_node.start_mark.line + 1
-            if not isinstance(key, str | int | float | bool) and key is not None:
+            else:
+                key = self.scalar(key_node, path)
+                if not isinstance(key, str | int | float | bool) and key is not None:
+                    continue
+            if key in result:
+                self._duplicate(node, key_node, key, path)
                 continue
-            if key in key_lines:
-                self.error(
-                    key_node,
-                    (*path, str(key)),
-                    f"duplicate key {key!r} (first given on line {key_lines[key]})",
-                )
+            if not record and value_node.tag == _STR and type(value_node) is ScalarNode:
+                # a plain string value: nothing can go wrong below it, so no path is needed
+                self.visited += 1
+                text: str = value_node.value
+                if "\x00" in text or not text.isascii():
+                    self.clean_text = False
+                result[key] = text
                 continue
-            key_lines[key] = line
             child: Path = (*path, key if isinstance(key, str) else str(key))
-            if self.record:
-                self.lines.setdefault(child, line)
+            if record:
+                self.lines.setdefault(child, key_node.start_mark.line + 1)
             result[key] = self.convert(value_node, child)
         # Merge keys ("<<: *base") fill in only what the mapping does not set itself.
         for source in merged:
             for key, value in source.items():
                 result.setdefault(key, value)
         return result
+
+    def _duplicate(self, node: MappingNode, key_node: Node, key: object, path: Path) -> None:
+        first = next(
+            k.start_mark.line + 1
+            for k, _ in node.value
+            if isinstance(k, ScalarNode) and k is not key_node and self.scalar(k, path) == key
+        )
+        self.error(
+            key_node,
+            (*path, str(key)),
+            f"duplicate key {key!r} (first given on line {first})",
+        )
 
     def merge_sources(self, node: Node, path: Path) -> list[dict[object, object]]:
         nodes = node.value if isinstance(node, SequenceNode) else [node]
