@@ -91,6 +91,23 @@ class HTTPMatchRequest(ApiModel):
             raise ValueError("set one of exact, prefix or regex")
         return value
 
+    @model_validator(mode="after")
+    def _prefixes(self) -> Self:
+        # Envoy's StringMatcher (all but the URI's RouteMatch) refuses an empty prefix
+        found: list[tuple[str, StringMatch | None]] = [
+            (n, getattr(self, n)) for n in ("scheme", "method", "authority")
+        ]
+        for field_name in ("headers", "query_params", "without_headers"):
+            camel = {"query_params": "queryParams", "without_headers": "withoutHeaders"}
+            found += [
+                (f"{camel.get(field_name, field_name)}.{k}", m)
+                for k, m in getattr(self, field_name).items()
+            ]
+        for where, m in found:
+            if m is not None and m.prefix == "":
+                raise field_error(f"{where}.prefix", "prefix must not be empty (Envoy refuses it)")
+        return self
+
 
 class PortSelector(ApiModel):
     number: Port
@@ -216,6 +233,8 @@ class CorsPolicy(ApiModel):
         for i, m in enumerate(value):
             if m.is_empty:
                 raise field_error(str(i), "set one of exact, prefix or regex")
+            if m.prefix == "":
+                raise field_error(f"{i}.prefix", "prefix must not be empty (Envoy refuses it)")
         return value
 
 

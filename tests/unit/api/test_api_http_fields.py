@@ -141,6 +141,8 @@ def test_path_set_as_a_header() -> None:
         ("match: [{headers: {'bad name': {exact: a}}}]", "token"),
         ("match: [{headers: {':nope': {exact: a}}}]", "pseudo-header"),
         ("match: [{queryParams: {'': {exact: a}}}]", "1 to 1024"),
+        ("match: [{headers: {x-a: {prefix: ''}}}]", "prefix must not be empty"),
+        ("corsPolicy: {allowOrigins: [{prefix: ''}]}", "prefix must not be empty"),
         ("corsPolicy: {allowMethods: ['GET POST']}", "HTTP method"),
         ("corsPolicy: {allowHeaders: ['x-a, x-b']}", "token"),
         ("retries: {attempts: 4294967296}", "less than or equal"),
