@@ -51,7 +51,7 @@ def test_proxy_status_and_proxy_config(mesh: Mesh) -> None:
     status = shoal("proxy-status", "--control-plane", url)
     assert status.returncode == 0, status.stderr
     rows = _rows(status.stdout)
-    assert rows[0] == ["NAME", "CDS", "LDS", "EDS", "RDS", "MODE", "VERSION"]
+    assert rows[0] == ["NAME", "CDS", "LDS", "EDS", "RDS", "MODE", "VERSION", "NACKS", "LAG"]
     assert rows[1][:6] == ["productpage.default", "SYNCED", "SYNCED", "SYNCED", "SYNCED", "sotw"]
     assert rows[2][:6] == ["ratings.default", "SYNCED", "SYNCED", "SYNCED", "SYNCED", "delta"]
     assert len(rows) == 3, status.stdout
