@@ -32,13 +32,9 @@ from harness.ports import free_port
 from harness.wait import wait_until
 from shoal.cli.main import main
 
-pytestmark = [
-    pytest.mark.envoy,
-    pytest.mark.skipif(
-        not podnet.available() or shutil.which("kubectl") is None,
-        reason="needs root (network namespaces) and kubectl",
-    ),
-]
+pytestmark = pytest.mark.envoy
+if not podnet.available() or shutil.which("kubectl") is None:  # fail clearly, never skip
+    pytest.fail("needs root (network namespaces) and kubectl (.ci/run installs it)", pytrace=False)
 
 LEASE_TTL_S = 3.0
 NS = "shop"
