@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from concurrent import futures
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -23,6 +24,14 @@ class Span:
     kind: int
     status_code: int
     attributes: dict[str, str]
+
+
+def _field_2(resource_spans: Any) -> list[Any]:
+    # xds-protos ships an older copy of these modules into the same package directory, and the
+    # one pip installs last wins: there the list is ``instrumentation_library_spans``, later
+    # ``scope_spans``. Both are field 2 on the wire, so the collector reads it by number.
+    field = resource_spans.DESCRIPTOR.fields_by_number[2]
+    return list(getattr(resource_spans, field.name))
 
 
 class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
@@ -43,7 +52,7 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
                 ),
                 "",
             )
-            for scope in resource_spans.scope_spans:
+            for scope in _field_2(resource_spans):
                 for s in scope.spans:
                     attributes = {
                         a.key: a.value.string_value or str(a.value.int_value) for a in s.attributes

@@ -87,14 +87,12 @@ def bootstrap(
     return boot
 
 
-def to_json(boot: bootstrap_pb2.Bootstrap) -> str:
-    return json_format.MessageToJson(boot)
-
-
 def validate(boot: bootstrap_pb2.Bootstrap, directory: Path) -> tuple[bool, str]:
     """Run `envoy --mode validate` on `boot`; (accepted, Envoy's output)."""
-    path = directory / "bootstrap.json"
-    path.write_text(to_json(boot))
+    # Binary, not JSON: shoal appends fields newer than the python protos in wire form (the
+    # stats logger's stats_scope), which a JSON rendering would silently drop.
+    path = directory / "bootstrap.pb"
+    path.write_bytes(boot.SerializeToString())
     proc = subprocess.run(
         [find_envoy(), "--mode", "validate", "-c", str(path), "--disable-hot-restart", "-l",
          "error"],
