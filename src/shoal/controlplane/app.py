@@ -30,6 +30,7 @@ from shoal.ca.authority import CertificateAuthority
 from shoal.controlplane.admin import start_admin
 from shoal.controlplane.heap import HeapPolicy
 from shoal.controlplane.kubernetes import KubeSettings, KubeSide
+from shoal.controlplane.reloads import Debouncer
 from shoal.controlplane.security import MeshSecurity
 from shoal.controlplane.webhooks import Webhooks
 from shoal.engine import Pipeline
@@ -41,7 +42,6 @@ from shoal.sources.parseworker import ParseWorker
 from shoal.sources.policyfiles import read_policy_files
 from shoal.sources.secrets import SECRETS_DIR, read_credentials
 from shoal.telemetry import cpmetrics
-from shoal.xds.debounce import Debouncer
 from shoal.xds.server import AdsServer
 
 log = logging.getLogger("shoal.controlplane")

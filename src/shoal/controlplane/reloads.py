@@ -1,4 +1,7 @@
-"""Debounce bursts of change events into one push, and pace pushes to their fan-out.
+"""Debounce bursts of change events into one reload, and pace reloads to the last push's fan-out.
+
+This schedules the control plane's reloads (read, parse, build, push), not xDS messages, so it
+lives here rather than in `shoal.xds` (it used to be `xds/debounce.py`; it imports nothing of xds).
 
 Waits for `quiet` seconds without a new event, but never more than `max_wait` after the first
 event of a burst, so a steady trickle of changes cannot postpone a push forever.

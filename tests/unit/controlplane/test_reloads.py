@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shoal.xds.debounce import Debouncer
+from shoal.controlplane.reloads import Debouncer
 
 
 async def test_a_burst_becomes_one_action_and_a_trickle_still_fires_by_max_wait() -> None:
