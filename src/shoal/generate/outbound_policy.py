@@ -31,6 +31,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 
 from shoal.api import Resource
 from shoal.api.sidecar import SidecarSpec
+from shoal.generate import meshexit
 from shoal.generate.prepared import PreparedResource, prepare
 from shoal.model import MeshSnapshot, Proxy
 
@@ -129,4 +130,5 @@ def catch_all(snapshot: MeshSnapshot, proxy: Proxy) -> list[rc.VirtualHost]:
     enable.config.Pack(dfp_filter_pb2.PerRouteConfig())
     route.typed_per_filter_config[DFP_FILTER].Pack(enable)
     route.route.timeout.FromSeconds(0)  # as Istio's PassthroughCluster: no route timeout
+    meshexit.strip_peer_headers(route)  # every host here is outside the mesh
     return [rc.VirtualHost(name=CATCH_ALL, domains=["*"], routes=[route])]

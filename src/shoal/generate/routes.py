@@ -25,7 +25,7 @@ from shoal.api.virtualservice import (
     StringMatch,
     VirtualServiceSpec,
 )
-from shoal.generate import outbound_policy, protowire
+from shoal.generate import meshexit, outbound_policy, protowire
 from shoal.generate.cors import CORS_FILTER, cors_policy
 from shoal.generate.destinations import destination_cluster
 from shoal.generate.faults import FAULT_FILTER, http_fault
@@ -197,6 +197,8 @@ def _action(
     dests = [d for d in http.route if d.weight > 0 or len(http.route) == 1]
     if len(dests) == 1 and dests[0].headers is None:
         action.cluster = _cluster_for(snapshot, dests[0].destination, namespace, port)
+        if meshexit.destination_outside(snapshot, dests[0].destination, namespace):
+            meshexit.strip_peer_headers(route)
     else:
         names = [_cluster_for(snapshot, d.destination, namespace, port) for d in dests]
         # emptydest.py: an empty destination's share goes to the others, unless all are empty
@@ -209,6 +211,8 @@ def _action(
             cw = rc.WeightedCluster.ClusterWeight(name=name)
             cw.weight.value = 0 if name in held else d.weight or 100
             _apply_headers(cw, d.headers)
+            if meshexit.destination_outside(snapshot, d.destination, namespace):
+                meshexit.strip_peer_headers(cw)
             action.weighted_clusters.clusters.append(cw)
     action.hash_policy.extend(hash_policies(snapshot, action))
     _set_timeout(action, http.timeout)
@@ -248,6 +252,8 @@ def _routes(
 def _default_route(snapshot: MeshSnapshot, service: Service, port: Port) -> rc.Route:
     route = rc.Route(name="default", match=rc.RouteMatch(prefix="/"))
     route.route.cluster = outbound_cluster(port.number, "", service.hostname)
+    if meshexit.outside(service):
+        meshexit.strip_peer_headers(route)
     route.route.hash_policy.extend(hash_policies(snapshot, route.route))
     _set_timeout(route.route, None)
     retry = retry_policy(
