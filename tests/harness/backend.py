@@ -36,6 +36,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "path": self.path,
                 "method": self.command,
                 "headers": {k.lower(): v for k, v in self.headers.items()},
+                # every header line as received, repeats included (headers keeps the last)
+                "header_list": [[k.lower(), v] for k, v in self.headers.items()],
             }
         ).encode()
         backend.count()
