@@ -85,3 +85,18 @@ def _export_target(value: str) -> str:
 
 # An `exportTo` entry: its own namespace (.), every namespace (*), none (~), or a namespace.
 ExportTarget = Annotated[str, AfterValidator(_export_target)]
+
+
+def _everywhere(value: list[str]) -> list[str]:
+    for target in value:
+        if target != "*":
+            raise ValueError(
+                f"exportTo {target!r}: limiting the namespaces that see a VirtualService or "
+                "DestinationRule is not implemented yet (shoal exports both to every "
+                "namespace); leave exportTo out or write '*'"
+            )
+    return value
+
+
+# VirtualService/DestinationRule `exportTo`: only '*', the default, is implemented
+ExportEverywhere = Annotated[list[ExportTarget], AfterValidator(_everywhere)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from shoal.api.base import ApiModel, DnsLabel, Host, field_error
+from shoal.api.base import ApiModel, DnsLabel, ExportEverywhere, Host, field_error
 from shoal.api.trafficpolicy import LoadBalancerSettings, TrafficPolicy, effective_policy
 
 __all__ = ["DestinationRuleSpec", "LoadBalancerSettings", "Subset", "TrafficPolicy"]
@@ -28,7 +28,7 @@ class DestinationRuleSpec(ApiModel):
     host: Host
     traffic_policy: TrafficPolicy | None = None
     subsets: list[Subset] = Field(default_factory=list)
-    export_to: list[str] = Field(default_factory=list)
+    export_to: ExportEverywhere = Field(default_factory=list)
 
     @field_validator("subsets")
     @classmethod

@@ -34,8 +34,6 @@ class ServerTLSSettings(ApiModel):
         "PASSTHROUGH"
     )
     credential_name: str = ""
-    min_protocol_version: str = ""
-    max_protocol_version: str = ""
 
     @model_validator(mode="after")
     def _simple_with_credential(self) -> Self:

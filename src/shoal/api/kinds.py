@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from shoal.api.authorizationpolicy import AuthorizationPolicySpec
 from shoal.api.destinationrule import DestinationRuleSpec
 from shoal.api.gateway import GatewaySpec
+from shoal.api.kubernetes import PASSIVE_KINDS, KubeObjectSpec, KubeSecretSpec, KubeServiceSpec
 from shoal.api.localgateway import LocalGatewaySpec
 from shoal.api.localworkload import LocalWorkloadSpec
 from shoal.api.meshconfig import MeshConfigSpec
@@ -38,10 +39,16 @@ class KindSpec:
     versions: tuple[str, ...]
     kind: str
     spec: type[BaseModel]
+    # Kubernetes objects with their fields at the top level (Secret `data`, Role `rules`):
+    # the document less apiVersion, kind, metadata and status is validated as the spec
+    top_level: bool = False
+    # a kind shoal reads in file mode but does not use: why, for analyze's note
+    note: str = ""
 
     @property
     def api_versions(self) -> tuple[str, ...]:
-        return tuple(f"{self.group}/{v}" for v in self.versions)
+        # Kubernetes' core group has no name: its apiVersion is the bare version ("v1")
+        return tuple(f"{self.group}/{v}" if self.group else v for v in self.versions)
 
 
 _REGISTRY: tuple[KindSpec, ...] = (
@@ -63,7 +70,18 @@ _REGISTRY: tuple[KindSpec, ...] = (
     KindSpec("telemetry.istio.io", ("v1", "v1alpha1"), "Telemetry", TelemetrySpec),
 )
 
+_KUBERNETES: tuple[KindSpec, ...] = (
+    KindSpec("", ("v1",), "Service", KubeServiceSpec),
+    KindSpec("", ("v1",), "Secret", KubeSecretSpec, top_level=True),
+    *(
+        KindSpec(group, ("v1",), kind, KubeObjectSpec, top_level=True, note=why)
+        for (group, kind), why in PASSIVE_KINDS.items()
+    ),
+)
+
+# the config kinds (CRDs on Kubernetes); Kubernetes' own kinds are read from files only
 KIND_SPECS: Mapping[str, KindSpec] = {k.kind: k for k in _REGISTRY}
+FILE_KIND_SPECS: Mapping[str, KindSpec] = {k.kind: k for k in (*_REGISTRY, *_KUBERNETES)}
 KINDS: Mapping[str, type[BaseModel]] = {k.kind: k.spec for k in _REGISTRY}
 
 
@@ -75,13 +93,47 @@ class UnknownKindError(ValueError):
         self.field = field
 
 
+# Kinds of Istio's API (and APIs beside it) that shoal does not implement yet: valid YAML, so
+# they are refused as not implemented, with what to use instead, never as "unknown kind".
+_NOT_IMPLEMENTED_KINDS: Mapping[str, str] = {
+    "EnvoyFilter": "shoal generates all Envoy config itself and takes no patches of it; "
+    "use the Istio kinds (VirtualService, DestinationRule, Telemetry, LocalRateLimit) for "
+    "what the filter did",
+    "WasmPlugin": "shoal loads no Wasm modules; use AuthorizationPolicy, "
+    "RequestAuthentication or LocalRateLimit for what the plugin did",
+    "ProxyConfig": "set proxy options in shoal.dev/v1alpha1 MeshConfig (or the agent's "
+    "flags) instead",
+    "WorkloadGroup": "declare each workload as a WorkloadEntry (or a LocalWorkload)",
+}
+_NOT_IMPLEMENTED_GROUPS: Mapping[str, str] = {
+    "gateway.networking.k8s.io": "use networking.istio.io/v1 Gateway and VirtualService",
+    "split.smi-spec.io": "use a VirtualService with weights",
+    "access.smi-spec.io": "use an AuthorizationPolicy",
+    "specs.smi-spec.io": "use VirtualService matches",
+}
+
+
+def _listed() -> str:
+    return ", ".join(sorted(k.kind for k in (*_REGISTRY, *_KUBERNETES) if not k.note))
+
+
 def lookup(api_version: str, kind: str) -> KindSpec:
     """Return the registered kind for `apiVersion`/`kind`, or raise UnknownKindError."""
-    spec = KIND_SPECS.get(kind)
-    if spec is None:
+    group = api_version.rpartition("/")[0]
+    if group in _NOT_IMPLEMENTED_GROUPS:
         raise UnknownKindError(
-            f"unknown kind {kind!r}; shoal accepts {', '.join(sorted(KIND_SPECS))}", "kind"
+            f"{kind} of {group} is not implemented yet; {_NOT_IMPLEMENTED_GROUPS[group]}",
+            "apiVersion",
         )
+    if kind in _NOT_IMPLEMENTED_KINDS and group.endswith(".istio.io"):
+        raise UnknownKindError(
+            f"{kind} is an Istio kind that shoal does not implement yet; "
+            f"{_NOT_IMPLEMENTED_KINDS[kind]}",
+            "kind",
+        )
+    spec = FILE_KIND_SPECS.get(kind)
+    if spec is None:
+        raise UnknownKindError(f"unknown kind {kind!r}; shoal accepts {_listed()}", "kind")
     if api_version not in spec.api_versions:
         raise UnknownKindError(
             f"apiVersion {api_version!r} is not accepted for {kind}; "
@@ -89,3 +141,8 @@ def lookup(api_version: str, kind: str) -> KindSpec:
             "apiVersion",
         )
     return spec
+
+
+def is_not_implemented_message(message: str) -> bool:
+    """Whether an error's message says "not implemented yet" (valid Istio, shoal behind)."""
+    return "not implemented yet" in message or "does not implement yet" in message

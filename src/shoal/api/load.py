@@ -15,13 +15,16 @@ from typing import cast
 from pydantic import ValidationError
 
 from shoal.api.errors import ConfigError, InvalidConfigError, render_path
-from shoal.api.kinds import KIND_SPECS, UnknownKindError, lookup
+from shoal.api.kinds import FILE_KIND_SPECS, KindSpec, UnknownKindError, lookup
 from shoal.api.meta import ObjectMeta
 from shoal.api.resource import Origin, Path, Resource, ResourceKey, Spec
 from shoal.api.validation_errors import translate, unknown_field_message
 from shoal.api.yamlload import YamlDocument, YamlSyntaxError, load_documents
 
 _ENVELOPE = ("apiVersion", "kind", "metadata", "spec", "status")
+_OBJECT_ENVELOPE = ("apiVersion", "kind", "metadata", "status")
+# where a document that names no namespace belongs, unless its file says otherwise
+DEFAULT_NAMESPACE = "default"
 
 
 @dataclass(frozen=True)
@@ -54,12 +57,12 @@ class FileResult:
         return sorted(e for d in self.documents for e in d.errors)
 
 
-def _readable_key(data: dict[object, object]) -> ResourceKey | None:
+def _readable_key(data: dict[object, object], namespace: str) -> ResourceKey | None:
     """The resource key, if kind and name can be read even from an invalid document."""
     kind, meta = data.get("kind"), data.get("metadata")
-    if not isinstance(kind, str) or kind not in KIND_SPECS or not isinstance(meta, dict):
+    if not isinstance(kind, str) or kind not in FILE_KIND_SPECS or not isinstance(meta, dict):
         return None
-    name, namespace = meta.get("name"), meta.get("namespace", "default")
+    name, namespace = meta.get("name"), meta.get("namespace", namespace)
     if not isinstance(name, str) or not isinstance(namespace, str):
         return None
     return (kind, namespace, name)
@@ -95,7 +98,7 @@ def _text_problems(data: object, path: tuple[str | int, ...]) -> list[tuple[Path
     return found
 
 
-def _document(file: str, doc: YamlDocument) -> DocumentResult:
+def _document(file: str, doc: YamlDocument, namespace: str = DEFAULT_NAMESPACE) -> DocumentResult:
     origin = Origin(file, doc.line, doc.lines)
     data = doc.data
     if not isinstance(data, dict):
@@ -104,7 +107,7 @@ def _document(file: str, doc: YamlDocument) -> DocumentResult:
         )
         return DocumentResult(doc.index, doc.line, None, None, (error, *doc.errors))
 
-    key = _readable_key(data)
+    key = _readable_key(data, namespace)
     kind = data.get("kind") if isinstance(data.get("kind"), str) else ""
     label = f"{key[1]}/{key[2]}" if key else ""
     errors = [dataclasses.replace(e, kind=str(kind), name=label) for e in doc.errors]
@@ -119,37 +122,50 @@ def _document(file: str, doc: YamlDocument) -> DocumentResult:
     for path, message in [] if doc.clean_text else _text_problems(data, ()):
         fail(path, message)
         reported.setdefault(render_path(path), []).append(message)
-    for name in data:
-        if name not in _ENVELOPE:
-            fail((str(name),), unknown_field_message(str(name), _ENVELOPE))
     api_version, kind_value = data.get("apiVersion"), data.get("kind")
-    spec_model = None
+    kind_spec: KindSpec | None = None
     if not isinstance(api_version, str):
         fail(("apiVersion",), "apiVersion is required and must be a string")
     if not isinstance(kind_value, str):
         fail(("kind",), "kind is required and must be a string")
     if isinstance(api_version, str) and isinstance(kind_value, str):
         try:
-            spec_model = lookup(api_version, kind_value).spec
+            kind_spec = lookup(api_version, kind_value)
         except UnknownKindError as exc:
             fail((exc.field,), str(exc))
+    top_level = kind_spec is not None and kind_spec.top_level
+    if not top_level:
+        for name in data:
+            if name not in _ENVELOPE:
+                fail((str(name),), unknown_field_message(str(name), _ENVELOPE))
+    spec_model = kind_spec.spec if kind_spec is not None else None
 
     meta: ObjectMeta | None = None
     if "metadata" not in data:
         fail(("metadata",), "metadata with at least a name is required")
     else:
+        raw_meta = data["metadata"]
+        if isinstance(raw_meta, dict) and "namespace" not in raw_meta:
+            # a file without namespaces lands in the default one, as `kubectl apply -n NS`
+            raw_meta = {**raw_meta, "namespace": namespace}
         try:
-            meta = ObjectMeta.model_validate(data["metadata"])
+            meta = ObjectMeta.model_validate(raw_meta)
         except ValidationError as exc:
             errors += translate(exc, ObjectMeta, ("metadata",), origin, kind=str(kind), name=label)
 
     spec: Spec | None = None
     if spec_model is not None:
-        raw_spec = data.get("spec")
+        # a Secret's `data`, a Role's `rules`: such an object is its own spec
+        raw_spec = (
+            {k: v for k, v in data.items() if k not in _OBJECT_ENVELOPE}
+            if top_level
+            else data.get("spec")
+        )
+        base: tuple[str, ...] = () if top_level else ("spec",)
         try:
             spec = cast(Spec, spec_model.model_validate({} if raw_spec is None else raw_spec))
         except ValidationError as exc:
-            errors += translate(exc, spec_model, ("spec",), origin, kind=str(kind), name=label)
+            errors += translate(exc, spec_model, base, origin, kind=str(kind), name=label)
 
     if reported:  # the model's own complaint about the same string would say it twice
         errors = [e for e in errors if e.field not in reported or e.message in reported[e.field]]
@@ -159,9 +175,12 @@ def _document(file: str, doc: YamlDocument) -> DocumentResult:
     return DocumentResult(doc.index, doc.line, key, resource, tuple(errors))
 
 
-def document_result(file: str, doc: YamlDocument) -> DocumentResult:
-    """Validate one non-empty document of `file` (its data and the lines of its fields)."""
-    return _document(file, doc)
+def document_result(
+    file: str, doc: YamlDocument, namespace: str = DEFAULT_NAMESPACE
+) -> DocumentResult:
+    """Validate one non-empty document of `file` (its data and the lines of its fields);
+    `namespace`: where a document that names none belongs."""
+    return _document(file, doc, namespace)
 
 
 def parse_object(source: str, data: object) -> DocumentResult:
@@ -186,13 +205,15 @@ def load_texts(path: str, texts: Sequence[str]) -> list[Loaded]:
     return out
 
 
-def parse_documents(path: str, text: str, loaded: Loaded | None = None) -> FileResult:
+def parse_documents(
+    path: str, text: str, loaded: Loaded | None = None, namespace: str = DEFAULT_NAMESPACE
+) -> FileResult:
     """Parse and validate every document of one file, keeping per-document outcomes
-    (`loaded`: the text already loaded, see `load_texts`)."""
+    (`loaded`: the text already loaded, see `load_texts`; `namespace`: the default one)."""
     documents = loaded if loaded is not None else load_texts(path, [text])[0]
     if isinstance(documents, ConfigError):
         return FileResult(path, documents, ())
-    results = tuple(_document(path, doc) for doc in documents if doc.data is not None)
+    results = tuple(_document(path, doc, namespace) for doc in documents if doc.data is not None)
     return FileResult(path, None, results)
 
 

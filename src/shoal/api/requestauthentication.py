@@ -17,7 +17,6 @@ from typing import Self
 from pydantic import Field, field_validator, model_validator
 
 from shoal.api.base import ApiModel, field_error
-from shoal.api.duration import Duration
 from shoal.api.peerauthentication import WorkloadLabelSelector
 
 
@@ -42,7 +41,6 @@ class JwtRule(ApiModel):
     output_payload_to_header: str = ""
     forward_original_token: bool = False
     output_claim_to_headers: list[ClaimToHeader] = Field(default_factory=list)
-    timeout: Duration | None = None
 
     @field_validator("jwks")
     @classmethod

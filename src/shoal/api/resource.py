@@ -16,6 +16,7 @@ from shoal.api.authorizationpolicy import AuthorizationPolicySpec
 from shoal.api.destinationrule import DestinationRuleSpec
 from shoal.api.errors import ConfigError, render_path
 from shoal.api.gateway import GatewaySpec
+from shoal.api.kubernetes import KubeObjectSpec, KubeSecretSpec, KubeServiceSpec
 from shoal.api.localgateway import LocalGatewaySpec
 from shoal.api.localworkload import LocalWorkloadSpec
 from shoal.api.meshconfig import MeshConfigSpec
@@ -44,6 +45,9 @@ Spec = (
     | AuthorizationPolicySpec
     | RequestAuthenticationSpec
     | TelemetrySpec
+    | KubeServiceSpec
+    | KubeSecretSpec
+    | KubeObjectSpec
 )
 Path = tuple[str | int, ...]
 ResourceKey = tuple[str, str, str]

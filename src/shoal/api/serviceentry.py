@@ -57,8 +57,6 @@ class WorkloadEntrySpec(ApiModel):
     address: str = ""
     ports: dict[str, Port] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
-    network: str = ""
-    locality: str = ""
     weight: Annotated[Int, Field(ge=0, le=2**32 - 1)] | None = None
     service_account: str = ""
 
@@ -92,7 +90,6 @@ class ServiceEntrySpec(ApiModel):
     endpoints: list[WorkloadEntrySpec] = Field(default_factory=list)
     workload_selector: WorkloadSelector | None = None
     export_to: list[ExportTarget] = Field(default_factory=list)
-    subject_alt_names: list[str] = Field(default_factory=list)
 
     @field_validator("addresses")
     @classmethod

@@ -12,13 +12,14 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel
 
-from shoal.api.authorizationpolicy import AuthorizationPolicySpec
+from shoal.api.authorizationpolicy import AuthorizationPolicySpec, Source
 from shoal.api.clienttls import ClientTLSSettings
 from shoal.api.destinationrule import DestinationRuleSpec, LoadBalancerSettings, TrafficPolicy
 from shoal.api.gateway import Server, ServerTLSSettings
-from shoal.api.requestauthentication import RequestAuthenticationSpec
-from shoal.api.sidecar import EgressListener, SidecarSpec
-from shoal.api.telemetry import AccessLogging, TelemetrySpec, Tracing
+from shoal.api.requestauthentication import JwtRule, RequestAuthenticationSpec
+from shoal.api.serviceentry import ServiceEntrySpec, WorkloadEntrySpec
+from shoal.api.sidecar import EgressListener, OutboundTrafficPolicy, SidecarSpec
+from shoal.api.telemetry import AccessLogging, MetricSelector, TelemetrySpec, Tracing
 from shoal.api.trafficpolicy import (
     HTTPSettings,
     OutlierDetection,
@@ -27,6 +28,7 @@ from shoal.api.trafficpolicy import (
 from shoal.api.virtualservice import (
     HTTPMatchRequest,
     HTTPRoute,
+    L4MatchAttributes,
     VirtualServiceSpec,
 )
 
@@ -46,8 +48,25 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
     SidecarSpec: frozenset({"ingress", "inboundConnectionPool"}),
     EgressListener: frozenset({"port", "bind", "captureMode"}),
     Server: frozenset({"bind", "defaultEndpoint"}),
+    # multi-network meshes and locality-aware load balancing are not done yet
+    WorkloadEntrySpec: frozenset({"network", "locality"}),
+    # SANs to verify an ISTIO_MUTUAL endpoint's certificate against
+    ServiceEntrySpec: frozenset({"subjectAltNames"}),
+    OutboundTrafficPolicy: frozenset({"egressProxy"}),
+    # `timeout` bounds a jwksUri fetch; `file:` URIs and inline keys need none
+    JwtRule: frozenset({"timeout", "spaceDelimitedClaims"}),
+    L4MatchAttributes: frozenset({"sourceSubnet"}),
+    Source: frozenset({"serviceAccounts", "notServiceAccounts", "trustDomains", "notTrustDomains"}),
+    MetricSelector: frozenset({"customMetric"}),
     TelemetrySpec: frozenset({"targetRef", "targetRefs"}),
-    Tracing: frozenset({"customTags", "useRequestIdForTraceSampling", "enableIstioTags"}),
+    Tracing: frozenset(
+        {
+            "customTags",
+            "useRequestIdForTraceSampling",
+            "enableIstioTags",
+            "disableContextPropagation",
+        }
+    ),
     AccessLogging: frozenset({"filter"}),
     ServerTLSSettings: frozenset(
         {
@@ -60,6 +79,12 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
             "verifyCertificateSpki",
             "verifyCertificateHash",
             "cipherSuites",
+            "minProtocolVersion",
+            "maxProtocolVersion",
+            "credentialNames",
+            "caCertCredentialName",
+            "tlsCertificates",
+            "insecureSkipVerify",
         }
     ),
     LoadBalancerSettings: frozenset(

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from shoal.api.destinationrule import DestinationRuleSpec
 from shoal.api.errors import ConfigError
 from shoal.api.hosts import fqdn, host_matches, is_cluster_local
+from shoal.api.kubeprotocol import service_hostname
+from shoal.api.kubernetes import KubeServiceSpec
 from shoal.api.localworkload import LocalWorkloadSpec
 from shoal.api.resource import Resource, ResourceKey
 from shoal.api.serviceentry import ServiceEntrySpec
@@ -56,6 +58,9 @@ def _build_index(
                 index.ports[fqdn(host, ns, namespaces=namespaces)].update(
                     p.number for p in spec.ports
                 )
+        elif isinstance(spec, KubeServiceSpec):
+            host = service_hostname(resource.meta.name, ns)
+            index.ports[host].update(p.port for p in spec.ports if p.protocol != "SCTP")
         elif isinstance(spec, LocalWorkloadSpec):
             host = fqdn(spec.service_name(resource.meta.name), ns, namespaces=namespaces)
             index.ports[host].update(p.number for p in spec.ports)
@@ -74,7 +79,8 @@ def _check_destination(
         return [
             vs.error(
                 (*path, "host"),
-                f"host {dest.host!r} (resolved to {host!r}) is not defined by any ServiceEntry",
+                f"host {dest.host!r} (resolved to {host!r}) is not defined by any ServiceEntry "
+                "or Service",
             )
         ]
     errors = []

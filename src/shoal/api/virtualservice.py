@@ -11,7 +11,7 @@ from typing import Annotated, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from shoal.api.base import ApiModel, Bool, Host, Int, Port, field_error
+from shoal.api.base import ApiModel, Bool, ExportEverywhere, Host, Int, Port, field_error
 from shoal.api.duration import Duration
 from shoal.api.httpgrammar import (
     AUTHORITY_NAMES,
@@ -313,7 +313,7 @@ class VirtualServiceSpec(ApiModel):
     gateways: list[str] = Field(default_factory=list)
     http: list[HTTPRoute] = Field(default_factory=list)
     tcp: list[TCPRoute] = Field(default_factory=list)
-    export_to: list[str] = Field(default_factory=list)
+    export_to: ExportEverywhere = Field(default_factory=list)
 
     def destinations(self) -> list[tuple[tuple[str | int, ...], Destination]]:
         """Every destination with its path below `spec`, e.g. ("http", 0, "route", 1)."""

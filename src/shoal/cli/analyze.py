@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.api import ConfigError
-from shoal.cli.checks import find_warnings
+from shoal.cli.checks import find_notes, find_warnings
 from shoal.cli.limits import add_max_file_bytes
 from shoal.cli.tables import print_json
 from shoal.engine import Pipeline
@@ -32,6 +32,8 @@ class Report:
     resources: int
     errors: tuple[ConfigError, ...]  # sorted by file, then line
     warnings: tuple[ConfigError, ...]
+    # resources read but not used in file mode (Deployments, ServiceAccounts, ...)
+    notes: tuple[ConfigError, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -39,6 +41,7 @@ class Report:
             "resources": self.resources,
             "errors": [e.to_json() for e in self.errors],
             "warnings": [w.to_json() for w in self.warnings],
+            "notes": [n.to_json() for n in self.notes],
         }
 
 
@@ -57,6 +60,7 @@ def analyze(root: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Report:
         resources=len(resources),
         errors=tuple(sorted(pipeline.errors, key=order)),
         warnings=tuple(sorted(find_warnings(resources), key=order)),
+        notes=tuple(sorted(find_notes(resources), key=order)),
     )
 
 
@@ -78,10 +82,10 @@ def summary(report: Report) -> str:
     return text
 
 
-def _warning_line(w: ConfigError) -> str:
+def _warning_line(w: ConfigError, word: str = "warning") -> str:
     # Same shape as an error line, with the word after file:line so grep tells them apart.
     where = f"{w.file}:{w.line}"
-    return f"{where}: warning: {str(w).removeprefix(where + ': ')}"
+    return f"{where}: {word}: {str(w).removeprefix(where + ': ')}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
             print(error)
         for warning in report.warnings:
             print(_warning_line(warning))
+        for note in report.notes:
+            print(_warning_line(note, "note"))
         if report.files == 0:
             print(f"shoal analyze: no *.yaml or *.yml files under {root}", file=sys.stderr)
         print(summary(report))

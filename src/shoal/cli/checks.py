@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from shoal.api import ConfigError, Resource
+from shoal.api.kinds import FILE_KIND_SPECS
+from shoal.api.kubernetes import SECRET_NOTE, KubeSecretSpec
 from shoal.cli import routechecks
 
 Check = Callable[[Sequence[Resource]], list[ConfigError]]
@@ -28,3 +30,16 @@ def find_warnings(resources: Sequence[Resource]) -> list[ConfigError]:
     for check in CHECKS:
         found += check(resources)
     return sorted(set(found))
+
+
+def find_notes(resources: Sequence[Resource]) -> list[ConfigError]:
+    """A note for every resource shoal reads in file mode but does not use (a Deployment, a
+    ServiceAccount, an Opaque Secret beside the Istio YAML), saying what to use instead."""
+    found: list[ConfigError] = []
+    for resource in resources:
+        why = FILE_KIND_SPECS[resource.kind].note
+        if isinstance(resource.spec, KubeSecretSpec) and not resource.spec.is_tls:
+            why = SECRET_NOTE
+        if why:
+            found.append(resource.error((), f"not used by shoal in file mode ({why})"))
+    return sorted(found)

@@ -1,73 +1,36 @@
 """Kubernetes Service -> mesh `Service`: Kubernetes naming, ports by name, Istio's protocol rules.
 
 Pure: a Service object in its JSON form in, a `shoal.model.Service` out (endpoints come from
-EndpointSlices, translate_endpoints.py). Used by the Kubernetes source and, for Service objects
-in config directories, by the file source, so it knows nothing of where the object came from.
-
-Protocol selection is Istio's (`kube.ConvertProtocol`): UDP ports are UDP; else `appProtocol`
-if set (with Kubernetes' standard `kubernetes.io/h2c`, `kubernetes.io/ws`, `kubernetes.io/wss`),
-else the port name; `grpc-web...` is GRPC-WEB, otherwise the part before the first `-` names
-the protocol (`http-web` is HTTP, `tcp` is TCP), case-insensitively. Where Istio would fall
-back to protocol sniffing (no recognised name), shoal, which does not sniff, uses TCP: a TCP
-proxy carries any protocol, it only loses HTTP routing for that port.
+EndpointSlices, translate_endpoints.py). Used by the Kubernetes source. Host names and port
+protocols follow Istio's rules in api/kubeprotocol.py, which file mode shares: `v1 Service`
+objects in a config directory become mesh services the same way (model/fileservices.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from types import MappingProxyType
 
 from shoal.api.hosts import CLUSTER_DOMAIN
+from shoal.api.kubeprotocol import (
+    EXPORT_TO_ANNOTATION,
+    UNRECOGNISED_PROTOCOL,
+    port_protocol,
+    service_hostname,
+)
 from shoal.kube.objects import KubeObject, annotations_of, items, name_of, namespace_of, text
 from shoal.kube.translate_endpoints import PodKey, merge_slices, slice_endpoints
 from shoal.kube.translate_pod import Workload
 from shoal.model.snapshot import Endpoint, Port, Service
 
-# Istio's protocol names (protocol.Parse), as shoal's model spells them
-_NAMED = MappingProxyType(
-    {
-        "tcp": "TCP",
-        "udp": "UDP",
-        "grpc": "GRPC",
-        "grpc-web": "GRPC-WEB",
-        "http": "HTTP",
-        "http_proxy": "HTTP",
-        "http2": "HTTP2",
-        "https": "HTTPS",
-        "tls": "TLS",
-        "mongo": "MONGO",
-        "redis": "REDIS",
-        "mysql": "MYSQL",
-    }
-)
-# appProtocol values Kubernetes itself defines (core/v1 ServicePort.appProtocol)
-_KUBERNETES_APP_PROTOCOLS = MappingProxyType(
-    {"kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP", "kubernetes.io/wss": "HTTPS"}
-)
-# Istio's fallback when sniffing is not applied; shoal never sniffs, so TCP is the default
-UNRECOGNISED_PROTOCOL = "TCP"
-EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
-
-
-def port_protocol(name: str, kube_protocol: str = "TCP", app_protocol: str | None = None) -> str:
-    """The mesh protocol of a Service port, by Istio's rules (see the module docstring)."""
-    if kube_protocol.upper() == "UDP":
-        return "UDP"
-    label = name
-    if app_protocol is not None:
-        known = _KUBERNETES_APP_PROTOCOLS.get(app_protocol)
-        if known is not None:
-            return known
-        label = app_protocol
-    if label[:8].lower() == "grpc-web":
-        return "GRPC-WEB"
-    prefix = label.split("-", 1)[0].lower()
-    return _NAMED.get(prefix, UNRECOGNISED_PROTOCOL)
-
-
-def service_hostname(name: str, namespace: str, domain: str = CLUSTER_DOMAIN) -> str:
-    """Kubernetes' DNS name of a Service: `name.namespace.svc.cluster.local`."""
-    return f"{name}.{namespace}.svc.{domain}"
+__all__ = [
+    "EXPORT_TO_ANNOTATION",
+    "UNRECOGNISED_PROTOCOL",
+    "mesh_service",
+    "port_protocol",
+    "service_from_slices",
+    "service_hostname",
+    "service_ports",
+]
 
 
 def service_ports(service: KubeObject) -> tuple[Port, ...]:

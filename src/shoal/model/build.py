@@ -18,6 +18,7 @@ from shoal.api.meshconfig import MeshConfigSpec
 from shoal.api.serviceentry import ServiceEntrySpec, WorkloadEntrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.model.carryover import CarryOver
+from shoal.model.fileservices import file_service
 from shoal.model.snapshot import Credential, Endpoint, MeshSnapshot, Port, Service
 
 TLS_MODE_LABEL = "security.istio.io/tlsMode"
@@ -55,7 +56,6 @@ def _make_endpoint(spec: WorkloadEntrySpec, namespace: str, workload: str) -> En
         service_account=spec.service_account,
         # Istio's label for "this workload's sidecar accepts mesh mTLS" (automatic mTLS)
         tls_mode=spec.labels.get(TLS_MODE_LABEL, "disabled"),
-        locality=spec.locality,
         # a WorkloadEntry's name is its workload's (Istio); inline endpoints have none
         workload=workload,
         namespace=namespace,
@@ -137,6 +137,14 @@ def build_snapshot(
     entries = by_kind.get("WorkloadEntry", [])
 
     services: dict[str, Service] = dict(registry)
+    # Kubernetes Services of the config directory, then ServiceEntries: Istio's Kubernetes
+    # registry comes first
+    selectable = [(i.namespace, i.endpoint) for i in instances]
+    selected: set[str] = set()  # hosts whose instances their selector picked
+    for res in by_kind.get("Service", []):
+        service = file_service(res, entries, selectable, _endpoint)
+        if services.setdefault(service.hostname, service) is service:
+            selected.add(service.hostname)
     for res in by_kind.get("ServiceEntry", []):
         assert isinstance(res.spec, ServiceEntrySpec)
         for host in res.spec.hosts:
@@ -159,7 +167,7 @@ def build_snapshot(
         extra.setdefault(inst.hostname, []).append(inst.endpoint)
     for host, eps in extra.items():
         svc = services.get(host)
-        if svc is not None:
+        if svc is not None and host not in selected:
             merged = tuple(
                 sorted((*svc.endpoints, *eps), key=lambda e: (e.address, sorted(e.ports.items())))
             )

@@ -24,7 +24,7 @@ POLICY_FILE = "PolicyFile"  # local files a policy names (DestinationRule tls, J
 REGISTRY = "RegistryService"  # services of another registry (Kubernetes Services, slices)
 
 # what an endpoint-only change may touch
-REGISTRY_KINDS = frozenset({"ServiceEntry", "WorkloadEntry", INSTANCE, REGISTRY})
+REGISTRY_KINDS = frozenset({"ServiceEntry", "WorkloadEntry", "Service", INSTANCE, REGISTRY})
 
 
 @dataclass(frozen=True)
