@@ -18,7 +18,9 @@ responses to send, in order. All protocol rules live here:
 
 Speed: when a stream's target for a type is the snapshot's shared map (the usual case), no
 per-resource Python work happens here: the map's digest and its difference from the map the
-proxy holds are computed once per map by `mapcache`, whatever the number of streams.
+proxy holds are computed once per map by `mapcache`, whatever the number of streams. Which
+responses many streams get alike (one encoded message for all) is `sharing.py`'s question,
+and the nonce is made the same way on every path (`sharing.nonce`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from shoal.generate import (
     ProxyView,
 )
 from shoal.generate.resourceset import ResourceSet
-from shoal.xds import mapcache
+from shoal.xds import mapcache, sharing
 from shoal.xds.messages import Request, Response
 
 WILDCARD_TYPES = frozenset({CLUSTER, LISTENER})
@@ -149,8 +151,12 @@ class StreamProtocol:
         boot_id: str,
         missing: Callable[[str, str], PreparedResource | None],
         clock: Callable[[], float] = time.time,
+        share: bool = True,
     ) -> None:
         self.delta = delta
+        # False: no map counts as shared and no response is marked as one many streams get
+        # alike (`sharing.py`); the plain path the differential test compares against
+        self.share = share
         self.boot_id = boot_id
         self._clock = clock  # stamps NACK history only
         # answer for a subscribed name the view does not hold (an empty EDS assignment)
@@ -184,12 +190,9 @@ class StreamProtocol:
 
     def _canonical(self, ts: TypeState, names: frozenset[str]) -> frozenset[str]:
         """`names`, or the equal names object of the map the view wants this type to be."""
-        desired = self.view.of(ts.type_url) if self.view is not None else None
-        if isinstance(desired, ResourceSet) and len(desired) == len(names):
-            shared = desired.names()
-            if shared == names:
-                return shared
-        return names
+        if not self.share or self.view is None:
+            return names
+        return sharing.canonical(self.view.of(ts.type_url), names)
 
     def _set_names(self, ts: TypeState, names: frozenset[str], seen: tuple[str, ...]) -> None:
         ts.names_seen = seen
@@ -331,7 +334,7 @@ class StreamProtocol:
         desired = self.view.of(ts.type_url)
         target: ResourceMap
         if ts.wildcard or ts.wants_all_of(desired):
-            target, shared = desired, True
+            target, shared = desired, self.share
         else:
             built: dict[str, PreparedResource] = {}
             for name in ts.names:
@@ -481,6 +484,7 @@ class StreamProtocol:
         # target is what it refused (checked below).
         confirm = ts.nack is not None
         base_digest = mapcache.digest(target)
+        partial = False
         if self.delta:
             changed, removed = self._delta_changes(ts, target, forced)
             same = not changed and not removed
@@ -497,51 +501,43 @@ class StreamProtocol:
             # listeners and clusters are replaced as a whole), so once it holds a full set,
             # EDS and RDS carry only what changed — as Istio's incremental EDS does.
             partial = ts.type_url not in WILDCARD_TYPES and ts.held_digest is not None
-            both_shared = shared and ts.held_shared
             if ts.type_url == CLUSTER or partial:
-                changed, _ = mapcache.diff(ts.held_objects, target, shared=both_shared)
+                changed, _ = mapcache.diff(
+                    ts.held_objects, target, shared=shared and ts.held_shared
+                )
             else:
                 changed = frozenset()
         base = f"{self.boot_id}-{base_digest}"
         if base in ts.nacked:
             return None
-        # a confirmation of what Envoy already holds: not a message other streams share
-        fresh = bool(forced) or (confirm and same)
+        first = ts.sent_version is None
+        # a forced resend or a confirmation of what Envoy already holds: this stream's own
+        # (a first response is a function of the target alone, whatever forced it)
+        fresh = (bool(forced) or (confirm and same)) and not first
         if not self.delta and confirm and same and partial and not forced:
             partial = False  # nothing differs: the whole set, a well-formed no-op for Envoy
-        cache_key: tuple[object, ...] | None = None
-        # delta: the whole shared map as the first response of a stream (a cold start)
+        # delta: the whole shared map, nothing removed (a cold start)
         whole = self.delta and shared and not removed and len(changed) == len(target)
-        if whole and ts.sent_version is None:
-            # Every new stream gets the very same message; first of its type on each stream.
-            cache_key = (target,)
-            assert self.view is not None
-            nonce = f"{self.view.version}/{base_digest}"
-        elif (
-            self.delta
-            and not fresh
-            and shared
-            and isinstance(ts.held_source, ResourceSet)
-            and isinstance(target, ResourceSet)
-        ):
-            # delta from one shared map to another: the same changes for every stream that
-            # held the first (a route table edit for a thousand proxies is one message)
-            cache_key = (ts.held_source, target)
-            assert self.view is not None
-            nonce = f"{self.view.version}/{base_digest}"
-        elif not self.delta and not fresh and shared and (not partial or both_shared):
-            # Every stream in this position gets the very same message: same maps, same
-            # version and the same nonce. Still unique per stream: a stream never gets the
-            # same content twice within one snapshot (equal content is skipped, NACKed
-            # content never resent, forced resends take the counter below).
-            cache_key = (ts.held_objects, target) if partial else (target,)
-            assert self.view is not None
-            nonce = f"{self.view.version}/{base_digest}"
-        else:
+        counter = None
+        if fresh:
             self._nonce += 1
-            nonce = str(self._nonce)
+            counter = self._nonce
+        assert self.view is not None
+        nonce = sharing.nonce(self.view.version, base_digest, counter)
+        position = sharing.Position(
+            delta=self.delta,
+            fresh=fresh,
+            shared=shared,
+            first=first,
+            whole=whole,
+            partial=partial,
+            held=ts.held_objects,
+            held_shared=ts.held_shared,
+            held_source=ts.held_source,
+        )
+        cache_key = sharing.message_key(position, target) if self.share else None
         # a forced resend of equal content still needs a fresh version for Envoy to apply it
-        version = base if base != ts.acked_version or not fresh else f"{base}.{nonce}"
+        version = base if base != ts.acked_version or not fresh else f"{base}.{counter}"
         ts.inflight = _Inflight(nonce, version, base, target, changed, removed, base_digest, shared)
         ts.force.clear()
         ts.gen += 1
