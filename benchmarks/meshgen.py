@@ -14,8 +14,11 @@ With ``sidecar_scope=True`` every namespace also gets a ``Sidecar`` whose egress
 "with Sidecar scoping" runs use.
 
 Each resource lives in its own file (``<namespace>/<service>-{se,dr,vs}.yaml``), so a
-benchmark can edit one VirtualService or one ServiceEntry the way an operator would. The first
-namespace is always ``default``: that is where the benchmark sidecars live.
+benchmark can edit one VirtualService or one ServiceEntry the way an operator would. With
+``one_file=True`` every ServiceEntry is a document of one ``registry.yaml`` instead (an exported
+inventory, a ``kubectl get -o yaml`` dump: ~1.1 MB at 1,000 x 10), and an endpoint edit rewrites
+that whole file (`registry`). The first namespace is always ``default``: that is where the
+benchmark sidecars live.
 """
 
 from __future__ import annotations
@@ -159,19 +162,39 @@ spec:
 """
 
 
+REGISTRY_FILE = "registry.yaml"
+
+
+def registry(entries: list[str]) -> str:
+    """ServiceEntry documents as the one file of the one-file layout."""
+    return "---\n".join(entries)
+
+
 def generate_mesh(
-    s: int, e: int = 10, k: int = 1, v: float = 0.5, *, sidecar_scope: bool = False
+    s: int,
+    e: int = 10,
+    k: int = 1,
+    v: float = 0.5,
+    *,
+    sidecar_scope: bool = False,
+    one_file: bool = False,
 ) -> dict[str, str]:
     """The whole mesh as ``{file name: YAML text}`` (see the module docstring)."""
     files: dict[str, str] = {}
+    entries: list[str] = []
     for svc in services(s, k, v):
-        files[svc.file("se")] = service_entry(svc, e)
+        if one_file:
+            entries.append(service_entry(svc, e))
+        else:
+            files[svc.file("se")] = service_entry(svc, e)
         files[svc.file("dr")] = destination_rule(svc)
         if svc.has_vs:
             files[svc.file("vs")] = virtual_service(svc)
     if sidecar_scope:
         for ns in namespaces(k):
             files[f"{ns}/sidecar.yaml"] = sidecar_egress(ns)
+    if one_file:
+        files[REGISTRY_FILE] = registry(entries)
     return files
 
 

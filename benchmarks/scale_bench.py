@@ -10,7 +10,9 @@ and as a ratio, because this 2-core machine is shared and noisy.
     .venv/bin/python benchmarks/scale_bench.py --full       # the whole matrix
     .venv/bin/python benchmarks/scale_bench.py --cells 1000:1000:sotw:off --churn-s 60
 
-A cell is ``S:N:sotw|delta:off|on``. See benchmarks/README.md for what each figure means.
+A cell is ``S:N:sotw|delta:off|on[:files|onefile]``: ``onefile`` puts every ServiceEntry in one
+``registry.yaml`` (an endpoint edit rewrites that 1.1 MB file), ``files`` (the default) one
+resource per file. See benchmarks/README.md for what each figure means.
 """
 
 from __future__ import annotations
@@ -41,14 +43,30 @@ FULL = [
     "1000:1000:delta:off",
     "1000:1000:sotw:on",
     "1000:1000:delta:on",
+    "1000:1000:sotw:off:onefile",
+    "1000:1000:delta:off:onefile",
 ]
+# The cells issue 12's endpoint target is judged on: no scoping, sotw and delta, both layouts.
+TARGETS = [f"1000:1000:{m}:off:{lay}" for m in ("sotw", "delta") for lay in ("files", "onefile")]
+
+
+CELL = "S:N:sotw|delta:off|on[:files|onefile]"
 
 
 def parse_cell(text: str) -> Cell:
-    s, n, mode, scope = text.split(":")
+    parts = text.split(":")
+    if len(parts) == 4:
+        parts.append("files")
+    if len(parts) != 5:
+        raise argparse.ArgumentTypeError(f"bad cell {text!r}: want {CELL}")
+    s, n, mode, scope, layout = parts
     if mode not in ("sotw", "delta") or scope not in ("off", "on"):
-        raise argparse.ArgumentTypeError(f"bad cell {text!r}: want S:N:sotw|delta:off|on")
-    return Cell(int(s), int(n), delta=mode == "delta", scoped=scope == "on")
+        raise argparse.ArgumentTypeError(f"bad cell {text!r}: want {CELL}")
+    if layout not in ("files", "onefile"):
+        raise argparse.ArgumentTypeError(f"bad cell {text!r}: want {CELL}")
+    return Cell(
+        int(s), int(n), delta=mode == "delta", scoped=scope == "on", one_file=layout == "onefile"
+    )
 
 
 # ---------------------------------------------------------------------------------- figures
@@ -220,18 +238,18 @@ def cell_table(res: CellResult) -> str:
 def matrix_table(results: list[CellResult]) -> str:
     """One line per cell: shoal, the floor beside it, and the ratio where it matters."""
     head = (
-        f"{'cell':<26} {'cold s':>6} {'floor':>6} {'EDS p99':>7} {'fan-out':>7} {'floor':>6} "
+        f"{'cell':<30} {'cold s':>6} {'floor':>6} {'EDS p99':>7} {'fan-out':>7} {'floor':>6} "
         f"{'ratio':>6} {'VS p99':>6} {'VS recv/aff':>11} {'peak MB':>7} {'CPU s/EDS':>9} "
         f"{'churn p99':>9}"
     )
-    lines = [head, f"{'':<26} {'':>6} {'':>6} {'ms':>7} {'ms':>7} {'ms':>6} {'':>6} {'ms':>6}"]
+    lines = [head, f"{'':<30} {'':>6} {'':>6} {'ms':>7} {'ms':>7} {'ms':>6} {'':>6} {'ms':>6}"]
     for res in results:
         sh, fl = res.shoal, res.floor or Side()
         fan, ffan = fanout(sh.eds), fanout(fl.eds)
         vs = sh.vs[-1] if sh.vs else None
         recv = f"{vs.receivers}/{vs.affected}" if vs else "-"
         lines.append(
-            f"{res.cell.label:<26} {_s(sh.cold_s):>6} {_s(fl.cold_s):>6} "
+            f"{res.cell.label:<30} {_s(sh.cold_s):>6} {_s(fl.cold_s):>6} "
             f"{_ms(pooled(sh.eds, 99)):>7} {_ms(fan):>7} {_ms(ffan):>6} {_ratio(fan, ffan):>6} "
             f"{_ms(pooled(sh.vs, 99)):>6} {recv:>11} {sh.hwm_mb:>7.0f} "
             f"{_median([c.cpu_s for c in sh.eds]):>9.2f} {_ms(per_change(sh.churn, 99)):>9}"
@@ -311,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     preset = parser.add_mutually_exclusive_group()
     preset.add_argument("--quick", action="store_true", help="the default: " + " ".join(QUICK))
     preset.add_argument("--full", action="store_true", help="the matrix: " + " ".join(FULL))
-    preset.add_argument("--cells", type=parse_cell, nargs="+", help="S:N:sotw|delta:off|on ...")
+    preset.add_argument("--targets", action="store_true", help="the cells: " + " ".join(TARGETS))
+    preset.add_argument("--cells", type=parse_cell, nargs="+", help=CELL + " ...")
     parser.add_argument("--changes", type=int, default=None, help="endpoint and VS edits per cell")
     parser.add_argument("--churn-s", type=float, default=None, help="churn duration (0: none)")
     parser.add_argument("--churn-rate", type=float, default=10.0, help="endpoint edits per second")
@@ -319,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-channel", type=int, default=64, help="streams per HTTP/2 connection")
     parser.add_argument("--no-floor", action="store_true", help="skip the floor runs")
     args = parser.parse_args(argv)
-    cells = args.cells or [parse_cell(c) for c in (FULL if args.full else QUICK)]
+    preset_cells = FULL if args.full else TARGETS if args.targets else QUICK
+    cells = args.cells or [parse_cell(c) for c in preset_cells]
     churn_s = args.churn_s if args.churn_s is not None else (60.0 if args.full else 10.0)
     opts = Options(
         changes=args.changes or (5 if args.full else 3),

@@ -30,11 +30,15 @@ class Cell:
     endpoints: int = 10
     namespaces: int = 10
     vs_fraction: float = 0.5
+    one_file: bool = False  # every ServiceEntry in one registry.yaml (meshgen's one-file layout)
 
     @property
     def label(self) -> str:
         mode = "delta" if self.delta else "sotw"
-        return f"S={self.services} N={self.proxies} {mode}{' scoped' if self.scoped else ''}"
+        layout = " one-file" if self.one_file else ""
+        return (
+            f"S={self.services} N={self.proxies} {mode}{' scoped' if self.scoped else ''}{layout}"
+        )
 
 
 @dataclass

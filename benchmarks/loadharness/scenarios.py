@@ -2,7 +2,8 @@
 
 For one `Cell` (S services, N proxies, sotw or delta, with or without Sidecar scoping) `run_cell`
 
-1. writes the mesh (meshgen.py) to a temporary config directory and starts
+1. writes the mesh (meshgen.py, one file per resource or every ServiceEntry in one file) to a
+   temporary config directory and starts
    ``shoal control-plane`` on it (tests/harness's `ControlPlane`);
 2. connects N simulated sidecars at once (**cold start**: time until every proxy has ACKed
    CDS, EDS, LDS and RDS), reads the control plane's RSS;
@@ -58,11 +59,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.configdir import ConfigDir
 from harness.controlplane import ControlPlane
 from meshgen import (
+    REGISTRY_FILE,
+    ServiceSpec,
     generate_mesh,
+    registry,
     service_entry,
     virtual_service,
 )
 from meshgen import services as mesh_services
+
+
+class Registry:
+    """Writes a ServiceEntry edit the way the cell's layout holds it: its own file, or the
+    whole one-file registry again with that one document changed (as an export would)."""
+
+    def __init__(self, config: ConfigDir, cell: Cell) -> None:
+        self.config, self.one_file = config, cell.one_file
+        specs = mesh_services(cell.services, cell.namespaces, cell.vs_fraction)
+        self.entries = [service_entry(svc, cell.endpoints) for svc in specs]
+
+    def write(self, svc: ServiceSpec, text: str) -> None:
+        if not self.one_file:
+            self.config.write(svc.file("se"), text)
+            return
+        self.entries[svc.index] = text
+        self.config.write(REGISTRY_FILE, registry(self.entries))
 
 
 @dataclass
@@ -74,6 +95,7 @@ class Ctx:
     config: ConfigDir
     cell: Cell
     opts: Options
+    registry: Registry
 
 
 @contextlib.contextmanager
@@ -82,7 +104,7 @@ def control_plane(cell: Cell, opts: Options) -> Iterator[tuple[ControlPlane, Con
         config = ConfigDir(Path(tmp) / "config")
         files = generate_mesh(
             cell.services, cell.endpoints, cell.namespaces, cell.vs_fraction,
-            sidecar_scope=cell.scoped,
+            sidecar_scope=cell.scoped, one_file=cell.one_file,
         )  # fmt: skip
         for name, text in files.items():
             (config.path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +122,7 @@ def control_plane(cell: Cell, opts: Options) -> Iterator[tuple[ControlPlane, Con
 
 
 async def endpoint_change(ctx: Ctx, k: int) -> Change:
-    fleet, cp, config, cell, opts = ctx.fleet, ctx.cp, ctx.config, ctx.cell, ctx.opts
+    fleet, cp, cell, opts = ctx.fleet, ctx.cp, ctx.cell, ctx.opts
     # services in `default` (where proxy 0, whose bytes the floor replays, lives)
     specs = mesh_services(cell.services, cell.namespaces, cell.vs_fraction)
     svc = specs[(k * cell.namespaces) % cell.services]
@@ -111,7 +133,7 @@ async def endpoint_change(ctx: Ctx, k: int) -> Change:
     affected = [i for i, p in enumerate(fleet.proxies) if cluster in p.state.types[EDS].subscribed]
     cpu.start()
     t0 = time.monotonic()
-    config.write(svc.file("se"), service_entry(svc, cell.endpoints, port=port))
+    ctx.registry.write(svc, service_entry(svc, cell.endpoints, port=port))
 
     def done() -> bool:
         recs = [fleet.proxies[i].state.types[EDS] for i in affected]
@@ -156,7 +178,7 @@ async def vs_change(ctx: Ctx, k: int) -> Change:
 
 async def churn(ctx: Ctx, side: Side) -> None:
     """``churn_rate`` endpoint edits per second, each its own service and port."""
-    fleet, cp, config, cell, opts = ctx.fleet, ctx.cp, ctx.config, ctx.cell, ctx.opts
+    fleet, cp, cell, opts = ctx.fleet, ctx.cp, ctx.cell, ctx.opts
     assert cp.proc is not None
     specs = mesh_services(cell.services, cell.namespaces, cell.vs_fraction)
     edits: list[tuple[float, str, int, list[int]]] = []
@@ -192,7 +214,7 @@ async def churn(ctx: Ctx, side: Side) -> None:
             i for i, p in enumerate(fleet.proxies) if cluster in p.state.types[EDS].subscribed
         ]
         t0 = time.monotonic()
-        config.write(svc.file("se"), service_entry(svc, cell.endpoints, port=port))
+        ctx.registry.write(svc, service_entry(svc, cell.endpoints, port=port))
         edits.append((t0, cluster, port, affected))
         unconverged.append(edits[-1])
         prune(2)
@@ -239,7 +261,7 @@ async def run_cell(cell: Cell, opts: Options, log: Any = print) -> CellResult:
             await asyncio.sleep(SETTLE_S)
             shoal.rss_settled_mb = procstat.rss_mb(cp.proc.pid)
             captured = fleet.captured()
-            ctx = Ctx(fleet, cp, config, cell, opts)
+            ctx = Ctx(fleet, cp, config, cell, opts, Registry(config, cell))
             for k in range(opts.changes):
                 shoal.eds.append(await endpoint_change(ctx, k))
             for k in range(opts.changes):
