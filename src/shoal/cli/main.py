@@ -13,6 +13,7 @@ from shoal.cli import (
     agentcmd,
     analyze,
     cacmd,
+    dashboardcmd,
     installcmd,
     kubeargs,
     proxyconfig,
@@ -120,6 +121,7 @@ def parser() -> argparse.ArgumentParser:
     proxystatus.register(sub)
     proxyconfig.register(sub)
     statcmd.register(sub)
+    dashboardcmd.register(sub)
     return p
 
 

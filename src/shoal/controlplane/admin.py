@@ -1,4 +1,4 @@
-"""The control plane's admin HTTP API: readiness, sync status and config errors.
+"""The control plane's admin HTTP API: readiness, sync status, config errors, the dashboard.
 
 `/debug/syncz` is a contract (DESIGN.md): one object per connected proxy with, per xDS type,
 the last version sent and ACKed and the last NACK's error.
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import prometheus_client
 from aiohttp import web
 
+from shoal.controlplane import dashboard
 from shoal.controlplane.testhooks import poison_view
 from shoal.telemetry import discovery
 
@@ -93,6 +94,8 @@ def _app(cp: ControlPlane) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/debug/prometheus_sd", prometheus_sd)
     app.router.add_get("/debug/{name}", extra)
+    # the web dashboard (`shoal dashboard`): its page and JSON under /dashboard/
+    dashboard.setup(app, cp, dashboard.Sampler(lambda: metrics_targets(cp)))
     if cp.settings.test_hooks:
         app.router.add_post("/debug/test/poison", poison)
         app.router.add_delete("/debug/test/poison", poison)

@@ -304,6 +304,7 @@ class ControlPlane:
             s.host,
             s.admin_port,
         )
+        log.info("dashboard: http://%s:%d/dashboard/ (or `shoal dashboard`)", s.host, s.admin_port)
         if s.config_dir is not None:
             self._watcher = asyncio.create_task(
                 watch_dir(str(s.config_dir), self.config_changed, self.stopping, self._dir_cache)

@@ -165,3 +165,7 @@ def edges(samples: Iterable[Sample]) -> list[Edge]:
         )
         total[key] += s.value
     return [Edge(*key, requests=n) for key, n in sorted(total.items())]
+
+
+# counter growth between two scrapes, for other views over the same series (graph.py)
+increase = _increase
