@@ -35,6 +35,9 @@ class Change:
     text: str | None = None
     data: Mapping[str, object] | None = None
     error: ConfigError | None = None
+    # where a document of `text` that names no namespace belongs (`--namespace`, a folder's
+    # `namespace` file), as `kubectl apply -n NS -f FILE` would put it
+    namespace: str = "default"
 
     def __post_init__(self) -> None:
         given = (self.text is not None) + (self.data is not None) + (self.error is not None)
@@ -46,9 +49,9 @@ class Change:
         return self.text is None and self.data is None and self.error is None
 
     @staticmethod
-    def file(path: str, text: str | None) -> Change:
+    def file(path: str, text: str | None, namespace: str = "default") -> Change:
         """A file's new text, or None when it is gone."""
-        return Change(path, text=text)
+        return Change(path, text=text, namespace=namespace)
 
     @staticmethod
     def unreadable(path: str, error: ConfigError) -> Change:

@@ -17,7 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shoal.api.errors import ConfigError
-from shoal.api.load import DocumentResult, FileResult, Loaded, document_result, parse_documents
+from shoal.api.load import (
+    DEFAULT_NAMESPACE,
+    DocumentResult,
+    FileResult,
+    Loaded,
+    document_result,
+    parse_documents,
+)
 from shoal.api.yamlload import YamlSyntaxError, load_documents
 
 _START = re.compile(r"^---(?=[ \t\r\n]|$)", re.MULTILINE)
@@ -75,6 +82,8 @@ class DocumentCache:
     """The pieces of one file last parsed, by text (see the module doc)."""
 
     pieces: dict[str, _Piece] = field(default_factory=dict)
+    # where documents naming no namespace belong (a change of it means a new cache)
+    namespace: str = DEFAULT_NAMESPACE
     # how many pieces were parsed by the last `parse` (for tests and benchmarks)
     parsed: int = 0
     last: tuple[str, FileResult] | None = None
@@ -116,8 +125,10 @@ class DocumentCache:
                 except YamlSyntaxError:
                     # keep what parsed, so the fix re-parses only the broken piece
                     self.pieces.update(pieces)
-                    return parse_documents(path, text, loaded.get(text))
-                relative = tuple(document_result(path, d) for d in docs if d.data is not None)
+                    return parse_documents(path, text, loaded.get(text), self.namespace)
+                relative = tuple(
+                    document_result(path, d, self.namespace) for d in docs if d.data is not None
+                )
                 piece = _Piece(relative, len(docs))
             elif piece_text in pieces:
                 # the same text twice in one file: each copy has its own placement
@@ -129,7 +140,11 @@ class DocumentCache:
                 placed = load_documents(path, "\n" * (line - 1) + piece_text)
                 documents += [
                     dataclasses.replace(r, index=index + r.index)
-                    for r in (document_result(path, d) for d in placed if d.data is not None)
+                    for r in (
+                        document_result(path, d, self.namespace)
+                        for d in placed
+                        if d.data is not None
+                    )
                 ]
             else:
                 pieces.setdefault(piece_text, piece)

@@ -181,8 +181,13 @@ class ConfigStore:
             result = parse_object(change.source, change.data)
             return FileResult(change.source, None, (result,))
         assert change.text is not None
-        cache = self._documents.setdefault(change.source, DocumentCache())
-        return cache.parse(change.source, change.text)
+        return self._cache(change).parse(change.source, change.text)
+
+    def _cache(self, change: Change) -> DocumentCache:
+        cache = self._documents.get(change.source)
+        if cache is None or cache.namespace != change.namespace:
+            cache = self._documents[change.source] = DocumentCache(namespace=change.namespace)
+        return cache
 
     def prepare(self, changes: Iterable[Change], load: TextLoader) -> None:
         """Parse the documents of `changes` ahead of `apply` (which then finds them parsed),
@@ -193,7 +198,7 @@ class ConfigStore:
         for change in changes:
             if change.text is None:
                 continue
-            cache = self._documents.setdefault(change.source, DocumentCache())
+            cache = self._cache(change)
             if cache.parsed_text(change.text):
                 continue
             pieces = cache.new_pieces(change.text)

@@ -18,7 +18,7 @@ from typing import Any
 
 from shoal.api import ConfigError
 from shoal.cli.checks import find_notes, find_warnings
-from shoal.cli.limits import add_max_file_bytes
+from shoal.cli.limits import add_max_file_bytes, add_namespace
 from shoal.cli.tables import print_json
 from shoal.engine import Pipeline
 from shoal.sources.directory import DirCache, read_changes
@@ -45,11 +45,14 @@ class Report:
         }
 
 
-def analyze(root: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Report:
-    """Load every config file under `root` and collect its errors and warnings."""
+def analyze(
+    root: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, namespace: str = "default"
+) -> Report:
+    """Load every config file under `root` and collect its errors and warnings
+    (`namespace`: where documents naming none belong, unless their folder says)."""
     cache = DirCache(max_bytes=max_file_bytes)
     pipeline = Pipeline("analyze", policy_files=lambda res: read_policy_files(root, res))
-    pipeline.apply(read_changes(root, cache, None))
+    pipeline.apply(read_changes(root, cache, None, namespace))
     resources = pipeline.store.resources
 
     def order(e: ConfigError) -> tuple[str, int, str, str]:
@@ -93,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"shoal analyze: {root}: not a directory", file=sys.stderr)
         return 2
-    report = analyze(root, args.max_file_bytes)
+    report = analyze(root, args.max_file_bytes, args.namespace)
     if args.output == "json":
         print_json(report.to_json())
     else:
@@ -120,4 +123,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("dir", metavar="DIR", help="folder of Istio-compatible YAML files")
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
     add_max_file_bytes(p)
+    add_namespace(p)
     p.set_defaults(func=run)

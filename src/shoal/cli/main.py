@@ -21,7 +21,7 @@ from shoal.cli import (
     statcmd,
     upcmd,
 )
-from shoal.cli.limits import add_max_file_bytes
+from shoal.cli.limits import add_max_file_bytes, add_namespace
 from shoal.controlplane.app import ControlPlane, Settings
 from shoal.kube import names
 from shoal.kube.inject import InjectorSettings
@@ -47,6 +47,7 @@ def _control_plane(args: argparse.Namespace) -> int:
         admin_port=args.admin_port,
         debounce_s=args.debounce_ms / 1000,
         max_file_bytes=args.max_file_bytes,
+        namespace=args.namespace,
         test_hooks=args.test_hooks,
         secure=args.secure,
         ca_dir=Path(args.ca_dir).resolve() if args.ca_dir else None,
@@ -86,6 +87,7 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--admin-port", type=int, default=15014)
     cp.add_argument("--debounce-ms", type=int, default=100, help="quiet time before a push")
     add_max_file_bytes(cp)
+    add_namespace(cp)
     cp.add_argument("--secure", action="store_true", help="TLS, tokens and the CA on the xDS port")
     cp.add_argument("--ca-dir", help="CA files (created on first start); needed by --secure")
     cp.add_argument(

@@ -7,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from shoal.cli.limits import add_max_file_bytes
+from shoal.cli.limits import add_max_file_bytes, add_namespace
 from shoal.runtime.up import UpSettings, run_up
 
 
@@ -25,6 +25,7 @@ def _run(args: argparse.Namespace) -> int:
         ca_dir=Path(args.ca_dir).resolve() if args.ca_dir else None,
         cert_ttl_s=args.cert_ttl,
         max_file_bytes=args.max_file_bytes,
+        namespace=args.namespace,
     )
     asyncio.run(run_up(settings))
     return 0
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--admin-port", type=int, default=15014)
     p.add_argument("--no-status", action="store_true", help="no live table, log lines only")
     add_max_file_bytes(p)
+    add_namespace(p)
     p.add_argument(
         "--secure",
         action="store_true",

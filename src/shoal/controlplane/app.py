@@ -50,6 +50,9 @@ log = logging.getLogger("shoal.controlplane")
 @dataclass(frozen=True)
 class Settings:
     config_dir: Path | None  # None: no file source (Kubernetes only)
+    # where config documents naming no namespace belong, unless their folder says
+    # (sources/namespaces.py)
+    namespace: str = "default"
     host: str = "127.0.0.1"
     xds_port: int = 15010
     admin_port: int = 15014
@@ -187,7 +190,7 @@ class ControlPlane:
         if root is None:
             return [], None
         first = not self._dir_cache.entries
-        changes = read_changes(root, self._dir_cache, changed)
+        changes = read_changes(root, self._dir_cache, changed, self.settings.namespace)
         secrets = (
             changed is None or first or any(Path(p).parts[:1] == (SECRETS_DIR,) for p in changed)
         )

@@ -18,7 +18,7 @@ from shoal.api.meshconfig import MeshConfigSpec
 from shoal.api.serviceentry import ServiceEntrySpec, WorkloadEntrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.model.carryover import CarryOver
-from shoal.model.fileservices import file_service
+from shoal.model.fileservices import file_service, tls_secrets
 from shoal.model.snapshot import Credential, Endpoint, MeshSnapshot, Port, Service
 
 TLS_MODE_LABEL = "security.istio.io/tlsMode"
@@ -208,7 +208,9 @@ def build_snapshot(
         sidecars=tuple(by_kind.get("Sidecar", [])),
         rate_limits=tuple(by_kind.get("LocalRateLimit", [])),
         telemetries=tuple(by_kind.get("Telemetry", [])),
-        credentials=MappingProxyType(dict(sorted((credentials or {}).items()))),
+        credentials=MappingProxyType(
+            dict(sorted({**tls_secrets(ordered), **(credentials or {})}.items()))
+        ),
         peer_authentications=tuple(by_kind.get("PeerAuthentication", [])),
         authorization_policies=tuple(by_kind.get("AuthorizationPolicy", [])),
         request_authentications=tuple(by_kind.get("RequestAuthentication", [])),

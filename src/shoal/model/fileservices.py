@@ -1,4 +1,5 @@
-"""Kubernetes `Service` objects of a config directory -> mesh `Service`s (file mode).
+"""Kubernetes `Service` objects of a config directory -> mesh `Service`s (file mode), and
+`kubernetes.io/tls` Secrets -> gateway credentials.
 
 A Service defines the mesh service Istio derives from it: `name.namespace.svc.cluster.local`,
 ports with their protocols by name or `appProtocol` (api/kubeprotocol.py, the Kubernetes
@@ -6,6 +7,9 @@ source's rules). There is no EndpointSlice in file mode: its endpoints are the W
 and registered instances (`shoal up` replicas) of its namespace whose labels its `selector`
 matches, as Istio selects WorkloadEntries into Kubernetes Services. A Service without a
 selector has no endpoints; an ExternalName Service resolves its `externalName` by DNS.
+
+A Secret of type `kubernetes.io/tls` serves a Gateway's `credentialName` (its name), as the
+`secrets/NAME/` files do; where both exist, the files win.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 from shoal.api import Resource
 from shoal.api.kubeprotocol import EXPORT_TO_ANNOTATION, port_protocol, service_hostname
-from shoal.api.kubernetes import KubeServiceSpec
+from shoal.api.kubernetes import KubeSecretSpec, KubeServiceSpec
 from shoal.api.serviceentry import WorkloadEntrySpec
-from shoal.model.snapshot import Endpoint, Port, Service
+from shoal.model.snapshot import Credential, Endpoint, Port, Service
 
 
 def _ports(spec: KubeServiceSpec) -> tuple[Port, ...]:
@@ -88,3 +92,16 @@ def file_service(
         export_to=_export_to(res),
         endpoints=tuple(sorted(endpoints, key=lambda e: (e.address, sorted(e.ports.items())))),
     )
+
+
+def tls_secrets(resources: Iterable[Resource]) -> dict[str, Credential]:
+    """The gateway credentials `kubernetes.io/tls` Secrets hold, by Secret name (the first in
+    namespace/name order wins a name)."""
+    found: dict[str, Credential] = {}
+    for res in resources:
+        spec = res.spec
+        if isinstance(spec, KubeSecretSpec) and spec.is_tls:
+            cert, key = spec.value("tls.crt"), spec.value("tls.key")
+            assert cert is not None and key is not None  # checked when loaded
+            found.setdefault(res.meta.name, Credential(res.meta.name, cert, key))
+    return found

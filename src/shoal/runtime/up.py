@@ -39,6 +39,7 @@ class UpSettings:
     ca_dir: Path | None = None
     cert_ttl_s: float = 24 * 3600.0
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    namespace: str = "default"
 
 
 async def run_up(settings: UpSettings) -> None:
@@ -64,6 +65,7 @@ async def _run_up(settings: UpSettings, private: list[Path]) -> None:
             ca_dir=ca_dir,
             cert_ttl_s=settings.cert_ttl_s,
             max_file_bytes=settings.max_file_bytes,
+            namespace=settings.namespace,
         )
     )
     credentials = None

@@ -12,6 +12,7 @@ permission) is not deleted: it is an error of that file (`filetext.py`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import stat
 from collections.abc import Callable, Iterable
@@ -22,6 +23,7 @@ import watchfiles
 
 from shoal.api import Change, ConfigError
 from shoal.sources.filetext import DEFAULT_MAX_FILE_BYTES, read_file_text
+from shoal.sources.namespaces import default_namespaces
 from shoal.sources.secrets import is_secret_file
 
 _SUFFIXES = (".yaml", ".yml")
@@ -77,10 +79,13 @@ def refresh_config_files(root: Path, cache: DirCache, changed: Iterable[str]) ->
     return cache.files()
 
 
-def read_changes(root: Path, cache: DirCache, changed: Iterable[str] | None) -> list[Change]:
+def read_changes(
+    root: Path, cache: DirCache, changed: Iterable[str] | None, namespace: str = "default"
+) -> list[Change]:
     """What changed under `root` since `cache` was filled: for the files the watcher named
     (`changed`, relative paths), or, when it is None or nothing was read yet, for every file
-    a full scan finds different (new, edited, gone). Only files whose text differs count."""
+    a full scan finds different (new, edited, gone). Only files whose text differs count.
+    `namespace`: where documents naming none belong, unless a folder says (namespaces.py)."""
     before = cache.entries
     if changed is None or not before:
         read_config_dir(root, cache)
@@ -90,16 +95,23 @@ def read_changes(root: Path, cache: DirCache, changed: Iterable[str] | None) -> 
         keys = changed
     after = cache.entries
     changes: list[Change] = []
-    for key in sorted(set(keys)):
+    keys = sorted(set(keys))
+    defaults = default_namespaces(root, [k for k in keys if k in after], namespace)
+    for key in keys:
         old, new = before.get(key), after.get(key)
         if new is None and old is not None:
             changes.append(Change.file(key, None))
         elif new is not None and (old is None or old[3] != new[3]):
-            content = new[3]
+            content, default = new[3], defaults[key]
+            if isinstance(default, ConfigError):
+                content = dataclasses.replace(
+                    default, message=f"{default.message}, so {key} cannot be placed"
+                )
             if isinstance(content, ConfigError):
                 changes.append(Change.unreadable(key, content))
             else:
-                changes.append(Change.file(key, content))
+                assert isinstance(default, str)
+                changes.append(Change.file(key, content, default))
     return changes
 
 
