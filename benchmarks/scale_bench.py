@@ -21,19 +21,16 @@ import argparse
 import asyncio
 import gc
 import math
-import os
-import platform
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadharness.procstat import percentile
+from loadharness.figures import fanout, machine, median, met, ms, per_change, pooled, ratio, secs
 from loadharness.resources import clear_interned
-from loadharness.scenarios import Cell, CellResult, Change, Options, Side, run_cell
+from loadharness.scenarios import Cell, CellResult, Options, Side, run_cell
 
 QUICK = ["100:100:sotw:off", "100:100:delta:off", "1000:1000:sotw:on", "1000:1000:sotw:off"]
 FULL = [
@@ -69,46 +66,6 @@ def parse_cell(text: str) -> Cell:
     )
 
 
-# ---------------------------------------------------------------------------------- figures
-def _ms(x: float) -> str:
-    return "-" if math.isnan(x) else f"{x * 1000:.0f}"
-
-
-def _s(x: float) -> str:
-    return "-" if math.isnan(x) else f"{x:.2f}"
-
-
-def _ratio(a: float, b: float) -> str:
-    return "-" if math.isnan(a) or math.isnan(b) or b <= 0 else f"{a / b:.1f}x"
-
-
-def pooled(changes: list[Change], q: float) -> float:
-    """Percentile over every affected proxy of every change (NaN counts as not converged)."""
-    lat = [x for c in changes for x in c.latencies]
-    if any(math.isnan(x) for x in lat):
-        return math.nan
-    return percentile(lat, q)
-
-
-def per_change(changes: list[Change], q: float) -> float:
-    """Percentile over changes of "every affected proxy ACKed"."""
-    return percentile([c.all_s for c in changes], q) if changes else math.nan
-
-
-def fanout(changes: list[Change]) -> float:
-    """Median over changes of: first response of the measured type -> every proxy ACKed (the
-    fan-out alone, without file watcher, debounce and reload)."""
-    return _median([c.all_s - c.first_rx for c in changes])
-
-
-def _median(values: list[float]) -> float:
-    return percentile(values, 50) if values else math.nan
-
-
-def _met(ok: bool | None) -> str:
-    return "-" if ok is None else ("MET" if ok else "NOT MET")
-
-
 def cell_table(res: CellResult) -> str:
     sh, fl = res.shoal, res.floor or Side()
     rows: list[tuple[str, str, str, str, str, str]] = []
@@ -116,8 +73,8 @@ def cell_table(res: CellResult) -> str:
     def row(
         name: str, a: float, b: float, fmt: str, *, target: str = "", ok: bool | None = None
     ) -> None:
-        f = _ms if fmt == "ms" else _s
-        rows.append((name, f(a), f(b), _ratio(a, b), target, _met(ok)))
+        f = ms if fmt == "ms" else secs
+        rows.append((name, f(a), f(b), ratio(a, b), target, met(ok)))
 
     row(
         "cold start: all ACKed (s)", sh.cold_s, fl.cold_s, "s", target="<= 10 s", ok=sh.cold_s <= 10
@@ -149,12 +106,12 @@ def cell_table(res: CellResult) -> str:
         row(
             "churn: all ACKed per edit, p99 (ms)", ch99, fch99, "ms", target="<= 1000", ok=ch99 <= 1
         )
-    cpu_eds = _median([c.cpu_s for c in sh.eds])
-    row("CPU s per endpoint change", cpu_eds, _median([c.cpu_s for c in fl.eds]), "s")
+    cpu_eds = median([c.cpu_s for c in sh.eds])
+    row("CPU s per endpoint change", cpu_eds, median([c.cpu_s for c in fl.eds]), "s")
     row(
         "CPU s per VS change",
-        _median([c.cpu_s for c in sh.vs]),
-        _median([c.cpu_s for c in fl.vs]),
+        median([c.cpu_s for c in sh.vs]),
+        median([c.cpu_s for c in fl.vs]),
         "s",
     )
     row("CPU s for the cold start", sh.cpu_cold_s, math.nan, "s")
@@ -163,7 +120,7 @@ def cell_table(res: CellResult) -> str:
             "RSS after cold start (MB)",
             f"{sh.rss_mb:.0f}",
             f"{fl.rss_mb:.0f}",
-            _ratio(sh.rss_mb, fl.rss_mb),
+            ratio(sh.rss_mb, fl.rss_mb),
             "",
             "-",
         )
@@ -173,13 +130,13 @@ def cell_table(res: CellResult) -> str:
             "RSS 2 s after cold start (MB)",
             f"{sh.rss_settled_mb:.0f}",
             f"{fl.rss_settled_mb:.0f}",
-            _ratio(sh.rss_settled_mb, fl.rss_settled_mb),
+            ratio(sh.rss_settled_mb, fl.rss_settled_mb),
             "<= 500",
-            _met(sh.rss_settled_mb <= 500),
+            met(sh.rss_settled_mb <= 500),
         )
     )
     peak = ("peak RSS, VmHWM (MB)", f"{sh.hwm_mb:.0f}", f"{fl.hwm_mb:.0f}")
-    rows.append((*peak, _ratio(sh.hwm_mb, fl.hwm_mb), "<= 500", _met(sh.hwm_mb <= 500)))
+    rows.append((*peak, ratio(sh.hwm_mb, fl.hwm_mb), "<= 500", met(sh.hwm_mb <= 500)))
     if sh.rss_series:
         step = max(1, math.ceil(len(sh.rss_series) / 12))  # about a dozen samples
         kept = sh.rss_series[::step]
@@ -208,7 +165,7 @@ def cell_table(res: CellResult) -> str:
                     "",
                     "",
                     "0",
-                    _met(c.outside == 0),
+                    met(c.outside == 0),
                 )
             )
             rows.append((f"{label} change: responses by type", types, "", "", "", ""))
@@ -220,8 +177,8 @@ def cell_table(res: CellResult) -> str:
         f"in {res.cell.namespaces} namespaces, {res.cell.proxies} simulated sidecars ==",
         head,
     ]
-    for name, a, b, r, target, met in rows:
-        lines.append(f"{name:<{width}}  {a:>9}  {b:>9}  {r:>6}  {target:<16} {met}")
+    for name, a, b, r, target, verdict in rows:
+        lines.append(f"{name:<{width}}  {a:>9}  {b:>9}  {r:>6}  {target:<16} {verdict}")
     for err in sh.config_errors[:3]:
         lines.append(f"!! config refused by shoal: {err}")
     if len(sh.config_errors) > 3:
@@ -249,10 +206,10 @@ def matrix_table(results: list[CellResult]) -> str:
         vs = sh.vs[-1] if sh.vs else None
         recv = f"{vs.receivers}/{vs.affected}" if vs else "-"
         lines.append(
-            f"{res.cell.label:<30} {_s(sh.cold_s):>6} {_s(fl.cold_s):>6} "
-            f"{_ms(pooled(sh.eds, 99)):>7} {_ms(fan):>7} {_ms(ffan):>6} {_ratio(fan, ffan):>6} "
-            f"{_ms(pooled(sh.vs, 99)):>6} {recv:>11} {sh.hwm_mb:>7.0f} "
-            f"{_median([c.cpu_s for c in sh.eds]):>9.2f} {_ms(per_change(sh.churn, 99)):>9}"
+            f"{res.cell.label:<30} {secs(sh.cold_s):>6} {secs(fl.cold_s):>6} "
+            f"{ms(pooled(sh.eds, 99)):>7} {ms(fan):>7} {ms(ffan):>6} {ratio(fan, ffan):>6} "
+            f"{ms(pooled(sh.vs, 99)):>6} {recv:>11} {sh.hwm_mb:>7.0f} "
+            f"{median([c.cpu_s for c in sh.eds]):>9.2f} {ms(per_change(sh.churn, 99)):>9}"
         )
     lines += [
         "EDS p99: ServiceEntry write -> p99 proxy ACKed (file watcher, debounce, reload, push)",
@@ -261,45 +218,6 @@ def matrix_table(results: list[CellResult]) -> str:
         "peak MB: control plane VmHWM; churn p99: per edit, until every affected proxy ACKed",
     ]
     return "\n".join(lines)
-
-
-def machine() -> str:
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(
-                line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")
-            )
-    except (OSError, StopIteration):
-        pass
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (
-        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, load avg {load}, "
-        f"shoal src at {_src_commit()}"
-    )
-
-
-def _src_commit() -> str:
-    """The commit of src/ (the control plane measured), with "+dirty" for local changes."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(
-            ["git", "log", "-1", "--format=%h", "--", "src"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-    return commit + ("+dirty" if dirty else "")
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -50,6 +50,7 @@ class Options:
     per_channel: int = 64
     floor: bool = True
     limit_s: float = 60.0  # give up waiting for convergence after this long
+    vs_changes: int | None = None  # None: as many as `changes`
 
 
 @dataclass
@@ -92,6 +93,7 @@ class Side:
     rss_series: list[tuple[float, float]] = field(default_factory=list)
     cpu_cold_s: float = math.nan
     config_errors: list[str] = field(default_factory=list)
+    startup: dict[str, float] = field(default_factory=dict)  # the backend's (backends.py)
     stream_errors: list[str] = field(default_factory=list)
 
 

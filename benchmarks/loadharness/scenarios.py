@@ -2,12 +2,13 @@
 
 For one `Cell` (S services, N proxies, sotw or delta, with or without Sidecar scoping) `run_cell`
 
-1. writes the mesh (meshgen.py, one file per resource or every ServiceEntry in one file) to a
-   temporary config directory and starts
-   ``shoal control-plane`` on it (tests/harness's `ControlPlane`);
+1. puts the mesh (meshgen.py) where the backend keeps it (backends.py: a temporary config
+   directory, one file per resource or every ServiceEntry in one file, or the fake
+   Kubernetes API server) and starts ``shoal control-plane`` on it;
 2. connects N simulated sidecars at once (**cold start**: time until every proxy has ACKed
    CDS, EDS, LDS and RDS), reads the control plane's RSS;
-3. **endpoint changes**: rewrites one ServiceEntry with a new endpoint port, and measures per
+3. **endpoint changes**: gives one service's endpoints a new port (a ServiceEntry rewritten,
+   or an EndpointSlice patched), and measures per
    affected proxy (every proxy subscribed to that cluster's EDS) when it ACKed an EDS response
    carrying the new port, the proxies that received anything, and the control plane's CPU
    seconds (utime+stime) from the write until the fleet is quiet again;
@@ -25,17 +26,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loadharness import procstat
+from loadharness.backends import Mesh, file_mesh
 from loadharness.client import Fleet
 from loadharness.measure import (
     SETTLE_S,
@@ -56,34 +57,11 @@ from loadharness.replay import floor_side
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.configdir import ConfigDir
 from harness.controlplane import ControlPlane
-from meshgen import (
-    REGISTRY_FILE,
-    ServiceSpec,
-    generate_mesh,
-    registry,
-    service_entry,
-    virtual_service,
-)
 from meshgen import services as mesh_services
 
-
-class Registry:
-    """Writes a ServiceEntry edit the way the cell's layout holds it: its own file, or the
-    whole one-file registry again with that one document changed (as an export would)."""
-
-    def __init__(self, config: ConfigDir, cell: Cell) -> None:
-        self.config, self.one_file = config, cell.one_file
-        specs = mesh_services(cell.services, cell.namespaces, cell.vs_fraction)
-        self.entries = [service_entry(svc, cell.endpoints) for svc in specs]
-
-    def write(self, svc: ServiceSpec, text: str) -> None:
-        if not self.one_file:
-            self.config.write(svc.file("se"), text)
-            return
-        self.entries[svc.index] = text
-        self.config.write(REGISTRY_FILE, registry(self.entries))
+# a cell's mesh and control plane (backends.py): files, or the fake Kubernetes API
+Backend = Callable[[Cell, Options], AbstractAsyncContextManager[Mesh]]
 
 
 @dataclass
@@ -91,34 +69,13 @@ class Ctx:
     """What a scenario against shoal works with."""
 
     fleet: Fleet
-    cp: ControlPlane
-    config: ConfigDir
+    mesh: Mesh
     cell: Cell
     opts: Options
-    registry: Registry
 
-
-@contextlib.contextmanager
-def control_plane(cell: Cell, opts: Options) -> Iterator[tuple[ControlPlane, ConfigDir]]:
-    with tempfile.TemporaryDirectory(prefix="shoal-scale-") as tmp:
-        config = ConfigDir(Path(tmp) / "config")
-        files = generate_mesh(
-            cell.services, cell.endpoints, cell.namespaces, cell.vs_fraction,
-            sidecar_scope=cell.scoped, one_file=cell.one_file,
-        )  # fmt: skip
-        for name, text in files.items():
-            (config.path / name).parent.mkdir(parents=True, exist_ok=True)
-            (config.path / name).write_text(text)
-        cp = ControlPlane(config.path, workdir=Path(tmp), debounce_ms=opts.debounce_ms)
-        try:
-            cp.start()
-            cp.wait_ready(timeout=120)
-            yield cp, config
-        except BaseException:
-            print(f"--- control plane stderr (tail) ---\n{cp.stderr_tail(30)}", file=sys.stderr)
-            raise
-        finally:
-            cp.stop()
+    @property
+    def cp(self) -> ControlPlane:
+        return self.mesh.cp
 
 
 async def endpoint_change(ctx: Ctx, k: int) -> Change:
@@ -133,7 +90,7 @@ async def endpoint_change(ctx: Ctx, k: int) -> Change:
     affected = [i for i, p in enumerate(fleet.proxies) if cluster in p.state.types[EDS].subscribed]
     cpu.start()
     t0 = time.monotonic()
-    ctx.registry.write(svc, service_entry(svc, cell.endpoints, port=port))
+    await ctx.mesh.set_endpoint_port(svc, cell.endpoints, port)
 
     def done() -> bool:
         recs = [fleet.proxies[i].state.types[EDS] for i in affected]
@@ -150,7 +107,7 @@ async def endpoint_change(ctx: Ctx, k: int) -> Change:
 
 
 async def vs_change(ctx: Ctx, k: int) -> Change:
-    fleet, cp, config, cell, opts = ctx.fleet, ctx.cp, ctx.config, ctx.cell, ctx.opts
+    fleet, cp, cell, opts = ctx.fleet, ctx.cp, ctx.cell, ctx.opts
     svc = next(
         s for s in mesh_services(cell.services, cell.namespaces, cell.vs_fraction) if s.has_vs
     )
@@ -164,7 +121,7 @@ async def vs_change(ctx: Ctx, k: int) -> Change:
     cpu.start()
     t0 = time.monotonic()
     v2 = 11 + k % 80
-    config.write(svc.file("vs"), virtual_service(svc, 100 - v2, v2))
+    await ctx.mesh.set_vs_weights(svc, 100 - v2, v2)
 
     def first(i: int) -> float | None:
         return fleet.proxies[i].state.types[RDS].first_ack_after(t0)
@@ -214,7 +171,7 @@ async def churn(ctx: Ctx, side: Side) -> None:
             i for i, p in enumerate(fleet.proxies) if cluster in p.state.types[EDS].subscribed
         ]
         t0 = time.monotonic()
-        ctx.registry.write(svc, service_entry(svc, cell.endpoints, port=port))
+        await ctx.mesh.set_endpoint_port(svc, cell.endpoints, port)
         edits.append((t0, cluster, port, affected))
         unconverged.append(edits[-1])
         prune(2)
@@ -233,9 +190,13 @@ async def churn(ctx: Ctx, side: Side) -> None:
         side.churn.append(Change(latencies, len(affected), 0, 0, {}, 0))
 
 
-async def run_cell(cell: Cell, opts: Options, log: Any = print) -> CellResult:
+async def run_cell(
+    cell: Cell, opts: Options, log: Any = print, backend: Backend = file_mesh
+) -> CellResult:
     shoal = Side()
-    with control_plane(cell, opts) as (cp, config):
+    async with backend(cell, opts) as mesh:
+        cp = mesh.cp
+        shoal.startup = dict(mesh.startup)
         assert cp.proc is not None
         shoal.config_errors = [
             f"{e.get('file', '?')}:{e.get('line', '?')}: {e.get('message', e)}"
@@ -261,10 +222,10 @@ async def run_cell(cell: Cell, opts: Options, log: Any = print) -> CellResult:
             await asyncio.sleep(SETTLE_S)
             shoal.rss_settled_mb = procstat.rss_mb(cp.proc.pid)
             captured = fleet.captured()
-            ctx = Ctx(fleet, cp, config, cell, opts, Registry(config, cell))
+            ctx = Ctx(fleet, mesh, cell, opts)
             for k in range(opts.changes):
                 shoal.eds.append(await endpoint_change(ctx, k))
-            for k in range(opts.changes):
+            for k in range(opts.changes if opts.vs_changes is None else opts.vs_changes):
                 shoal.vs.append(await vs_change(ctx, k))
             if opts.churn_s > 0:
                 await churn(ctx, shoal)

@@ -221,6 +221,12 @@ class ControlPlane:
     def _reload(self) -> None:
         """The debouncer's action: one reload at a time, its reading and parsing off the
         event loop; a trigger while one runs makes it run again after."""
+        if self.kube is not None and not self.kube.source.synced:
+            # informer events during the first LISTs: `start` builds the first generation
+            # once every type is listed. Building meanwhile would cost a full build per
+            # debounce of a half-listed mesh (VirtualServices naming Services not listed
+            # yet are errors, and Events on them) and slow the sync it waits for.
+            return
         if self._reload_task is not None and not self._reload_task.done():
             self._reload_again = True
             return
@@ -292,7 +298,9 @@ class ControlPlane:
             await self.kube.start()
             log.info("waiting for the Kubernetes informers to sync")
             await self.kube.source.wait_synced()
-            log.info("Kubernetes informers synced")
+            log.info(
+                "Kubernetes informers synced in %.2f s", self.kube.source.synced_after_s or 0.0
+            )
         self.apply()
         self.xds_port = await self.ads.start(s.host, s.xds_port)
         self._admin = await start_admin(self, s.host, s.admin_port)

@@ -118,6 +118,7 @@ class KubeSide:
             "lease_holder": self.leader.holder,
             "lease_transitions": self.leader.transitions,
             "synced": self.source.synced,
+            "synced_after_s": self.source.synced_after_s,
             "token_reviews": self.reviewer.reviews,
             "events_posted": self.events.posted,
             "root_cert_writes": self.rootcert.writes,

@@ -55,6 +55,7 @@ class InformerStats:
     events: int = 0
     errors: int = 0
     last_error: str = ""
+    synced_after_s: float | None = None  # from run() to the first complete list
 
 
 class _Expired(Exception):
@@ -80,11 +81,13 @@ class Informer:
         self.stats = InformerStats()
         self.served = True  # False while the server answers 404 for this type
         self._backoff = Backoff(self.settings.backoff_initial_s, self.settings.backoff_max_s)
+        self._started = time.monotonic()
 
     async def run(self) -> None:
         """List and watch until cancelled."""
         need_list = True
         next_resync = self._resync_at()
+        self._started = time.monotonic()
         while True:
             try:
                 if need_list:
@@ -130,7 +133,7 @@ class Informer:
         if not self.synced.is_set():
             self.handler(self.rt, self.cache.replace([], ""))
             self.cache.resource_version = None
-            self.synced.set()
+            self._set_synced()
 
     async def _list(self) -> None:
         items: list[object] = []
@@ -155,6 +158,11 @@ class Informer:
         events = self.cache.replace(items, rv)  # type: ignore[arg-type]
         if events or not self.synced.is_set():
             self.handler(self.rt, events)
+        self._set_synced()
+
+    def _set_synced(self) -> None:
+        if not self.synced.is_set():
+            self.stats.synced_after_s = time.monotonic() - self._started
         self.synced.set()
 
     async def _watch(self, until: float) -> None:

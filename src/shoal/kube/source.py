@@ -113,6 +113,12 @@ class KubernetesSource:
     def synced(self) -> bool:
         return all(i.synced.is_set() for i in self.informers.values())
 
+    @property
+    def synced_after_s(self) -> float | None:
+        """Seconds from start until every informer had listed once (None: not yet)."""
+        times = [i.stats.synced_after_s for i in self.informers.values()]
+        return None if any(t is None for t in times) else max(t or 0.0 for t in times)
+
     def take_changes(self) -> list[Change]:
         """The config changes since the last call, one per object (the latest)."""
         changes, self._changes = list(self._changes.values()), {}
@@ -136,6 +142,7 @@ class KubernetesSource:
                 "events": i.stats.events,
                 "errors": i.stats.errors,
                 "last_error": i.stats.last_error,
+                "synced_after_s": i.stats.synced_after_s,
             }
             for kind, i in sorted(self.informers.items())
         }

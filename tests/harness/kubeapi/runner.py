@@ -80,6 +80,14 @@ class KubeAPIThread:
         if not self._loop.is_running():
             self._loop.close()
 
+    def go_away(self) -> None:
+        """Stop serving (connections refused, watches cut) but keep every object; `come_back`
+        serves them again on the same port, as an API server restarted in place does."""
+        self._run(self.server.stop())
+
+    def come_back(self) -> None:
+        self._run(self.server.start())
+
     def __enter__(self) -> Self:
         return self.start()
 

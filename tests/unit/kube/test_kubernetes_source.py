@@ -152,3 +152,24 @@ async def test_the_api_server_going_away_keeps_the_last_config(tmp_path: Path) -
         await until(lambda: all(i.stats.errors > 0 for i in informers.values()), within=15)
         assert cp.snapshot.version == version
         assert _endpoints(cp, REVIEWS) == [("10.1.0.1", True)]
+
+
+async def test_nothing_is_built_before_every_informer_has_listed(tmp_path: Path) -> None:
+    """Informer events during the first LISTs build nothing: the first generation is the
+    whole mesh (a VirtualService listed late is no error of a Service not listed yet)."""
+    server = await KubeAPIServer().start()
+    try:
+        install_crds(server)
+        server.create(None, namespace("shop"))
+        add_service_with_pods(server, "reviews", "shop", {"v1": "10.1.0.1", "v2": "10.1.0.2"})
+        server.create(None, DR)
+        server.create(None, VS)
+        # the VirtualService list answers last, long after the debounce window (10 ms)
+        server.delay_requests(1.0, count=1, method="GET", path="virtualservices", watch=False)
+        async with kube_control_plane(server, tmp_path) as cp:
+            assert cp.snapshot is not None
+            assert cp.snapshot.version.endswith(".1"), cp.snapshot.version
+            assert _vs_subset(cp) == "v1"
+            assert cp.errors == ()
+    finally:
+        await server.stop()
