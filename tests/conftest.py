@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import pytest
 
+from harness.agentproc import Agent, AgentFactory
 from harness.backend import Backend
 from harness.configdir import ConfigDir
 from harness.controlplane import ControlPlane
@@ -151,3 +152,21 @@ def kubeconfig(kubeapi: KubeAPIThread, tmp_path: Path) -> Path:
 def kubectl(kubeconfig: Path, tmp_path: Path) -> Kubectl:
     """The real kubectl pointed at ``kubeapi``, with its own discovery cache."""
     return Kubectl(kubeconfig, tmp_path)
+
+
+@pytest.fixture
+def agents(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[AgentFactory]:
+    """Real `shoal agent` processes; at teardown each is stopped and the process table checked."""
+    started: list[Agent] = []
+
+    def make(xds_port: int, *extra: str, name: str = "hot-0") -> Agent:
+        agent = Agent(tmp_path, xds_port, name=name, extra_args=extra)
+        started.append(agent)
+        return agent.start()
+
+    yield make
+    failed = _failed(request)
+    for agent in started:
+        if failed:
+            print(f"--- {agent.name} log tail ---\n{agent.log_tail()}")
+        agent.stop()

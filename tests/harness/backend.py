@@ -5,6 +5,9 @@ JSON echo (name, path, method, headers) and an ``x-backend`` header, so a test c
 subset a request reached through Envoy. It keeps connections alive like a real service (Envoy
 pools upstream connections) and never closes an idle one itself: closing idle pooled
 connections would race with Envoy reusing them and make 503s that are no fault of the mesh.
+
+``GET /stream?chunks=N&every=S`` is a slow streaming answer: N chunked-encoded lines, one every
+S seconds, for tests that need a request in flight across a proxy restart or drain.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import contextlib
 import json
 import socket
 import threading
+import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
@@ -25,7 +30,27 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
+    def _stream(self) -> None:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        chunks = int(query.get("chunks", ["5"])[0])
+        every = float(query.get("every", ["0.2"])[0])
+        self.server.backend.count()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("x-backend", self.server.backend.name)
+        self.end_headers()
+        for i in range(chunks):
+            line = f"chunk {i}\n".encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.flush()
+            time.sleep(every)
+        self.wfile.write(b"0\r\n\r\n")
+
     def _answer(self) -> None:
+        if self.command == "GET" and self.path.startswith("/stream"):
+            self._stream()
+            return
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)

