@@ -77,14 +77,16 @@ class ProviderRef(ApiModel):
     @classmethod
     def _known(cls, value: str) -> str:
         if value not in PROVIDERS:
-            raise ValueError(f"provider {value!r}: shoal has only {', '.join(PROVIDERS)}")
+            # Istio's providers are MeshConfig extensionProviders: valid names shoal lacks
+            raise ValueError(
+                f"provider {value!r} is not implemented yet; shoal has only {', '.join(PROVIDERS)}"
+            )
         return value
 
 
 class Metrics(ApiModel):
     providers: list[ProviderRef] = Field(default_factory=list)
     overrides: list[MetricsOverrides] = Field(default_factory=list)
-    reporting_interval: str | None = None  # accepted; Envoy's stats flush is fixed (5 s)
 
 
 class AccessLogProviderRef(ApiModel):
@@ -94,7 +96,9 @@ class AccessLogProviderRef(ApiModel):
     @classmethod
     def _known(cls, value: str) -> str:
         if value != "envoy":
-            raise ValueError(f"access log provider {value!r}: shoal has only envoy")
+            raise ValueError(
+                f"access log provider {value!r} is not implemented yet; shoal has only envoy"
+            )
         return value
 
 

@@ -19,7 +19,7 @@ from shoal.api.gateway import Server, ServerTLSSettings
 from shoal.api.requestauthentication import JwtRule, RequestAuthenticationSpec
 from shoal.api.serviceentry import ServiceEntrySpec, WorkloadEntrySpec
 from shoal.api.sidecar import EgressListener, OutboundTrafficPolicy, SidecarSpec
-from shoal.api.telemetry import AccessLogging, MetricSelector, TelemetrySpec, Tracing
+from shoal.api.telemetry import AccessLogging, Metrics, MetricSelector, TelemetrySpec, Tracing
 from shoal.api.trafficpolicy import (
     HTTPSettings,
     OutlierDetection,
@@ -58,6 +58,8 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
     L4MatchAttributes: frozenset({"sourceSubnet"}),
     Source: frozenset({"serviceAccounts", "notServiceAccounts", "trustDomains", "notTrustDomains"}),
     MetricSelector: frozenset({"customMetric"}),
+    # Envoy's stats flush interval is fixed by the bootstrap (5 s)
+    Metrics: frozenset({"reportingInterval"}),
     TelemetrySpec: frozenset({"targetRef", "targetRefs"}),
     Tracing: frozenset(
         {
