@@ -5,7 +5,8 @@ Kubernetes source in secure mode, real Envoys carrying the traffic with mTLS.
 
 One scenario, in order: a namespace with injection on, Deployments and a Service of the
 sample services, Istio routing (DestinationRule, VirtualService to v1, PeerAuthentication
-STRICT), all with kubectl; the traffic pod's requests reach reviews v1 only; a VirtualService
+STRICT), all with kubectl; once reviews is up, the traffic pod's Deployment (its application
+held until its agent is ready); its requests reach reviews v1 only; a VirtualService
 applied with kubectl moves them to v2; then the Lease holder is killed under load: the other
 replica takes the Lease within its TTL, every proxy is on the survivor, and a VirtualService
 applied then moves the traffic back to v1. Not one request fails from start to end.
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 from harness import podnet
+from harness.adminhttp import get_json
 from harness.controlplane import ControlPlane
 from harness.kubeapi import KubeAPIThread
 from harness.kubectl import Kubectl
@@ -88,17 +90,13 @@ APP = textwrap.dedent(
 SERVICE = ["python", "-m", "shoal.samples.service", "--name", "reviews", "--port", "9080"]
 TRAFFIC = [
     "python", "-m", "shoal.samples.traffic", "--url", f"http://reviews.{NS}.svc.cluster.local:9080/",
-    "--rps", "25", "--port", "8080", "--host", "0.0.0.0", "--every", "3600",
+    "--rps", "25", "--port", "8080", "--host", "0.0.0.0", "--every", "1",
 ]  # fmt: skip
-DEPLOYMENTS = "---\n".join(
-    [
-        *(
-            _deployment(f"reviews-{v}", "reviews", v, "bookinfo-reviews", [*SERVICE, "--version", v])  # noqa: E501
-            for v in ("v1", "v2")
-        ),
-        _deployment("traffic", "traffic", "v1", "traffic", TRAFFIC),
-    ]
-)  # fmt: skip
+REVIEWS = "---\n".join(
+    _deployment(f"reviews-{v}", "reviews", v, "bookinfo-reviews", [*SERVICE, "--version", v])
+    for v in ("v1", "v2")
+)
+CLIENT = _deployment("traffic", "traffic", "v1", "traffic", TRAFFIC)
 ROUTING = textwrap.dedent(
     f"""\
     apiVersion: networking.istio.io/v1
@@ -167,6 +165,15 @@ def _holder(api: KubeAPIThread) -> str:
     return str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
 
 
+def _informed(api: KubeAPIThread, cp: ControlPlane) -> bool:
+    """`cp`'s EndpointSlice informer has seen the reviews slice as it is now."""
+    held = api.get("discovery.k8s.io/v1", "EndpointSlice", "reviews-node", NS)
+    view = get_json(cp.admin_url + "/debug/kubernetes")["informers"]["EndpointSlice"]
+    return held is not None and int(view["resource_version"] or 0) >= int(
+        held["metadata"]["resourceVersion"]
+    )
+
+
 def _envoy_stat(node: Node, pod: str, prefix: str, part: str = "") -> int:
     """The sum of the Envoy counters of `pod`'s sidecar named `prefix...part...`."""
     running = node.pods[(NS, pod)]
@@ -180,12 +187,6 @@ def _envoy_stat(node: Node, pod: str, prefix: str, part: str = "") -> int:
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known failure, not yet diagnosed: everything else holds (injection, mTLS, both "
-    "VirtualService moves, Lease takeover within the TTL, proxies on the survivor) but about "
-    "13% of the traffic pod's requests fail over the whole scenario",
-)
 def test_kubectl_deployed_mesh_moves_traffic_and_survives_its_leader(
     kubeapi: KubeAPIThread, kubeconfig: Path, kubectl: Kubectl, tmp_path: Path
 ) -> None:
@@ -224,17 +225,27 @@ def test_kubectl_deployed_mesh_moves_traffic_and_survives_its_leader(
 
         kubectl("apply", "-f", "-", input=APP)
         kubectl("apply", "-f", "-", input=ROUTING + "---\n" + _route_to("v1"))
-        kubectl("apply", "-f", "-", input=DEPLOYMENTS)
+        kubectl("apply", "-f", "-", input=REVIEWS)
         wait_until(
             lambda: kubeapi.get("v1", "ConfigMap", "istio-ca-root-cert", NS) is not None,
             10,
             what="the leader's root certificate ConfigMap in the namespace",
         )
         with Node(kubeapi, tmp_path, net) as node:
-            node.run_until_ready(NS, within=90)
+            node.run_until_ready(NS, within=60)
             pod = kubeapi.get("v1", "Pod", "reviews-v1-0", NS)
             assert pod is not None
-            assert [c["name"] for c in pod["spec"]["containers"]] == ["reviews", "istio-proxy"]
+            # the application is held until its agent is ready: the agent starts first
+            assert [c["name"] for c in pod["spec"]["containers"]] == ["istio-proxy", "reviews"]
+            # the client comes once what it calls is up (ready, in its slice, on both
+            # replicas): from its first request on, not one may fail
+            wait_until(
+                lambda: all(_informed(kubeapi, cp) for cp in replicas),
+                20,
+                what="both replicas holding the reviews endpoints",
+            )
+            kubectl("apply", "-f", "-", input=CLIENT)
+            node.run_until_ready(NS, within=60)
 
             _moves_to(node, "v1", within=30)
             # the reviews sidecar's inbound listener took the calls over mTLS (STRICT)

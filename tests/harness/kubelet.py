@@ -10,8 +10,12 @@ kubelet, against the fake API server, with every container a local process.
   the pod's env (downward-API fields, `$(VAR)` expansion, as the kubelet does) and the
   container's command; paths under a volume mount are the volume's directory. `python` is
   this interpreter and `shoal` this venv's command (the images are not run).
-* A pod is Ready when every readiness probe answers 2xx on the pod IP; the EndpointSlice
-  controller then lists it in its Services' slices (ready or not, as Kubernetes does).
+* A pod's containers start in order, and a container's postStart exec hook must return
+  before the next one starts (the kubelet's rule that Istio's holdApplicationUntilProxyStarts
+  relies on; the injector uses it, shoal.kube.inject).
+* A pod is Ready when all its containers run and every readiness probe answers 2xx on the pod
+  IP; the EndpointSlice controller lists it in its Services' slices (ready or not, as
+  Kubernetes does) and updates them as pods turn ready.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,6 +53,11 @@ class RunningPod:
     dir: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ready: bool = False
+    pod: Obj = field(default_factory=dict)  # as created (after admission)
+    volumes: dict[str, Path] = field(default_factory=dict)
+    waiting: list[Obj] = field(default_factory=list)  # containers not started yet, in order
+    hook: subprocess.Popen[bytes] | None = None  # a postStart hook the next container awaits
+    hook_of: str = ""
 
 
 def _field(pod: Obj, path: str, ip: str) -> str:
@@ -166,11 +176,36 @@ class Node:
         running = RunningPod(name, ns, ip, netns, self.root / str(len(self.pods)))
         running.dir.mkdir(parents=True)
         self._set_status(pod, ip, ready=False)
-        pod = self.api.get("v1", "Pod", name, ns) or pod
-        volumes = self._volumes(pod, running)
-        for container in pod["spec"]["containers"]:
-            running.procs[container["name"]] = self._run(pod, container, running, volumes)
+        running.pod = self.api.get("v1", "Pod", name, ns) or pod
+        running.volumes = self._volumes(running.pod, running)
+        running.waiting = list(running.pod["spec"]["containers"])
+        self._advance(running)
         return running
+
+    def _advance(self, running: RunningPod) -> None:
+        """Start the pod's next containers, in order: as the kubelet does, a container's
+        postStart hook must have returned before the next container starts (a failing hook
+        is an error here; the kubelet would kill and restart the container)."""
+        while True:
+            if running.hook is not None:
+                code = running.hook.poll()
+                if code is None:
+                    return
+                if code != 0:
+                    tail = self.log(running, running.hook_of)
+                    raise RuntimeError(
+                        f"{running.namespace}/{running.name} {running.hook_of}: postStart hook "
+                        f"exited {code}:\n{tail}"
+                    )
+                running.hook = None
+            if not running.waiting:
+                return
+            container = running.waiting.pop(0)
+            running.procs[container["name"]] = self._run(running.pod, container, running)
+            hook = ((container.get("lifecycle") or {}).get("postStart") or {}).get("exec")
+            if hook:
+                running.hook_of = container["name"]
+                running.hook = self._run(running.pod, container, running, hook["command"])
 
     def _volumes(self, pod: Obj, running: RunningPod) -> dict[str, Path]:
         out: dict[str, Path] = {}
@@ -203,9 +238,13 @@ class Node:
         return out
 
     def _run(
-        self, pod: Obj, container: Obj, running: RunningPod, volumes: dict[str, Path]
+        self, pod: Obj, container: Obj, running: RunningPod, command: list[str] | None = None
     ) -> subprocess.Popen[bytes]:
-        mounts = {m["mountPath"]: volumes[m["name"]] for m in container.get("volumeMounts") or []}
+        """The container's process, or `command` (an exec hook) run in it: the container's
+        env, mounts and network namespace."""
+        mounts = {
+            m["mountPath"]: running.volumes[m["name"]] for m in container.get("volumeMounts") or []
+        }
 
         def local(text: str) -> str:
             for mount, path in sorted(mounts.items(), key=lambda m: -len(m[0])):
@@ -218,9 +257,8 @@ class Node:
             ref = (e.get("valueFrom") or {}).get("fieldRef")
             value = _field(pod, ref["fieldPath"], running.ip) if ref else e.get("value", "")
             env[e["name"]] = local(_expand(str(value), env))
-        argv = [
-            _expand(a, env) for a in [*container.get("command", []), *container.get("args", [])]
-        ]
+        words = command or [*container.get("command", []), *container.get("args", [])]
+        argv = [_expand(a, env) for a in words]
         argv = [_program(argv[0]), *(local(a) for a in argv[1:])]
         base = {k: os.environ[k] for k in ("PATH", "LANG", "HOME") if k in os.environ}
         log = (running.dir / f"{container['name']}.log").open("ab")
@@ -251,21 +289,28 @@ class Node:
 
         self.api.call(update)
 
-    def probe(self) -> None:
-        """Run every readiness probe once; a pod turning ready is written to the API."""
+    def probe(self) -> bool:
+        """Start the containers whose turn came, then run every readiness probe once; a pod
+        turning ready is written to the API. True if one did."""
+        turned = False
         for (ns, name), running in self.pods.items():
             pod = self.api.get("v1", "Pod", name, ns)
             if pod is None or running.ready:
                 continue
-            for container in pod["spec"]["containers"]:
-                if running.procs[container["name"]].poll() is not None:
-                    tail = self.log(running, container["name"])
-                    raise RuntimeError(f"{ns}/{name} {container['name']} exited:\n{tail}")
+            self._advance(running)
+            for container_name, proc in running.procs.items():
+                if proc.poll() is not None:
+                    tail = self.log(running, container_name)
+                    raise RuntimeError(f"{ns}/{name} {container_name} exited:\n{tail}")
+            if running.waiting or running.hook is not None:
+                continue  # not every container has started: not ready
             probes = [c["readinessProbe"]["httpGet"] for c in pod["spec"]["containers"]
                       if "readinessProbe" in c]  # fmt: skip
             if all(self._get(running.ip, p["port"], p.get("path", "/")) for p in probes):
                 running.ready = True
+                turned = True
                 self._set_status(pod, running.ip, ready=True)
+        return turned
 
     @staticmethod
     def _get(ip: str, port: int, path: str) -> bool:
@@ -283,8 +328,9 @@ class Node:
             if time.monotonic() > deadline:
                 waiting = [n for n, p in self.pods.items() if not p.ready]
                 raise AssertionError(f"pods not ready after {within} s: {waiting}\n{self.logs()}")
-            self.probe()
-            time.sleep(0.2)
+            if self.probe():  # the EndpointSlice controller follows readiness as it changes
+                self.sync_endpoint_slices(namespace)
+            time.sleep(0.1)
         self.sync_endpoint_slices(namespace)
 
     # ------------------------------------------------------------------ diagnostics, teardown
@@ -303,9 +349,14 @@ class Node:
         return "\n".join(out)
 
     def stop(self) -> None:
-        for running in self.pods.values():
-            for proc in running.procs.values():
-                procs.terminate(proc, timeout=5)
+        # every container is told at once, as the kubelet does, then each is waited for
+        everything = [p for r in self.pods.values() for p in [*r.procs.values(), r.hook] if p]
+        for proc in everything:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        for proc in everything:
+            procs.terminate(proc, timeout=5)
         # keep the logs beside the test's files
         for running in self.pods.values():
             for log in running.dir.glob("*.log"):

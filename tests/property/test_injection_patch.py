@@ -62,7 +62,8 @@ def test_patch_applied_is_the_injected_pod(pod: dict[str, Any]) -> None:
     assert original["metadata"]["labels"].items() <= meta["labels"].items()
     assert (original["metadata"].get("annotations") or {}).keys() <= meta["annotations"].keys()
     names = [c["name"] for c in patched["spec"]["containers"]]
-    assert names == [*(c["name"] for c in original["spec"]["containers"]), PROXY_CONTAINER]
+    # the agent first, holding the application until it is ready
+    assert names == [PROXY_CONTAINER, *(c["name"] for c in original["spec"]["containers"])]
     volumes = {v["name"] for v in patched["spec"]["volumes"]}
     assert {v["name"] for v in original["spec"].get("volumes") or ()} <= volumes
     assert patched["spec"]["serviceAccountName"] == original["spec"].get(

@@ -11,6 +11,7 @@ from pathlib import Path
 from shoal import __version__
 from shoal.cli import (
     agentcmd,
+    agentwait,
     analyze,
     cacmd,
     dashboardcmd,
@@ -112,6 +113,7 @@ def parser() -> argparse.ArgumentParser:
 
     upcmd.register(sub)
     agentcmd.register(sub)
+    agentwait.register(sub)
     cacmd.register(sub)
     installcmd.register(sub)
 

@@ -20,6 +20,16 @@ Istio's interception mode NONE: the agent's inbound listener takes the pod's ser
 on the inbound port (the pod is annotated with it, so EndpointSlice translation points
 callers there) and forwards it to the application's port; applications reach other services
 through the agent's outbound port, which the injector sets as their `HTTP_PROXY`.
+
+Start order: an application that calls out before its agent listens gets connection errors
+(with HTTP_PROXY nothing reaches the mesh without the agent), so by default the app is held
+until the agent is ready, as Istio's `holdApplicationUntilProxyStarts` does: `istio-proxy` is
+the first container and its postStart hook, `shoal agent-wait` (run as `python -m
+shoal.cli.agentwait`), returns once the agent's `/healthz/ready` answers (Envoy has its
+listeners, clusters and certificate). The kubelet starts a pod's containers in order and
+does not start the next one until the previous one's postStart hook has returned. A pod opts
+out with `proxy.istio.io/config: {holdApplicationUntilProxyStarts: false}`; the agent then
+comes last, as Istio places it.
 """
 
 from __future__ import annotations
@@ -72,6 +82,8 @@ class InjectorSettings:
     inbound_port: int = 15006
     admin_port: int = 15000
     health_port: int = 15021
+    hold_application: bool = True  # Istio's holdApplicationUntilProxyStarts
+    hold_timeout_s: int = 60  # how long the postStart hook waits for the agent
     policy: InjectionPolicy = field(default_factory=InjectionPolicy)
 
 
@@ -164,14 +176,27 @@ def _agent_args(
     return [*args, *extra.agent_args]
 
 
+def wait_command(s: InjectorSettings, health: int) -> list[str]:
+    """The postStart hook that holds the pod's next containers until the agent is ready
+    (`shoal agent-wait`, run as a module: it starts far faster than the whole command)."""
+    return [
+        "python", "-m", "shoal.cli.agentwait",
+        "--url", f"http://127.0.0.1:{health}/healthz/ready",
+        "--timeout", str(s.hold_timeout_s),
+    ]  # fmt: skip
+
+
 def proxy_container(
     pod: KubeObject,
     labels: Mapping[str, str],
     s: InjectorSettings,
     port: int | None,
     extra: Overrides | None = None,
+    *,
+    hold: bool = False,
 ) -> dict[str, Any]:
-    """The `istio-proxy` container: `shoal agent` for this pod."""
+    """The `istio-proxy` container: `shoal agent` for this pod; with `hold`, a postStart hook
+    that returns once the agent is ready (see the module docstring)."""
     extra = extra or Overrides()
     image = annotations_of(pod).get(IMAGE_ANNOTATION) or s.image
     health = s.health_port if extra.health_port is None else extra.health_port
@@ -217,6 +242,8 @@ def proxy_container(
             "timeoutSeconds": 3,
             "failureThreshold": 30,
         }
+        if hold:
+            container["lifecycle"] = {"postStart": {"exec": {"command": wait_command(s, health)}}}
     return container
 
 
@@ -300,7 +327,19 @@ def inject_pod(pod: KubeObject, settings: InjectorSettings | None = None) -> Inj
         env = container.setdefault("env", [])
         taken = {text(e, "name") for e in env}
         env.extend(e for e in _proxy_env(s) if e["name"] not in taken)
-    containers.append(proxy_container(out, labels, s, port, extra))
+    hold = s.hold_application if extra.hold_application is None else extra.hold_application
+    health = s.health_port if extra.health_port is None else extra.health_port
+    if hold and not health:
+        hold = False
+        warnings.append(
+            "holdApplicationUntilProxyStarts needs the agent's health port "
+            "(status.sidecar.istio.io/port is 0); the application is not held"
+        )
+    proxy = proxy_container(out, labels, s, port, extra, hold=hold)
+    if hold:
+        containers.insert(0, proxy)
+    else:
+        containers.append(proxy)
     volumes = spec.setdefault("volumes", [])
     taken_volumes = {text(v, "name") for v in volumes}
     volumes.extend(v for v in proxy_volumes(s) if v["name"] not in taken_volumes)

@@ -1,8 +1,9 @@
 """Per-pod overrides of the injected sidecar, from Istio's pod annotations.
 
 - `proxy.istio.io/config` (a ProxyConfig in YAML or JSON): `concurrency` (Envoy worker
-  threads) and `terminationDrainDuration` (how long the agent drains Envoy on shutdown);
-  other fields are valid Istio that shoal's agent does not act on, so they produce a warning;
+  threads), `terminationDrainDuration` (how long the agent drains Envoy on shutdown) and
+  `holdApplicationUntilProxyStarts` (whether the app's containers wait for the agent); other
+  fields are valid Istio that shoal's agent does not act on, so they produce a warning;
 - `sidecar.istio.io/proxyCPU`, `proxyMemory`, `proxyCPULimit`, `proxyMemoryLimit`: the
   container's resources (Istio's defaults otherwise: 100m CPU, 128Mi memory requested);
 - `sidecar.istio.io/logLevel`: Envoy's log level;
@@ -41,20 +42,30 @@ class Overrides:
     agent_args: tuple[str, ...] = ()
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     health_port: int | None = None  # None: the injector's; 0: none
+    hold_application: bool | None = None  # None: the injector's
     warnings: tuple[str, ...] = ()
 
 
-def _proxy_config(raw: str, args: list[str], warnings: list[str]) -> None:
+def _proxy_config(raw: str, args: list[str], warnings: list[str]) -> bool | None:
+    """The agent arguments `raw` asks for (into `args`) and its holdApplicationUntilProxyStarts."""
+    hold: bool | None = None
     try:
         config: Any = yaml.safe_load(raw)
     except yaml.YAMLError as err:
         warnings.append(f"{PROXY_CONFIG} is not YAML ({err.__class__.__name__}); ignored")
-        return
+        return None
     if not isinstance(config, dict):
         warnings.append(f"{PROXY_CONFIG} must be a map of ProxyConfig fields; ignored")
-        return
+        return None
     for key, value in config.items():
-        if key == "concurrency":
+        if key == "holdApplicationUntilProxyStarts":
+            if isinstance(value, bool):
+                hold = value
+            else:
+                warnings.append(
+                    f"{PROXY_CONFIG} holdApplicationUntilProxyStarts must be true or false; ignored"
+                )
+        elif key == "concurrency":
             if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                 args += ["--concurrency", str(value)]
             else:
@@ -66,14 +77,16 @@ def _proxy_config(raw: str, args: list[str], warnings: list[str]) -> None:
                 warnings.append(f"{PROXY_CONFIG} terminationDrainDuration: {err}; ignored")
         else:
             warnings.append(f"{PROXY_CONFIG} field {key!r} is not supported by shoal; ignored")
+    return hold
 
 
 def overrides(annotations: Mapping[str, str]) -> Overrides:
     """The overrides a pod's annotations ask for (see the module docstring)."""
     args: list[str] = []
     warnings: list[str] = []
+    hold = None
     if PROXY_CONFIG in annotations:
-        _proxy_config(annotations[PROXY_CONFIG], args, warnings)
+        hold = _proxy_config(annotations[PROXY_CONFIG], args, warnings)
     level = annotations.get(LOG_LEVEL, "").lower()
     if level:
         if level in _LOG_LEVELS:
@@ -91,4 +104,10 @@ def overrides(annotations: Mapping[str, str]) -> Overrides:
             health = int(raw_port)
         else:
             warnings.append(f"{STATUS_PORT}={raw_port!r} is not a port number; ignored")
-    return Overrides(tuple(args), resources, health, tuple(warnings))
+    return Overrides(
+        agent_args=tuple(args),
+        resources=resources,
+        health_port=health,
+        hold_application=hold,
+        warnings=tuple(warnings),
+    )

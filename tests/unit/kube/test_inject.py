@@ -64,8 +64,13 @@ def test_patch_adds_agent_labels_annotations_and_volumes() -> None:
     assert "managedFields" not in meta
 
     # the agent container
-    assert [c["name"] for c in spec["containers"]] == ["reviews", "istio-proxy"]
+    # first, its postStart hook holding the app until it is ready
+    assert [c["name"] for c in spec["containers"]] == ["istio-proxy", "reviews"]
     proxy = _container(pod, "istio-proxy")
+    assert proxy["lifecycle"]["postStart"]["exec"]["command"] == [
+        "python", "-m", "shoal.cli.agentwait",
+        "--url", "http://127.0.0.1:15021/healthz/ready", "--timeout", "60",
+    ]  # fmt: skip
     assert proxy["image"] == "registry.example/shoal:9"
     assert proxy["command"] == ["shoal"]
     assert proxy["readinessProbe"]["httpGet"] == {"path": "/healthz/ready", "port": 15021}
@@ -205,7 +210,7 @@ def test_istio_proxy_annotations_override_the_sidecar() -> None:
     pod = deployment_pod(
         annotations={
             "proxy.istio.io/config": "concurrency: 2\nterminationDrainDuration: 7s\n"
-            "holdApplicationUntilProxyStarts: true\n",
+            "proxyStatsMatcher: {inclusionPrefixes: [upstream_rq]}\n",
             "sidecar.istio.io/proxyCPU": "250m",
             "sidecar.istio.io/proxyMemoryLimit": "1Gi",
             "sidecar.istio.io/logLevel": "debug",
@@ -237,8 +242,11 @@ def test_istio_proxy_annotations_override_the_sidecar() -> None:
     }
     # valid Istio the agent does not act on is named, not silently dropped
     assert result.warnings == (
-        "proxy.istio.io/config field 'holdApplicationUntilProxyStarts' is not supported by "
-        "shoal; ignored",
+        "proxy.istio.io/config field 'proxyStatsMatcher' is not supported by shoal; ignored",
+    )
+    # the hold waits on the health port the pod asked for
+    assert "--url http://127.0.0.1:15999/healthz/ready" in " ".join(
+        proxy["lifecycle"]["postStart"]["exec"]["command"]
     )
 
 
@@ -251,12 +259,47 @@ def test_unusable_overrides_warn_and_the_pod_is_still_injected() -> None:
         }
     )
     result = injection_patch(pod)
-    assert len(result.warnings) == 2
+    assert len(result.warnings) == 3
     assert "concurrency must be a positive integer" in result.warnings[0]
     assert "not an Envoy log level" in result.warnings[1]
+    # without a health endpoint there is nothing to wait on: the app is not held
+    assert "the application is not held" in result.warnings[2]
     before = copy.deepcopy(pod)
     before["metadata"].pop("managedFields")
     proxy = _container(jsonpatch.apply_patch(before, result.operations), "istio-proxy")
     assert "readinessProbe" not in proxy  # health disabled by status port 0
+    assert "lifecycle" not in proxy
     assert proxy["args"][proxy["args"].index("--health-port") + 1] == "0"
     assert "--concurrency" not in proxy["args"]
+
+
+@pytest.mark.parametrize(
+    ("annotation", "settings", "held"),
+    [
+        ("holdApplicationUntilProxyStarts: false", InjectorSettings(), False),
+        (None, InjectorSettings(hold_application=False), False),
+        ("holdApplicationUntilProxyStarts: true", InjectorSettings(hold_application=False), True),
+    ],
+)
+def test_holding_the_application_can_be_turned_off(
+    annotation: str | None, settings: InjectorSettings, held: bool
+) -> None:
+    annotations = {"proxy.istio.io/config": annotation} if annotation else {}
+    result = injection_patch(deployment_pod(annotations=annotations), settings)
+    assert result.warnings == ()
+    pod = _patched(deployment_pod(annotations=annotations), settings)
+    names = [c["name"] for c in pod["spec"]["containers"]]
+    proxy = _container(pod, "istio-proxy")
+    if held:
+        assert names == ["istio-proxy", "reviews"] and "lifecycle" in proxy
+    else:  # Istio's default place: last, and nothing waits
+        assert names == ["reviews", "istio-proxy"] and "lifecycle" not in proxy
+
+
+def test_a_hold_that_is_not_a_boolean_is_refused_with_a_warning() -> None:
+    result = injection_patch(
+        deployment_pod(annotations={"proxy.istio.io/config": "holdApplicationUntilProxyStarts: 1"})
+    )
+    assert result.warnings == (
+        "proxy.istio.io/config holdApplicationUntilProxyStarts must be true or false; ignored",
+    )

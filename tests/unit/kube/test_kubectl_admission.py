@@ -220,8 +220,8 @@ def test_pods_in_a_labelled_namespace_get_a_sidecar(kc: Kubectl, tmp_path: Path)
         kc("apply", "-f", str(tmp_path / f"{ns}.yaml"))
 
     pod = kc.json("get", "pod", "-n", "injected", "reviews-v1")
-    assert [c["name"] for c in pod["spec"]["containers"]] == ["reviews", "istio-proxy"]
-    proxy = pod["spec"]["containers"][1]
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["istio-proxy", "reviews"]
+    proxy = pod["spec"]["containers"][0]
     assert proxy["command"] == ["shoal"] and proxy["args"][0] == "agent"
     assert pod["metadata"]["labels"]["security.istio.io/tlsMode"] == "istio"
     assert pod["metadata"]["labels"]["service.istio.io/canonical-name"] == "reviews"

@@ -106,7 +106,7 @@ async def test_inject_answers_a_json_patch_the_pod_accepts(hooks: Hooks) -> None
     before["metadata"].pop("managedFields")
     injected = jsonpatch.apply_patch(before, decode_patch(body))
     names = [c["name"] for c in injected["spec"]["containers"]]
-    assert names == ["reviews", "istio-proxy"]
+    assert names == ["istio-proxy", "reviews"]  # the agent first: the app is held for it
     assert injected["metadata"]["labels"]["security.istio.io/tlsMode"] == "istio"
     assert "sidecar.istio.io/status" in injected["metadata"]["annotations"]
 
