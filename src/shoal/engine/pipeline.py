@@ -15,6 +15,7 @@ from typing import NamedTuple
 from shoal.api import Change, ConfigError, ConfigStore, Resource
 from shoal.generate import ConfigGenerator
 from shoal.model import Credential, MeshSnapshot, PushRequest, RegistryInstance, build_snapshot
+from shoal.model.build import SnapshotMemo
 from shoal.model.push import CREDENTIAL, INSTANCE, NOTHING, POLICY_FILE, REGISTRY, push_request
 from shoal.model.snapshot import Service
 
@@ -49,6 +50,7 @@ class Pipeline:
         self._prefix = version_prefix
         self._policy_files = policy_files
         self._seq = 0
+        self._memo = SnapshotMemo()  # what the snapshot builder carries between builds
         self.generation: ConfigGenerator | None = None
         self.errors: tuple[ConfigError, ...] = ()
         self.instances: tuple[RegistryInstance, ...] = ()
@@ -126,6 +128,7 @@ class Pipeline:
             files=self.files,
             registry=self.registry,
             registry_namespaces=self.registry_namespaces,
+            memo=self._memo,
         )
         push = push_request(
             previous.snapshot if previous is not None else None,

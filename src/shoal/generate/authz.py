@@ -18,6 +18,7 @@ the peer certificate's URI SAN (so they need mTLS); namespaces match `.*/ns/NS/.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from types import MappingProxyType
 
 from envoy.config.core.v3 import address_pb2
 from envoy.config.rbac.v3 import rbac_pb2 as rbac
@@ -44,7 +45,9 @@ from shoal.generate.jwt import PAYLOAD_KEY, selects
 from shoal.model import MeshSnapshot, Proxy
 
 FILTER_NAME = "envoy.filters.http.rbac"
-_ACTIONS = {"ALLOW": rbac.RBAC.ALLOW, "DENY": rbac.RBAC.DENY, "AUDIT": rbac.RBAC.LOG}
+_ACTIONS = MappingProxyType(
+    {"ALLOW": rbac.RBAC.ALLOW, "DENY": rbac.RBAC.DENY, "AUDIT": rbac.RBAC.LOG}
+)
 
 
 # ---------------------------------------------------------------- string forms

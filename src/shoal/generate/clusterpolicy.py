@@ -19,6 +19,9 @@ Mapping (Istio's pilot/pkg/networking/core/cluster_traffic_policy.go is the refe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
 from envoy.config.core.v3 import protocol_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
@@ -39,12 +42,14 @@ DEFAULT_RING_SIZE = 1024  # Envoy's and Istio's default minimum ring size
 DEFAULT_BUDGET_PERCENT = 20.0
 DEFAULT_MIN_RETRY_CONCURRENCY = 3
 
-_SIMPLE: dict[str, cluster_pb2.Cluster.LbPolicy.ValueType] = {
-    "ROUND_ROBIN": cluster_pb2.Cluster.ROUND_ROBIN,
-    "LEAST_REQUEST": cluster_pb2.Cluster.LEAST_REQUEST,
-    "LEAST_CONN": cluster_pb2.Cluster.LEAST_REQUEST,
-    "RANDOM": cluster_pb2.Cluster.RANDOM,
-}
+_SIMPLE: Mapping[str, cluster_pb2.Cluster.LbPolicy.ValueType] = MappingProxyType(
+    {
+        "ROUND_ROBIN": cluster_pb2.Cluster.ROUND_ROBIN,
+        "LEAST_REQUEST": cluster_pb2.Cluster.LEAST_REQUEST,
+        "LEAST_CONN": cluster_pb2.Cluster.LEAST_REQUEST,
+        "RANDOM": cluster_pb2.Cluster.RANDOM,
+    }
+)
 
 
 def _duration(seconds: float) -> duration_pb2.Duration:
@@ -58,7 +63,7 @@ def _load_balancer(cluster: cluster_pb2.Cluster, lb: LoadBalancerSettings | None
     cluster.lb_policy = cluster_pb2.Cluster.LEAST_REQUEST
     if lb is None:
         return
-    if lb.simple in _SIMPLE:
+    if lb.simple is not None and lb.simple in _SIMPLE:
         cluster.lb_policy = _SIMPLE[lb.simple]
     ch = lb.consistent_hash
     if ch is None:

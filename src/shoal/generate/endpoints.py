@@ -8,7 +8,6 @@ metadata, so callers' automatic mTLS (mtls.py) speaks TLS to them and plaintext 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
 
 from envoy.config.core.v3 import address_pb2, health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
@@ -52,9 +51,9 @@ def _lb_endpoint(ep: Endpoint, port: Port) -> endpoint_components_pb2.LbEndpoint
     return out
 
 
-@lru_cache(maxsize=4096)
 def empty_assignment(name: str) -> PreparedResource:
-    """Answer for an EDS name shoal does not know: without it the cluster warms forever."""
+    """Answer for an EDS name shoal does not know: without it the cluster warms forever
+    (kept per generation by `ConfigGenerator.missing`, not process-wide)."""
     return prepare(name, endpoint_pb2.ClusterLoadAssignment(cluster_name=name))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
@@ -20,7 +21,9 @@ SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 # The order Envoy applies ADS updates in, and so the order shoal pushes them in.
 PUSH_ORDER = (CLUSTER, ENDPOINT, LISTENER, ROUTE)
-SHORT_NAMES = {CLUSTER: "cds", ENDPOINT: "eds", LISTENER: "lds", ROUTE: "rds", SECRET: "sds"}
+SHORT_NAMES = MappingProxyType(
+    {CLUSTER: "cds", ENDPOINT: "eds", LISTENER: "lds", ROUTE: "rds", SECRET: "sds"}
+)
 
 
 @dataclass(frozen=True)

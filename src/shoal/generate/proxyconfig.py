@@ -67,6 +67,7 @@ class ConfigGenerator:
         self._listeners: dict[tuple[object, ...], ResourceMap] = {}
         self._views: dict[tuple[object, ...], ProxyView] = {}
         self._scopes: dict[tuple[str, Resource | None], scope.Scope] = {}
+        self._missing: dict[str, PreparedResource] = {}  # empty assignments by EDS name
         # (id of a CDS map, extra clusters' names) -> (that map, it merged with them)
         self._cds_with: dict[tuple[int, tuple[str, ...]], tuple[ResourceMap, ResourceSet]] = {}
         self._prev_cds_with: dict[tuple[int, tuple[str, ...]], tuple[ResourceMap, ResourceSet]]
@@ -259,8 +260,14 @@ class ConfigGenerator:
 
     def missing(self, type_url: str, name: str) -> PreparedResource | None:
         """What to send for a name a proxy asks for that this generation does not have: an
-        empty load assignment for EDS (Envoy then knows the cluster has no endpoints)."""
-        return endpoints.empty_assignment(name) if type_url == ENDPOINT else None
+        empty load assignment for EDS (Envoy then knows the cluster has no endpoints); one
+        object per name for this generation, so the streams asking share it."""
+        if type_url != ENDPOINT:
+            return None
+        found = self._missing.get(name)
+        if found is None:
+            found = self._missing[name] = endpoints.empty_assignment(name)
+        return found
 
     def inbound_clusters(self, proxy: Proxy) -> list[PreparedResource]:
         """Clusters only some proxies hold: the local app, the catch-all forward proxy."""

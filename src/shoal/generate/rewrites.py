@@ -9,20 +9,24 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.type.matcher.v3 import regex_pb2
 
 from shoal.api.routepolicies import HTTPDirectResponse, HTTPRedirect, HTTPRewrite
 
-_REDIRECT_CODES = {
-    0: rc.RedirectAction.MOVED_PERMANENTLY,
-    301: rc.RedirectAction.MOVED_PERMANENTLY,
-    302: rc.RedirectAction.FOUND,
-    303: rc.RedirectAction.SEE_OTHER,
-    307: rc.RedirectAction.TEMPORARY_REDIRECT,
-    308: rc.RedirectAction.PERMANENT_REDIRECT,
-}
+_REDIRECT_CODES = MappingProxyType(
+    {
+        0: rc.RedirectAction.MOVED_PERMANENTLY,
+        301: rc.RedirectAction.MOVED_PERMANENTLY,
+        302: rc.RedirectAction.FOUND,
+        303: rc.RedirectAction.SEE_OTHER,
+        307: rc.RedirectAction.TEMPORARY_REDIRECT,
+        308: rc.RedirectAction.PERMANENT_REDIRECT,
+    }
+)
 
 
 def apply_rewrite(action: rc.RouteAction, rewrite: HTTPRewrite | None, authority: str) -> None:

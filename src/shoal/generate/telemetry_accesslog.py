@@ -8,6 +8,8 @@ the agent's output, which `shoal up` prints per replica.
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.core.v3 import substitution_format_string_pb2 as fmt_pb2
 from envoy.data.accesslog.v3 import accesslog_pb2 as accesslog_data_pb2
@@ -29,32 +31,34 @@ TEXT_FORMAT = (
     "%REQUESTED_SERVER_NAME% %ROUTE_NAME%\n"
 )
 # Istio's default JSON access log fields
-JSON_FIELDS = {
-    "start_time": "%START_TIME%",
-    "method": "%REQ(:METHOD)%",
-    "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
-    "protocol": "%PROTOCOL%",
-    "response_code": "%RESPONSE_CODE%",
-    "response_flags": "%RESPONSE_FLAGS%",
-    "response_code_details": "%RESPONSE_CODE_DETAILS%",
-    "connection_termination_details": "%CONNECTION_TERMINATION_DETAILS%",
-    "upstream_transport_failure_reason": "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
-    "bytes_received": "%BYTES_RECEIVED%",
-    "bytes_sent": "%BYTES_SENT%",
-    "duration": "%DURATION%",
-    "upstream_service_time": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
-    "x_forwarded_for": "%REQ(X-FORWARDED-FOR)%",
-    "user_agent": "%REQ(USER-AGENT)%",
-    "request_id": "%REQ(X-REQUEST-ID)%",
-    "authority": "%REQ(:AUTHORITY)%",
-    "upstream_host": "%UPSTREAM_HOST%",
-    "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",
-    "upstream_local_address": "%UPSTREAM_LOCAL_ADDRESS%",
-    "downstream_local_address": "%DOWNSTREAM_LOCAL_ADDRESS%",
-    "downstream_remote_address": "%DOWNSTREAM_REMOTE_ADDRESS%",
-    "requested_server_name": "%REQUESTED_SERVER_NAME%",
-    "route_name": "%ROUTE_NAME%",
-}
+JSON_FIELDS = MappingProxyType(
+    {
+        "start_time": "%START_TIME%",
+        "method": "%REQ(:METHOD)%",
+        "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+        "protocol": "%PROTOCOL%",
+        "response_code": "%RESPONSE_CODE%",
+        "response_flags": "%RESPONSE_FLAGS%",
+        "response_code_details": "%RESPONSE_CODE_DETAILS%",
+        "connection_termination_details": "%CONNECTION_TERMINATION_DETAILS%",
+        "upstream_transport_failure_reason": "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
+        "bytes_received": "%BYTES_RECEIVED%",
+        "bytes_sent": "%BYTES_SENT%",
+        "duration": "%DURATION%",
+        "upstream_service_time": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
+        "x_forwarded_for": "%REQ(X-FORWARDED-FOR)%",
+        "user_agent": "%REQ(USER-AGENT)%",
+        "request_id": "%REQ(X-REQUEST-ID)%",
+        "authority": "%REQ(:AUTHORITY)%",
+        "upstream_host": "%UPSTREAM_HOST%",
+        "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",
+        "upstream_local_address": "%UPSTREAM_LOCAL_ADDRESS%",
+        "downstream_local_address": "%DOWNSTREAM_LOCAL_ADDRESS%",
+        "downstream_remote_address": "%DOWNSTREAM_REMOTE_ADDRESS%",
+        "requested_server_name": "%REQUESTED_SERVER_NAME%",
+        "route_name": "%ROUTE_NAME%",
+    }
+)
 
 
 def file_access_logs(

@@ -18,6 +18,8 @@ Either way the headers never reach the app.
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from envoy.config.common.mutation_rules.v3 import mutation_rules_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.filters.http.header_mutation.v3 import header_mutation_pb2
@@ -38,13 +40,15 @@ PROTOCOL_FILTER_NAME = "shoal.request_protocol"
 _UNTRUSTED = "shoal.untrusted"
 XFCC = "x-forwarded-client-cert"
 # header -> (metadata key, the own_identity label it carries)
-PEER_HEADERS = {
-    "x-shoal-peer-workload": ("workload", "source_workload"),
-    "x-shoal-peer-app": ("app", "source_app"),
-    "x-shoal-peer-version": ("version", "source_version"),
-    "x-shoal-peer-canonical-service": ("canonical_service", "source_canonical_service"),
-    "x-shoal-peer-canonical-revision": ("canonical_revision", "source_canonical_revision"),
-}
+PEER_HEADERS = MappingProxyType(
+    {
+        "x-shoal-peer-workload": ("workload", "source_workload"),
+        "x-shoal-peer-app": ("app", "source_app"),
+        "x-shoal-peer-version": ("version", "source_version"),
+        "x-shoal-peer-canonical-service": ("canonical_service", "source_canonical_service"),
+        "x-shoal-peer-canonical-revision": ("canonical_revision", "source_canonical_revision"),
+    }
+)
 # what Envoy writes: `By=<own id>;Hash=<hex>;URI=spiffe://cluster.local/ns/NS/sa/SA`
 _PRINCIPAL = (r"^.*URI=([^;,]+).*$", r"\1")
 _NAMESPACE = (r"^.*URI=spiffe://[^/;,]+/ns/([^/;,]+)/.*$", r"\1")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from shoal.api import Resource
 from shoal.api.telemetry import TelemetrySpec
@@ -21,21 +22,25 @@ ROOT_NAMESPACE = "istio-system"
 CLIENT, SERVER = "client", "server"
 
 # Istio's metric enum -> the name shoal's stats loggers give it (under `istio.`)
-METRICS = {
-    "REQUEST_COUNT": "requests_total",
-    "REQUEST_DURATION": "request_duration_milliseconds",
-    "REQUEST_SIZE": "request_bytes",
-    "RESPONSE_SIZE": "response_bytes",
-    "TCP_OPENED_CONNECTIONS": "tcp_connections_opened_total",
-    "TCP_CLOSED_CONNECTIONS": "tcp_connections_closed_total",
-    "TCP_SENT_BYTES": "tcp_sent_bytes_total",
-    "TCP_RECEIVED_BYTES": "tcp_received_bytes_total",
-}
-SIDES: dict[str, tuple[str, ...]] = {
-    "CLIENT_AND_SERVER": (CLIENT, SERVER),
-    "CLIENT": (CLIENT,),
-    "SERVER": (SERVER,),
-}
+METRICS = MappingProxyType(
+    {
+        "REQUEST_COUNT": "requests_total",
+        "REQUEST_DURATION": "request_duration_milliseconds",
+        "REQUEST_SIZE": "request_bytes",
+        "RESPONSE_SIZE": "response_bytes",
+        "TCP_OPENED_CONNECTIONS": "tcp_connections_opened_total",
+        "TCP_CLOSED_CONNECTIONS": "tcp_connections_closed_total",
+        "TCP_SENT_BYTES": "tcp_sent_bytes_total",
+        "TCP_RECEIVED_BYTES": "tcp_received_bytes_total",
+    }
+)
+SIDES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "CLIENT_AND_SERVER": (CLIENT, SERVER),
+        "CLIENT": (CLIENT,),
+        "SERVER": (SERVER,),
+    }
+)
 
 
 @dataclass(frozen=True)

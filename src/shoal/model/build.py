@@ -17,7 +17,7 @@ from shoal.api.localworkload import LocalWorkloadSpec
 from shoal.api.meshconfig import MeshConfigSpec
 from shoal.api.serviceentry import ServiceEntrySpec, WorkloadEntrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
-from shoal.model.carryover import CarryOver
+from shoal.memo import IdentityMemo
 from shoal.model.fileservices import file_service, tls_secrets
 from shoal.model.snapshot import Credential, Endpoint, MeshSnapshot, Port, Service
 
@@ -33,18 +33,34 @@ class RegistryInstance:
     namespace: str = "default"
 
 
-# WorkloadEntrySpec -> its Endpoint, and (ServiceEntry resource, host) -> its Service for
-# ServiceEntries without a workload selector (such a Service then depends on nothing else).
-# Unchanged files keep their parsed objects (api.store caches parses), so a snapshot rebuilt
-# for one edit rebuilds that edit's services and endpoints, not a thousand others.
-_ENDPOINTS: CarryOver[Endpoint] = CarryOver()
-_SERVICES: CarryOver[Service] = CarryOver()
+class SnapshotMemo:
+    """What one builder carries from a build to the next: WorkloadEntrySpec -> its Endpoint,
+    and (ServiceEntry resource, host) -> its Service for ServiceEntries without a workload
+    selector (such a Service then depends on nothing else). Unchanged files keep their parsed
+    objects (api.store caches parses), so a snapshot rebuilt for one edit rebuilds that edit's
+    services and endpoints, not a thousand others. Owned by the builder (`engine.Pipeline`),
+    never process-wide: two builders in one process do not rotate away each other's entries."""
 
+    def __init__(self) -> None:
+        self._endpoints: IdentityMemo[Endpoint] = IdentityMemo()
+        self._services: IdentityMemo[Service] = IdentityMemo()
 
-def _endpoint(spec: WorkloadEntrySpec, namespace: str, workload: str = "") -> Endpoint:
-    return _ENDPOINTS.get(
-        (spec, namespace, workload), lambda: _make_endpoint(spec, namespace, workload)
-    )
+    def rotate(self) -> None:
+        """A build starts: what the previous build did not use is dropped."""
+        self._endpoints.rotate()
+        self._services.rotate()
+
+    def endpoint(self, spec: WorkloadEntrySpec, namespace: str, workload: str = "") -> Endpoint:
+        return self._endpoints.get(
+            (spec, namespace, workload), lambda: _make_endpoint(spec, namespace, workload)
+        )
+
+    def service(
+        self, host: str, res: Resource, spec: ServiceEntrySpec, entries: Sequence[Resource]
+    ) -> Service:
+        if spec.workload_selector is not None:
+            return _make_service(self, host, res, spec, entries)
+        return self._services.get((res, host), lambda: _make_service(self, host, res, spec, ()))
 
 
 def _make_endpoint(spec: WorkloadEntrySpec, namespace: str, workload: str) -> Endpoint:
@@ -62,22 +78,18 @@ def _make_endpoint(spec: WorkloadEntrySpec, namespace: str, workload: str) -> En
     )
 
 
-def _service(
-    host: str, res: Resource, spec: ServiceEntrySpec, entries: Sequence[Resource]
-) -> Service:
-    if spec.workload_selector is not None:
-        return _make_service(host, res, spec, entries)
-    return _SERVICES.get((res, host), lambda: _make_service(host, res, spec, ()))
-
-
 def _make_service(
-    host: str, res: Resource, spec: ServiceEntrySpec, entries: Sequence[Resource]
+    memo: SnapshotMemo,
+    host: str,
+    res: Resource,
+    spec: ServiceEntrySpec,
+    entries: Sequence[Resource],
 ) -> Service:
     ports = tuple(
         Port(number=p.number, name=p.name, protocol=p.protocol, target_port=p.target_port)
         for p in spec.ports
     )
-    endpoints = [_endpoint(e, res.meta.namespace) for e in spec.endpoints]
+    endpoints = [memo.endpoint(e, res.meta.namespace) for e in spec.endpoints]
     if spec.workload_selector is not None:
         selector = spec.workload_selector.labels
         for we in entries:
@@ -85,7 +97,7 @@ def _make_service(
             if we.meta.namespace == res.meta.namespace and all(
                 we.spec.labels.get(k) == v for k, v in selector.items()
             ):
-                endpoints.append(_endpoint(we.spec, we.meta.namespace, we.meta.name))
+                endpoints.append(memo.endpoint(we.spec, we.meta.namespace, we.meta.name))
     return Service(
         hostname=host,
         namespace=res.meta.namespace,
@@ -108,14 +120,17 @@ def build_snapshot(
     files: Mapping[str, str] | None = None,
     registry: Mapping[str, Service] | None = None,
     registry_namespaces: Iterable[str] = (),
+    memo: SnapshotMemo | None = None,
 ) -> MeshSnapshot:
     """Index validated resources into a snapshot. Resources must already be validated.
 
     `registry`: services another registry already built (Kubernetes Services with their
     endpoints), by hostname; they win a host over ServiceEntries, as Istio's Kubernetes
-    registry comes first. `registry_namespaces`: the namespaces that registry knows."""
-    _ENDPOINTS.rotate()
-    _SERVICES.rotate()
+    registry comes first. `registry_namespaces`: the namespaces that registry knows.
+    `memo`: the builder's memory of its previous build (none: everything is made afresh)."""
+    if memo is None:
+        memo = SnapshotMemo()
+    memo.rotate()
     by_kind: dict[str, list[Resource]] = {}
     ordered = sorted(resources, key=lambda r: r.key)
     for res in ordered:
@@ -142,7 +157,7 @@ def build_snapshot(
     selectable = [(i.namespace, i.endpoint) for i in instances]
     selected: set[str] = set()  # hosts whose instances their selector picked
     for res in by_kind.get("Service", []):
-        service = file_service(res, entries, selectable, _endpoint)
+        service = file_service(res, entries, selectable, memo.endpoint)
         if services.setdefault(service.hostname, service) is service:
             selected.add(service.hostname)
     for res in by_kind.get("ServiceEntry", []):
@@ -150,7 +165,7 @@ def build_snapshot(
         for host in res.spec.hosts:
             name = resolve(host, res.meta.namespace)
             # first ServiceEntry (in namespace/name order) wins a host, as in Istio
-            services.setdefault(name, _service(name, res, res.spec, entries))
+            services.setdefault(name, memo.service(name, res, res.spec, entries))
 
     for res in by_kind.get("LocalWorkload", []):
         assert isinstance(res.spec, LocalWorkloadSpec)

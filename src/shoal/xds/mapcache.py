@@ -4,47 +4,23 @@ Snapshots share map objects between proxies and, for unchanged types, between sn
 (generate/reuse.py). What a stream needs to know about a map — its content digest, how it
 differs from the map the proxy holds, its encoded response body — is therefore computed once
 per map (or pair of maps) and looked up by identity. Each cache keeps the maps it describes
-alive, so an id is never reused while its entry exists, and holds only a few recent entries.
+alive, so an id is never reused while its entry exists, and holds only a few recent entries
+(`shoal.memo.IdentityMemo` with a size bound). They are still process-wide: owning them by the
+generation is the step not yet taken (see docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from typing import Generic, TypeVar
+from collections.abc import Mapping
 
 from shoal.generate import PreparedResource
 from shoal.generate.resourceset import ResourceSet, content_digest
+from shoal.memo import IdentityMemo
 
 ResourceMap = Mapping[str, PreparedResource]
-T = TypeVar("T")
 
 
-class IdentityCache(Generic[T]):
-    """A small LRU keyed by the identity of one or two objects, which it keeps alive."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._entries: OrderedDict[tuple[int, ...], tuple[tuple[object, ...], T]] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, keys: tuple[object, ...], make: Callable[[], T]) -> T:
-        ident = tuple(map(id, keys))
-        found = self._entries.get(ident)
-        if found is not None:
-            self._entries.move_to_end(ident)
-            self.hits += 1
-            return found[1]
-        self.misses += 1
-        value = make()
-        self._entries[ident] = (keys, value)
-        if len(self._entries) > self._size:
-            self._entries.popitem(last=False)
-        return value
-
-
-_DIFFS: IdentityCache[tuple[frozenset[str], frozenset[str]]] = IdentityCache(256)
+_DIFFS: IdentityMemo[tuple[frozenset[str], frozenset[str]]] = IdentityMemo(size=256)
 
 
 def digest(content: ResourceMap) -> str:
@@ -75,7 +51,7 @@ def diff(
     return _DIFFS.get((old, new), lambda: _diff(old, new))
 
 
-_COVERS: IdentityCache[bool] = IdentityCache(256)
+_COVERS: IdentityMemo[bool] = IdentityMemo(size=256)
 
 
 def covers(clusters: ResourceMap, target: ResourceMap, refs: frozenset[str]) -> bool:
@@ -93,7 +69,7 @@ def refs(content: ResourceMap) -> frozenset[str]:
     return frozenset().union(*(r.refs for r in content.values()))
 
 
-_UNCOVERED: IdentityCache[frozenset[str]] = IdentityCache(256)
+_UNCOVERED: IdentityMemo[frozenset[str]] = IdentityMemo(size=256)
 
 
 def uncovered(content: ResourceMap, target: ResourceMap) -> frozenset[str]:

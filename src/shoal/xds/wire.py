@@ -14,7 +14,7 @@ import sys
 from shoal.generate import PreparedResource
 from shoal.generate.protowire import field as _field
 from shoal.generate.protowire import text as _str
-from shoal.xds.mapcache import IdentityCache
+from shoal.memo import IdentityMemo
 from shoal.xds.messages import Response
 
 
@@ -36,7 +36,7 @@ def _sotw_message(resp: Response) -> bytes:
 # Whole messages that many streams send identically (see Response.cache_key): built once,
 # and the same bytes object is queued on every stream, so a push to a thousand proxies
 # holds one copy in memory, not a thousand.
-_MESSAGES: IdentityCache[bytes] = IdentityCache(64)
+_MESSAGES: IdentityMemo[bytes] = IdentityMemo(size=64)
 
 
 def encode_sotw(resp: Response) -> bytes:
@@ -53,21 +53,18 @@ def encode_sotw(resp: Response) -> bytes:
 
 
 # PreparedResource -> its encoded `resources` entry of a DeltaDiscoveryResponse. Resources are
-# shared by every stream (and by snapshots, for unchanged ones), so each is wrapped once.
-_DELTA_ENTRIES: dict[int, tuple[PreparedResource, bytes]] = {}
-_DELTA_ENTRIES_MAX = 100_000
+# shared by every stream (and by snapshots, for unchanged ones), so each is wrapped once; the
+# least recently used go first (this was a dict cleared whole when full).
+_DELTA_ENTRIES: IdentityMemo[bytes] = IdentityMemo(size=100_000)
+
+
+def _encode_entry(r: PreparedResource) -> bytes:
+    # discovery.v3.Resource: version=1, resource=2 (Any), name=3
+    return _field(2, _str(1, r.version) + _field(2, r.any_bytes) + _str(3, r.name))
 
 
 def _delta_entry(r: PreparedResource) -> bytes:
-    found = _DELTA_ENTRIES.get(id(r))
-    if found is not None and found[0] is r:
-        return found[1]
-    if len(_DELTA_ENTRIES) >= _DELTA_ENTRIES_MAX:
-        _DELTA_ENTRIES.clear()
-    # discovery.v3.Resource: version=1, resource=2 (Any), name=3
-    entry = _field(2, _str(1, r.version) + _field(2, r.any_bytes) + _str(3, r.name))
-    _DELTA_ENTRIES[id(r)] = (r, entry)
-    return entry
+    return _DELTA_ENTRIES.get((r,), lambda: _encode_entry(r))
 
 
 _DELTA = object()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shoal.api import ConfigStore
 from shoal.model import MeshSnapshot, build_snapshot
+from shoal.model.build import SnapshotMemo
 
 
 def se(name: str, port: int) -> str:
@@ -42,19 +43,24 @@ spec: {{address: {address}, labels: {{app: picked}}}}
 """
 
 
-def build(store: ConfigStore, files: dict[str, str]) -> MeshSnapshot:
+def build(
+    store: ConfigStore, files: dict[str, str], memo: SnapshotMemo | None = None
+) -> MeshSnapshot:
     result = store.update(files)
     assert not result.errors
-    return build_snapshot("v", result.resources)
+    return build_snapshot("v", result.resources, memo=memo)
 
 
 def test_an_edit_rebuilds_its_own_service_and_reuses_the_others() -> None:
-    store = ConfigStore()
+    store, memo = ConfigStore(), SnapshotMemo()
     files = {"a.yaml": se("a", 8080), "b.yaml": se("b", 8080)}
-    first = build(store, files)
-    second = build(store, {**files, "b.yaml": se("b", 9090)})
+    first = build(store, files, memo)
+    second = build(store, {**files, "b.yaml": se("b", 9090)}, memo)
     a, b = "a.default.svc.cluster.local", "b.default.svc.cluster.local"
     assert second.services[a] is first.services[a]
+    # another builder (no memo) carries nothing over: equal, not the same objects
+    fresh = build(ConfigStore(), {**files, "b.yaml": se("b", 9090)})
+    assert fresh.services[a] == first.services[a] and fresh.services[a] is not first.services[a]
     assert second.services[b] is not first.services[b]
     assert second.services[b].endpoints[0].ports == {"http": 9090}
 

@@ -1,11 +1,12 @@
-"""The identity memo keeps what the last build used and drops the rest."""
+"""The identity memo: by generations it keeps what the last build used and drops the rest;
+by size it keeps the most recently used."""
 
 from __future__ import annotations
 
 import gc
 import weakref
 
-from shoal.model.carryover import CarryOver
+from shoal.memo import IdentityMemo
 
 
 class Key:
@@ -13,7 +14,7 @@ class Key:
 
 
 def test_an_entry_lives_while_builds_use_it_and_goes_after_one_that_does_not() -> None:
-    memo: CarryOver[str] = CarryOver()
+    memo: IdentityMemo[str] = IdentityMemo()
     kept, dropped = Key(), Key()
     made: list[str] = []
 
@@ -35,7 +36,18 @@ def test_an_entry_lives_while_builds_use_it_and_goes_after_one_that_does_not() -
 
 
 def test_keys_are_by_identity_not_equality() -> None:
-    memo: CarryOver[int] = CarryOver()
+    memo: IdentityMemo[int] = IdentityMemo()
     a, b = [1, 2], [1, 2]  # equal, two objects
     assert memo.get((a,), lambda: 1) == 1
     assert memo.get((b,), lambda: 2) == 2
+
+
+def test_a_sized_memo_drops_the_least_recently_used() -> None:
+    memo: IdentityMemo[str] = IdentityMemo(size=2)
+    a, b, c = Key(), Key(), Key()
+    memo.get((a,), lambda: "a")
+    memo.get((b,), lambda: "b")
+    assert memo.get((a,), lambda: "a again") == "a"  # a is now the most recent
+    memo.get((c,), lambda: "c")  # b goes
+    assert memo.get((b,), lambda: "b again") == "b again"
+    assert (memo.hits, memo.misses) == (1, 4)
