@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,8 @@ from selenium.webdriver.common.by import By
 
 from harness.adminhttp import request
 from harness.browser import headless_chromium
-from harness.up import REPO, ShoalUp
+from harness.ports import free_port
+from harness.up import REPO, VENV_BIN, ShoalUp
 from harness.wait import wait_until
 
 pytestmark = pytest.mark.envoy
@@ -103,6 +105,21 @@ def _edge(graph: dict[str, Any], src: str, dst: str) -> dict[str, Any] | None:
         if (e["src"], e["dst"]) == (f"default/{src}", f"default/{dst}"):
             return e  # type: ignore[no-any-return]
     return None
+
+
+def test_shoal_dashboard_prints_the_url_it_checked(demo: ShoalUp) -> None:
+    shoal = str(VENV_BIN / "shoal")
+    ok = subprocess.run(
+        [shoal, "dashboard", "--no-browser", "--control-plane", demo.admin_url],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert (ok.returncode, ok.stdout) == (0, f"{demo.admin_url}/dashboard/\n"), ok.stderr
+    dead = f"http://127.0.0.1:{free_port()}"
+    gone = subprocess.run(
+        [shoal, "dashboard", "--no-browser", "--control-plane", dead],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert gone.returncode == 1 and "cannot reach" in gone.stderr, gone
 
 
 def test_the_graph_shows_the_demos_workloads_and_calls_with_a_lock(

@@ -49,7 +49,7 @@ class Sampler:
         self,
         targets: Callable[[], Sequence[ProxyTarget]],
         *,
-        interval_s: float = 2.0,
+        interval_s: float = 1.0,
         idle_s: float = 60.0,
         timeout_s: float = 2.0,
     ) -> None:

@@ -284,8 +284,9 @@ def build(
         pid = f"{p.namespace}/{p.workload}"
         replicas[pid] += 1
         kinds[pid] = "gateway" if p.kind == "router" else "workload"
-    # every edge that ever carried a request, even if idle in this window
-    seen = {k for k, a in _read(after)[0].items() if a.requests > 0}
+    # every edge between workloads that ever carried a request, even if idle in this window;
+    # calls to a service without endpoints (before its first replica was up) only while busy
+    seen = {k for k, a in _read(after)[0].items() if a.requests > 0 and not k[1].startswith("svc:")}
     keys = sorted(seen | set(edge_acc))
     # outside callers first: they start the chains
     ids = sorted(

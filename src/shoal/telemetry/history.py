@@ -1,9 +1,9 @@
 """The dashboard's short memory: the last scrapes of every proxy, and each workload's golden
 signals over time, bounded in both.
 
-The control plane scrapes every few seconds while a dashboard is open and hands each scrape
-to `History.add`. Rates are taken over `window_s` (the newest scrape against the oldest one
-kept, which is at most that old), so one slow scrape does not make a spike; each `add` also
+The control plane scrapes every second while a dashboard is open and hands each scrape to
+`History.add`. Rates are taken over about `window_s` (the newest scrape against the newest one
+at least that old), so one late scrape does not make a spike; each `add` also
 appends one point per workload to a ring of `points` entries. Only the series the graph and
 the charts read are kept, so a scrape's memory is a few of its families, not all of them.
 """
@@ -45,7 +45,7 @@ class History:
     """Bounded: at most `window_s / interval + 1` scrapes, `points` points per workload and
     `max_workloads` workloads (the least recently seen go first)."""
 
-    def __init__(self, window_s: float = 10.0, points: int = 180, max_workloads: int = 500):
+    def __init__(self, window_s: float = 6.0, points: int = 300, max_workloads: int = 500):
         self.window_s = window_s
         self.points = points
         self.max_workloads = max_workloads

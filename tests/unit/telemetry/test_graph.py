@@ -125,6 +125,8 @@ def test_a_call_to_a_service_without_endpoints_is_an_edge_to_the_service() -> No
     g = build([], labels, 5.0)
     assert [(e.src, e.dst) for e in g.edges] == [("default/frontend", "svc:default/unknown")]
     assert {n.kind for n in g.nodes} == {"workload", "service"}
+    # once nothing calls it any more, it is gone (a workload-to-workload edge would stay)
+    assert build(labels, labels, 5.0).edges == ()
 
 
 def test_a_proxy_restart_counts_its_counters_from_zero() -> None:

@@ -5,7 +5,7 @@
 //   #/workload/NAMESPACE/NAME   one workload's golden signals over time
 "use strict";
 
-const POLL_MS = 2000;
+const POLL_MS = 1000;
 const NODE_W = 170;
 const NODE_H = 54;
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -60,6 +60,7 @@ function lock(x, y) {
 function edgeLabel(e) {
   // two short lines: fits between two columns of boxes
   if (e.rps === null) return [`${e.requests} requests`, "measuring…"];
+  if (e.health === "idle") return ["idle", ""];
   return [fmtRps(e.rps), `${fmtPct(e.success)} · p99 ${fmtMs(e.p99)}`];
 }
 
