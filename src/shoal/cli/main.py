@@ -20,6 +20,8 @@ from shoal.cli import (
     proxyconfig,
     proxystatus,
     statcmd,
+    tapcmd,
+    topcmd,
     upcmd,
 )
 from shoal.cli.limits import add_max_file_bytes, add_namespace
@@ -126,6 +128,8 @@ def parser() -> argparse.ArgumentParser:
     proxyconfig.register(sub)
     statcmd.register(sub)
     dashboardcmd.register(sub)
+    tapcmd.register(sub)
+    topcmd.register(sub)
     return p
 
 

@@ -29,7 +29,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from google.protobuf import any_pb2
 
-from shoal.generate import protowire, telemetry_peer, telemetry_tracing
+from shoal.generate import protowire, telemetry_peer, telemetry_tap, telemetry_tracing
 from shoal.generate.telemetry_accesslog import FILE_LOGGER, file_access_logs
 from shoal.generate.telemetry_labels import (
     HTTP_LABELS,
@@ -191,6 +191,7 @@ def instrument_outbound(
     """A client-side HCM (sidecar outbound, gateway): states who calls, reports as source."""
     _before_router(hcm, telemetry_peer.outbound_filter(proxy))
     _before_router(hcm, telemetry_peer.protocol_filter())
+    telemetry_tap.add_tap(hcm, proxy, telemetry_tap.OUTBOUND_TAP)
     hcm.access_log.extend(outbound_access_logs(proxy, metrics_policy(snapshot, proxy)))
     hcm.access_log.extend(file_access_logs(access_log_policy(snapshot, proxy), CLIENT))
     telemetry_tracing.apply_tracing(hcm, snapshot, proxy, CLIENT)
@@ -205,6 +206,7 @@ def instrument_inbound(
     del hcm.http_filters[:]
     hcm.http_filters.extend(kept)
     _before_router(hcm, telemetry_peer.inbound_filter(mtls=mtls))
+    telemetry_tap.add_tap(hcm, proxy, telemetry_tap.INBOUND_TAP)
     others = [a for a in hcm.access_log if a.name not in (STATS_LOGGER, FILE_LOGGER)]
     del hcm.access_log[:]
     policy = metrics_policy(snapshot, proxy)

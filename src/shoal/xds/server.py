@@ -399,6 +399,7 @@ class AdsServer:
                     "node": conn.proxy.node_id,
                     "workload": conn.proxy.workload_name,
                     "namespace": conn.proxy.namespace,
+                    "service_account": conn.proxy.service_account,
                     "labels": dict(conn.proxy.labels),
                     "admin": f"127.0.0.1:{conn.proxy.admin_port}"
                     if conn.proxy.admin_port
