@@ -11,8 +11,11 @@ Every agent is checked at teardown: no process it started is left, nor its share
 from __future__ import annotations
 
 import http.client
+import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -106,6 +109,7 @@ def test_ten_hot_restarts_in_a_row_under_load(mesh: Mesh, agents: AgentFactory) 
     agent = agents(cp.xds_port, "--drain-seconds", "1", "--parent-shutdown-seconds", "2")
     _routed(agent)
     took: list[float] = []
+    waited: list[float] = []
     pids = [agent.debug()["pid"]]
     with SteadyLoad(agent.outbound, HOST, rps=100, workers=4) as load:
         for n in range(1, 11):
@@ -114,14 +118,48 @@ def test_ten_hot_restarts_in_a_row_under_load(mesh: Mesh, agents: AgentFactory) 
             assert status == 200, body
             assert body["epoch"] == n and body["hot"], body
             took.append(body["seconds"])
+            waited.append(body["waited"])
             pids.append(body["pid"])
             assert agent.server_info()["command_line_options"]["restart_epoch"] == n
             stream.join()
         wait_until(lambda: not agent.debug()["draining"], 20, what="the last parent to exit")
     result = load.stop()
     print(
-        f"10 hot restarts: seconds each {[round(t, 2) for t in took]}, "
-        f"max {max(took):.2f}; {result.summary()}"
+        f"10 hot restarts: seconds each {[round(t, 2) for t in took]}, of which waiting for the "
+        f"previous parent {[round(w, 2) for w in waited]}, max {max(took):.2f}; {result.summary()}"
     )
     assert len(set(pids)) == 11
     assert result.total > 500 and not result.failures, result.summary()
+
+
+def test_three_sidecars_on_one_host_restart_at_once_each_on_its_own_base_id(
+    mesh: Mesh, agents: AgentFactory
+) -> None:
+    cp = mesh.start()
+    given = 7_000_000 + os.getpid() % 1_000_000  # one given by its owner, two picked by Envoy
+    fleet = [
+        agents(cp.xds_port, "--parent-shutdown-seconds", "2", name="hot-a"),
+        agents(cp.xds_port, "--parent-shutdown-seconds", "2", name="hot-b"),
+        agents(
+            cp.xds_port, "--parent-shutdown-seconds", "2", "--base-id", str(given), name="hot-c"
+        ),
+    ]
+    for agent in fleet:
+        _routed(agent)
+    base_ids = [agent.debug()["base_id"] for agent in fleet]
+    assert len(set(base_ids)) == 3 and base_ids[2] == given, base_ids
+    for base_id in base_ids:
+        assert Path(f"/dev/shm/envoy_shared_memory_{base_id * 10}").exists()
+    loads = [SteadyLoad(a.outbound, HOST, rps=30, workers=2).start() for a in fleet]
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(lambda a: a.reload(), fleet))
+        for agent, (status, body) in zip(fleet, answers, strict=True):
+            assert status == 200 and body["epoch"] == 1 and body["hot"], body
+            assert agent.debug()["base_id"] == body["base_id"]
+        time.sleep(1)
+    finally:
+        results = [load.stop() for load in loads]
+    print(f"restarts {[b for _, b in answers]}; " + " | ".join(r.summary() for r in results))
+    for result in results:
+        assert result.total > 50 and not result.failures, result.summary()

@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
             parent_shutdown_s=args.parent_shutdown_seconds or args.drain_seconds + 1,
             log_level=args.envoy_log_level,
             hot_restart=not args.disable_hot_restart,
+            base_id=args.base_id,
         ),
         security=_security(args),
         options_file=Path(args.options_file) if args.options_file else None,
@@ -141,6 +142,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--disable-hot-restart",
         action="store_true",
         help="restart Envoy cold (drain, stop, start) instead of by hot restart",
+    )
+    p.add_argument(
+        "--base-id",
+        type=int,
+        help="hot restart: the Envoy base id (default: Envoy picks a free one); give one per "
+        "Envoy when several network namespaces share /dev/shm",
     )
     p.add_argument(
         "--options-file",

@@ -27,6 +27,10 @@ class EnvoyOptions:
     parent_shutdown_s: float = 3.0
     log_level: str = "warning"
     hot_restart: bool = True
+    # None: Envoy picks a free one at epoch 0. Its check is a domain socket, which lives in
+    # the network namespace, while shared memory is per host: Envoys in separate netns
+    # sharing /dev/shm are safer with ids given out by one owner.
+    base_id: int | None = None
 
     @property
     def drain_time_s(self) -> int:

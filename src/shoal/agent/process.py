@@ -107,7 +107,7 @@ class EnvoyProcess:
         self.envoy = envoy or find_envoy()
         self.options = options or EnvoyOptions()
         self.base_id_path = (workdir or bootstrap.parent) / "envoy-base-id"
-        self.base_id: int | None = None
+        self.base_id: int | None = self.options.base_id
         self.current: _Epoch | None = None
         self.parents: list[_Epoch] = []  # older epochs, draining until Envoy ends them
         self.restarts = 0  # crashes restarted
