@@ -7,7 +7,7 @@ so the failure report says what the peers saw.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,9 +97,19 @@ def control_plane_factory(
 ) -> Iterator[ControlPlaneFactory]:
     started: list[ControlPlane] = []
 
-    def make(config: ConfigDir, *, test_hooks: bool = False, wait: bool = True) -> ControlPlane:
+    def make(
+        config: ConfigDir,
+        *,
+        test_hooks: bool = False,
+        wait: bool = True,
+        extra_args: Sequence[str] = (),
+    ) -> ControlPlane:
         cp = ControlPlane(
-            config.path, workdir=tmp_path, test_hooks=test_hooks, name=f"cp-{len(started)}"
+            config.path,
+            workdir=tmp_path,
+            test_hooks=test_hooks,
+            name=f"cp-{len(started)}",
+            extra_args=extra_args,
         )
         started.append(cp)
         cp.start()

@@ -5,8 +5,10 @@ with an invalid token is refused (401); a request without one passes unless an
 AuthorizationPolicy requires `requestPrincipals`. Keys come from `jwks` (inline JSON) or
 `jwksUri`; a `file:` URI (`file:///abs/path.json`, or `file:rel/path.json` relative to the
 config directory) is read by the control plane, which is shoal's way to keep keys in a local
-file. Fetching `http(s)` URIs is not implemented yet: such a rule gets Istio's fallback (a
-key nobody holds, so every token is refused) and a warning.
+file. An `http(s)` URI is fetched by the control plane (sources/jwks.py: cached, refreshed,
+each fetch bounded by the rule's `timeout`, the last good keys kept while the issuer is
+down); until a first fetch succeeds the rule gets Istio's fallback, a key nobody holds, so
+every token is refused.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Self
 from pydantic import Field, field_validator, model_validator
 
 from shoal.api.base import ApiModel, field_error
+from shoal.api.duration import Duration
 from shoal.api.peerauthentication import WorkloadLabelSelector
 
 
@@ -41,6 +44,8 @@ class JwtRule(ApiModel):
     output_payload_to_header: str = ""
     forward_original_token: bool = False
     output_claim_to_headers: list[ClaimToHeader] = Field(default_factory=list)
+    # how long the control plane waits for an http(s) jwksUri (Istio's default: 5 s)
+    timeout: Duration | None = None
 
     @field_validator("jwks")
     @classmethod
@@ -59,6 +64,12 @@ class JwtRule(ApiModel):
         if self.jwks and self.jwks_uri:
             raise field_error("jwksUri", "set only one of jwks and jwksUri")
         return self
+
+    @property
+    def jwks_url(self) -> str | None:
+        """An `http(s)` jwksUri, which the control plane fetches."""
+        uri = self.jwks_uri
+        return uri if uri.startswith(("http://", "https://")) else None
 
     @property
     def jwks_file(self) -> str | None:

@@ -53,8 +53,7 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
     # SANs to verify an ISTIO_MUTUAL endpoint's certificate against
     ServiceEntrySpec: frozenset({"subjectAltNames"}),
     OutboundTrafficPolicy: frozenset({"egressProxy"}),
-    # `timeout` bounds a jwksUri fetch; `file:` URIs and inline keys need none
-    JwtRule: frozenset({"timeout", "spaceDelimitedClaims"}),
+    JwtRule: frozenset({"spaceDelimitedClaims"}),
     L4MatchAttributes: frozenset({"sourceSubnet"}),
     Source: frozenset({"serviceAccounts", "notServiceAccounts", "trustDomains", "notTrustDomains"}),
     MetricSelector: frozenset({"customMetric"}),

@@ -28,6 +28,7 @@ from shoal.cli.limits import add_max_file_bytes, add_namespace
 from shoal.controlplane.app import ControlPlane, Settings
 from shoal.kube import names
 from shoal.kube.inject import InjectorSettings
+from shoal.sources.jwks import DEFAULT_REFRESH_S
 
 
 def _control_plane(args: argparse.Namespace) -> int:
@@ -51,6 +52,7 @@ def _control_plane(args: argparse.Namespace) -> int:
         debounce_s=args.debounce_ms / 1000,
         max_file_bytes=args.max_file_bytes,
         namespace=args.namespace,
+        jwks_refresh_s=args.jwks_refresh,
         test_hooks=args.test_hooks,
         secure=args.secure,
         ca_dir=Path(args.ca_dir).resolve() if args.ca_dir else None,
@@ -91,6 +93,14 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--debounce-ms", type=int, default=100, help="quiet time before a push")
     add_max_file_bytes(cp)
     add_namespace(cp)
+    cp.add_argument(
+        "--jwks-refresh",
+        type=float,
+        default=DEFAULT_REFRESH_S,
+        metavar="S",
+        help="fetch the keys of http(s) jwksUris again every S seconds "
+        f"(default {DEFAULT_REFRESH_S:g}; the last good keys stay while an issuer is down)",
+    )
     cp.add_argument("--secure", action="store_true", help="TLS, tokens and the CA on the xDS port")
     cp.add_argument("--ca-dir", help="CA files (created on first start); needed by --secure")
     cp.add_argument(

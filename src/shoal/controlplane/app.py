@@ -38,6 +38,7 @@ from shoal.kube.inject import InjectorSettings
 from shoal.model import Credential, MeshSnapshot, RegistryInstance
 from shoal.sources.directory import Changes, DirCache, read_changes, watch_dir
 from shoal.sources.filetext import DEFAULT_MAX_FILE_BYTES
+from shoal.sources.jwks import DEFAULT_REFRESH_S, JwksCache
 from shoal.sources.parseworker import ParseWorker
 from shoal.sources.policyfiles import read_policy_files
 from shoal.sources.secrets import SECRETS_DIR, read_credentials
@@ -53,6 +54,8 @@ class Settings:
     # where config documents naming no namespace belong, unless their folder says
     # (sources/namespaces.py)
     namespace: str = "default"
+    # how often the keys of http(s) jwksUris are fetched again (sources/jwks.py)
+    jwks_refresh_s: float = DEFAULT_REFRESH_S
     host: str = "127.0.0.1"
     xds_port: int = 15010
     admin_port: int = 15014
@@ -103,6 +106,10 @@ class ControlPlane:
         self.xds_port = settings.xds_port
         self.stopping = asyncio.Event()
         self._files_dirty = True
+        # keys of http(s) jwksUris, fetched off the reload path; a change re-reads policy files
+        self.jwks = JwksCache(self._jwks_changed, settings.jwks_refresh_s)
+        self._policy_dirty = False
+        self._jwks_task: asyncio.Task[None] | None = None
         # files the watcher said changed since the last reload; None: scan the whole folder
         self._changed_files: set[str] | None = None
         self._dir_cache = DirCache(max_bytes=settings.max_file_bytes)
@@ -198,7 +205,12 @@ class ControlPlane:
 
     def _read_policy_files(self, resources: tuple[Resource, ...]) -> dict[str, str]:
         root = self.settings.config_dir
-        return read_policy_files(root, resources) if root is not None else {}
+        files = read_policy_files(root, resources) if root is not None else {}
+        return {**files, **self.jwks.files(resources)}
+
+    def _jwks_changed(self) -> None:
+        self._policy_dirty = True
+        self._debouncer.trigger()
 
     def set_instances(self, instances: Iterable[RegistryInstance]) -> None:
         """Replace the registry's workload instances (local replicas); pushes after debounce."""
@@ -248,7 +260,8 @@ class ControlPlane:
         started = time.perf_counter()
         changes: list[Change] = []
         credentials: dict[str, Credential] | None = None
-        reread = read is not None or self._files_dirty
+        reread = read is not None or self._files_dirty or self._policy_dirty
+        self._policy_dirty = False
         if read is not None:
             changes, credentials = read
         elif self._files_dirty:
@@ -316,6 +329,7 @@ class ControlPlane:
             s.admin_port,
         )
         log.info("dashboard: http://%s:%d/dashboard/ (or `shoal dashboard`)", s.host, s.admin_port)
+        self._jwks_task = asyncio.create_task(self.jwks.run(self.stopping))
         if s.config_dir is not None:
             self._watcher = asyncio.create_task(
                 watch_dir(str(s.config_dir), self.config_changed, self.stopping, self._dir_cache)
@@ -331,6 +345,10 @@ class ControlPlane:
         self._parse_worker.close()
         if self._watcher is not None:
             await self._watcher
+        if self._jwks_task is not None:
+            self._jwks_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._jwks_task
         if self._admin is not None:
             await self._admin.cleanup()
         if self.webhooks is not None:

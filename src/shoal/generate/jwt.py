@@ -8,9 +8,10 @@ AuthorizationPolicy with `requestPrincipals` then refuses it). The verified payl
 in the dynamic metadata of the filter under `payload`, where authz.py matches
 `requestPrincipals` (`iss/sub`) and `request.auth.claims[...]`.
 
-Keys: `jwks` inline, or the contents of a `file:` `jwksUri` as the control plane read them
-(`snapshot.files`). Any other `jwksUri` (http fetch, not implemented yet) or an unreadable
-file gets Istio's fallback: a key nobody holds, so every token is refused.
+Keys: `jwks` inline, or the contents of a `file:` or `http(s)` `jwksUri` as the control plane
+read or fetched them (`snapshot.files`). A URI whose keys it has not got (an unreadable file,
+an issuer not reached yet) gets Istio's fallback: a key nobody holds, so every token is
+refused.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def jwt_rules(snapshot: MeshSnapshot, proxy: Proxy) -> list[JwtRule]:
 def jwks_for(rule: JwtRule, snapshot: MeshSnapshot) -> str:
     if rule.jwks:
         return rule.jwks
-    if rule.jwks_file is not None:
+    if rule.jwks_file is not None or rule.jwks_url is not None:
         return snapshot.files.get(rule.jwks_uri, FAKE_JWKS)
     return FAKE_JWKS
 

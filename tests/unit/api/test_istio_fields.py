@@ -75,7 +75,11 @@ BEHAVIOUR: dict[tuple[str, str], tuple[str, ...]] = {
     ("Sidecar", ""): (E2E + "test_edges_outbound.py",),
     ("AuthorizationPolicy", ""): (E2E + "test_security_authz.py", "harness/policies.py"),
     ("PeerAuthentication", ""): (E2E + "test_security_mtls.py", "harness/secmesh.py"),
-    ("RequestAuthentication", ""): (E2E + "test_security_authz.py", "harness/policies.py"),
+    ("RequestAuthentication", ""): (
+        E2E + "test_security_authz.py",
+        E2E + "test_security_jwks_fetch.py",
+        "harness/policies.py",
+    ),
     ("Telemetry", ""): (
         E2E + "test_telemetry_tracing.py",
         E2E + "test_telemetry_metrics.py",
