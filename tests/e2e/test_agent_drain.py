@@ -4,17 +4,20 @@ A slow streaming answer in flight when the agent is told to stop completes whole
 drain runs a kept-alive connection and a new one are answered with `Connection: close` (or
 refused), never cut mid-answer; the agent exits 0 once nothing is in flight, within the
 drain time, and leaves no process (checked in the process table) or shared memory behind.
+A crashed Envoy comes back at epoch 0 on its base id; a SIGKILLed agent's Envoy exits too.
 """
 
 from __future__ import annotations
 
 import http.client
+import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
-from harness.agentproc import AgentFactory, Stream
+from harness.agentproc import AgentFactory, Stream, leftover_processes
 from harness.mesh import HOST, Mesh
 from harness.wait import wait_until
 
@@ -72,3 +75,45 @@ def test_sigterm_lets_the_in_flight_stream_finish_then_leaves_nothing(
     print(f"draining: kept connection {kept}, new one {fresh}; agent exited {rc} {took:.2f} s")
     assert rc == 0
     assert took < DRAIN_S + 10, took
+
+
+def test_a_crashed_envoy_comes_back_at_epoch_0_on_the_same_base_id(
+    mesh: Mesh, agents: AgentFactory
+) -> None:
+    cp = mesh.start()
+    agent = agents(cp.xds_port)
+    first = agent.debug()
+    os.kill(first["pid"], signal.SIGKILL)
+    again = wait_until(
+        lambda: (d := agent.debug())["crash_restarts"] == 1 and d["pid"] != first["pid"] and d,
+        30,
+        interval=0.1,
+        what="the agent to restart its Envoy",
+        describe=agent.log_tail,
+    )
+    assert again["epoch"] == 0 and again["base_id"] == first["base_id"]
+    wait_until(
+        lambda: _answer(
+            http.client.HTTPConnection("127.0.0.1", agent.outbound, timeout=5)
+        ).startswith("200"),
+        30,
+        interval=0.1,
+        what="the restarted Envoy routing",
+        describe=agent.log_tail,
+    )
+
+
+def test_a_killed_agent_takes_its_envoy_with_it(mesh: Mesh, agents: AgentFactory) -> None:
+    cp = mesh.start()
+    agent = agents(cp.xds_port)
+    info = agent.debug()
+    assert agent.proc is not None
+    agent.proc.kill()  # no exit hook runs: the Envoy goes by PR_SET_PDEATHSIG alone
+    agent.proc.wait(timeout=10)
+    wait_until(
+        lambda: not leftover_processes(set(info["pids"]), agent.private_dir),
+        10,
+        what="the Envoy of the SIGKILLed agent to exit",
+    )
+    # the one thing a SIGKILL leaves: Envoy's 104-byte shared-memory file, ours to remove
+    Path(f"/dev/shm/envoy_shared_memory_{info['base_id'] * 10}").unlink(missing_ok=True)

@@ -117,6 +117,7 @@ class EnvoyProcess:
         self._all: set[_Epoch] = set()
         self._lock = asyncio.Lock()
         self._swapped = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._stopping = False
         self._versions: dict[str, str] = {}
         self._waited = 0.0
@@ -365,10 +366,23 @@ class EnvoyProcess:
         grace = self.options.parent_shutdown_time_s + 10
         if self.parents:
             log.info("restart waits for epoch %d to finish draining", self.parents[0].number)
-            since = asyncio.get_running_loop().time()
-            _, pending = await asyncio.wait([p.task for p in self.parents], timeout=grace)
-            self._waited = asyncio.get_running_loop().time() - since
-            if pending:
+            loop = asyncio.get_running_loop()
+            since = loop.time()
+            stopping = asyncio.ensure_future(self._stopped.wait())
+            try:
+                while self.parents and not self._stopping and loop.time() < since + grace:
+                    await asyncio.wait(
+                        [*(p.task for p in self.parents), stopping],
+                        timeout=since + grace - loop.time(),
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    await asyncio.sleep(0)  # let the reaping callbacks run
+            finally:
+                stopping.cancel()
+            self._waited = loop.time() - since
+            if self._stopping:
+                raise RestartError("the agent is stopping")
+            if self.parents:
                 raise RestartError("an older epoch is still draining past its shutdown time")
         if not await self._wait_live(cur):
             raise RestartError(f"epoch {cur.number} is not LIVE; cannot hand over from it")
@@ -429,18 +443,24 @@ class EnvoyProcess:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.drain_s
         while ep.alive and loop.time() < deadline:
-            if not await self._active_requests():
+            # no answer (its admin port closed by an aborted hand-over): wait out the drain
+            if await self._active_requests() == 0:
                 return
             await asyncio.sleep(0.1)
 
     async def stop(self) -> None:
         """Drain, then end every epoch; never leaves an Envoy running."""
         self._stopping = True
+        self._stopped.set()
         self._swapped.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.drain_s
+        # a hand-over under way sees the flag, ends its new epoch and gives up
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10), self._lock:
+                pass
         cur = self.current
-        if cur is not None and cur.alive and not self.restarting:
+        if cur is not None and cur.alive:
             await self._drain(cur)
         # parents drain on their own; their in-flight requests get the same deadline
         if self.parents:
