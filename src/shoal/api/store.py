@@ -106,6 +106,10 @@ class ConfigStore:
         # documents it touched, not the whole file, let alone the whole folder
         self._parsed: dict[str, FileResult] = {}
         self._documents: dict[str, DocumentCache] = {}
+        # the last result while nothing it depends on changed (no change, same known hosts):
+        # an apply without changes (only a registry's endpoints moved) returns it at once
+        # instead of resolving every reference again (~100-250 ms at 1,500 resources)
+        self._settled: StoreResult | None = None
 
     @property
     def resources(self) -> tuple[Resource, ...]:
@@ -213,6 +217,7 @@ class ConfigStore:
         `apply` on: a VirtualService refused for naming a Kubernetes Service that did not
         exist yet is accepted once it does."""
         self._known_hosts = known_hosts
+        self._settled = None
 
     @property
     def sources(self) -> frozenset[str]:
@@ -229,6 +234,9 @@ class ConfigStore:
 
     def apply(self, changes: Iterable[Change]) -> StoreResult:
         """Move on by `changes`; sources not named keep what they had."""
+        changes = list(changes)
+        if not changes and self._settled is not None:
+            return StoreResult(self._settled.resources, self._settled.errors)
         for change in changes:
             if change.deleted:
                 self._parsed.pop(change.source, None)
@@ -263,4 +271,5 @@ class ConfigStore:
         self._accepted = {r.key: r for r in accepted}
         self._last = tuple(sorted(accepted, key=lambda r: r.key))
         delta = _delta(before, self._accepted)
-        return StoreResult(self._last, tuple(sorted(set(errors))), delta)
+        self._settled = StoreResult(self._last, tuple(sorted(set(errors))), delta)
+        return self._settled

@@ -7,16 +7,22 @@ validated the object already, so a missing field means "not set", never an error
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 KubeObject = Mapping[str, Any]
+
+
+def _is_mapping(obj: object) -> TypeGuard[Mapping[str, Any]]:
+    # JSON from the wire is plain dicts: the exact type check first, since an ABC check
+    # (Mapping) costs ~1 us, paid for every field of 10,000 pods at a cold sync
+    return type(obj) is dict or isinstance(obj, Mapping)
 
 
 def mapping(obj: object, *keys: str) -> Mapping[str, Any]:
     """The mapping at `obj[keys[0]][keys[1]]...`, or an empty one."""
     for key in keys:
-        obj = obj.get(key) if isinstance(obj, Mapping) else None
-    return obj if isinstance(obj, Mapping) else {}
+        obj = obj.get(key) if _is_mapping(obj) else None
+    return obj if _is_mapping(obj) else {}
 
 
 def items(obj: object, *keys: str) -> Sequence[Any]:

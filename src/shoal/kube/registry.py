@@ -73,13 +73,21 @@ class KubeRegistry:
     def apply(self, kind: str, events: Iterable[ObjectEvent]) -> set[str]:
         """Apply events of one kind (Service, EndpointSlice, Pod); the hostnames changed."""
         dirty: set[ServiceKey] = set()
+        # slices naming changed pods, translated once per batch: a LIST of 10,000 pods
+        # would otherwise translate each slice again for every pod it names
+        slices: set[ObjectKey] = set()
         for event in events:
             if kind == "Service":
                 dirty.add(self._on_service(event))
             elif kind == "EndpointSlice":
                 dirty |= self._on_slice(event.key, event.new)
             elif kind == "Pod":
-                dirty |= self._on_pod(event)
+                slices |= self._on_pod(event)
+        for slice_key in sorted(slices):
+            obj = self._slice_objects.get(slice_key)
+            if obj is not None:
+                self._slices[slice_key] = slice_endpoints(obj, self._pods)
+                dirty.add(slice_service(obj))
         return {h for h in (self._rebuild(k) for k in sorted(dirty)) if h is not None}
 
     def _on_service(self, event: ObjectEvent) -> ServiceKey:
@@ -109,7 +117,9 @@ class KubeRegistry:
             self._slices[key] = slice_endpoints(obj, self._pods)
         return {d for d in dirty if d[1]}
 
-    def _on_pod(self, event: ObjectEvent) -> set[ServiceKey]:
+    def _on_pod(self, event: ObjectEvent) -> set[ObjectKey]:
+        """Take the pod in; the slices to translate again (those naming it, if what
+        endpoints read from it changed)."""
         key = (event.key[0], event.key[1])
         before = self._pods.get(key)
         after = workload(event.new) if event.new is not None else None
@@ -119,12 +129,7 @@ class KubeRegistry:
             self._pods[key] = after
         if _what_endpoints_read(before) == _what_endpoints_read(after):
             return set()
-        dirty: set[ServiceKey] = set()
-        for slice_key in sorted(self._slices_naming.get(key, ())):
-            obj = self._slice_objects[slice_key]
-            self._slices[slice_key] = slice_endpoints(obj, self._pods)
-            dirty.add(slice_service(obj))
-        return dirty
+        return set(self._slices_naming.get(key, ()))
 
     def _rebuild(self, key: ServiceKey) -> str | None:
         """Translate Service `key` again; its hostname if the mesh service changed."""
