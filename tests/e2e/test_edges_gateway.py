@@ -119,3 +119,49 @@ def test_https_terminated_with_a_file_backed_credential(
     # the certificate is the one from the secret directory: a client trusting nothing fails
     with pytest.raises(ssl.SSLError):
         get(port, host, tls=ssl.create_default_context())
+
+
+def _tls_client(cert_pem: str, lowest: ssl.TLSVersion, highest: ssl.TLSVersion) -> ssl.SSLContext:
+    context = ssl.create_default_context(cadata=cert_pem)
+    context.minimum_version, context.maximum_version = lowest, highest
+    return context
+
+
+def test_gateway_tls_protocol_versions_bound_what_clients_may_speak(
+    mesh: Mesh, envoy_factory: Callable[..., EnvoyProcess], config_dir: ConfigDir
+) -> None:
+    port, host = free_port(), "shop.example.com"
+    cert_pem, _ = self_signed(config_dir.path / "secrets" / "shop-cert", host)
+
+    def gateway(versions: str) -> str:
+        return _gateway(f"""  - port: {{number: {port}, name: https, protocol: HTTPS}}
+    hosts: ["{host}"]
+    tls: {{mode: SIMPLE, credentialName: shop-cert{versions}}}
+""")
+
+    config_dir.write("gateway.yaml", gateway(""))
+    config_dir.write("shop-vs.yaml", _bound_vs(host))
+    cp = mesh.start()
+    router = envoy_factory(router_bootstrap(cp.xds_port), name="ingress", wait="admin")
+    tls12 = _tls_client(cert_pem, ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2)
+    tls13 = _tls_client(cert_pem, ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_3)
+    # baseline (Envoy's default, TLS 1.2 to 1.3): both versions are served
+    wait_until(lambda: get(port, host, tls=tls13)[0] == 200, 10, interval=0.2, what="TLS 1.3")
+    assert get(port, host, tls=tls12)[0] == 200
+
+    config_dir.write("gateway.yaml", gateway(", maxProtocolVersion: TLSV1_2"))
+
+    def refused(context: ssl.SSLContext) -> bool:
+        try:
+            get(port, host, tls=context)
+        except (ssl.SSLError, ConnectionError):
+            return True
+        return False
+
+    wait_until(lambda: refused(tls13), 10, interval=0.2, what="TLS 1.3 to be refused")
+    assert get(port, host, tls=tls12)[0] == 200
+
+    config_dir.write("gateway.yaml", gateway(", minProtocolVersion: TLSV1_3"))
+    wait_until(lambda: refused(tls12), 10, interval=0.2, what="TLS 1.2 to be refused")
+    assert get(port, host, tls=tls13)[0] == 200
+    assert router.listeners() == [f"127.0.0.1_{port}"]

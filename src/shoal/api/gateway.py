@@ -27,6 +27,10 @@ class GatewayPort(ApiModel):
     target_port: Port | None = None
 
 
+TLS_VERSIONS = ("TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3")
+TlsVersion = Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"]
+
+
 class ServerTLSSettings(ApiModel):
     """TLS of one server; only SIMPLE termination with a named credential for now."""
 
@@ -34,6 +38,19 @@ class ServerTLSSettings(ApiModel):
         "PASSTHROUGH"
     )
     credential_name: str = ""
+    # the TLS versions the server accepts (Istio's defaults: TLS 1.2 up to 1.3)
+    min_protocol_version: TlsVersion = "TLS_AUTO"
+    max_protocol_version: TlsVersion = "TLS_AUTO"
+
+    @model_validator(mode="after")
+    def _versions_ordered(self) -> Self:
+        low, high = self.min_protocol_version, self.max_protocol_version
+        if "TLS_AUTO" not in (low, high) and TLS_VERSIONS.index(low) > TLS_VERSIONS.index(high):
+            raise field_error(
+                "minProtocolVersion",
+                f"minProtocolVersion {low} is above maxProtocolVersion {high}",
+            )
+        return self
 
     @model_validator(mode="after")
     def _simple_with_credential(self) -> Self:

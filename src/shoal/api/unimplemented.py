@@ -80,8 +80,6 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
             "verifyCertificateSpki",
             "verifyCertificateHash",
             "cipherSuites",
-            "minProtocolVersion",
-            "maxProtocolVersion",
             "credentialNames",
             "caCertCredentialName",
             "tlsCertificates",

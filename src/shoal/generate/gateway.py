@@ -31,10 +31,11 @@ from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2 as common_tls_pb2
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 
 from shoal.api import Resource, VirtualServiceSpec, host_matches
-from shoal.api.gateway import GatewaySpec, Server
+from shoal.api.gateway import GatewaySpec, Server, ServerTLSSettings
 from shoal.api.virtualservice import HTTPMatchRequest
 from shoal.generate import routes, tcp, telemetry
 from shoal.generate.prepared import PreparedResource, prepare
@@ -143,8 +144,23 @@ def port_routes(snapshot: MeshSnapshot, port: int, servers: list[_Bound]) -> Pre
     return prepare(route_name(port), config, refs=routes.route_refs(config))
 
 
-def _tls(credential: Credential, alpn: list[str]) -> base_pb2.TransportSocket:
+# Istio's TLSV1_2 -> Envoy's TLSv1_2 (TLS_AUTO is Envoy's default: 1.2 to 1.3 downstream)
+_ENVOY_TLS = {
+    "TLS_AUTO": common_tls_pb2.TlsParameters.TLS_AUTO,
+    "TLSV1_0": common_tls_pb2.TlsParameters.TLSv1_0,
+    "TLSV1_1": common_tls_pb2.TlsParameters.TLSv1_1,
+    "TLSV1_2": common_tls_pb2.TlsParameters.TLSv1_2,
+    "TLSV1_3": common_tls_pb2.TlsParameters.TLSv1_3,
+}
+
+
+def _tls(
+    credential: Credential, alpn: list[str], settings: ServerTLSSettings
+) -> base_pb2.TransportSocket:
     ctx = tls_pb2.DownstreamTlsContext()
+    params = ctx.common_tls_context.tls_params
+    params.tls_minimum_protocol_version = _ENVOY_TLS[settings.min_protocol_version]
+    params.tls_maximum_protocol_version = _ENVOY_TLS[settings.max_protocol_version]
     cert = ctx.common_tls_context.tls_certificates.add()
     cert.certificate_chain.inline_string = credential.cert_pem
     cert.private_key.inline_string = credential.key_pem
@@ -205,7 +221,7 @@ def _chains(
         if credential is None:
             continue  # not served until its secret files exist
         chain = listener_components_pb2.FilterChain(
-            filters=[network_filter], transport_socket=_tls(credential, alpn)
+            filters=[network_filter], transport_socket=_tls(credential, alpn, bound.server.tls)
         )
         if len(tls_servers) > 1:
             names = sorted({h.rpartition("/")[2] for h in bound.server.hosts} - {"*"})
