@@ -54,6 +54,9 @@ class History:
 
     def add(self, t: float, samples: Iterable[Sample]) -> None:
         kept = tuple(s for s in samples if s.name in KEPT)
+        if self._scrapes and self._scrapes[-1].t < t - 3 * self.window_s:
+            # sampling paused (nobody watched): a rate over the gap would be no "now"
+            self._scrapes.clear()
         self._scrapes.append(_Scrape(t, kept))
         # drop the oldest while the next one still covers the window
         while len(self._scrapes) > 2 and self._scrapes[1].t <= t - self.window_s:

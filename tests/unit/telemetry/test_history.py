@@ -58,3 +58,16 @@ def test_memory_is_bounded() -> None:
     assert len(h.series("default/steady")) == 5  # seen every time: never dropped
     assert h.series("default/w1") and h.series("default/w0")  # the two seen last
     assert h.series("default/w2") == ()  # not seen lately: dropped first
+
+
+def test_after_a_pause_rates_start_afresh_and_the_points_stay() -> None:
+    h = History(window_s=6.0)
+    for t in range(0, 13, 1):
+        h.add(float(t), _scrape("ratings", 2.0 * t))
+    kept = len(h.series("default/ratings"))
+    # nobody watched for 10 minutes, then a page is back: no rate over those 10 minutes
+    h.add(612.0, _scrape("ratings", 5000))
+    assert h.graph().window_s is None
+    assert len(h.series("default/ratings")) == kept
+    h.add(613.0, _scrape("ratings", 5010))
+    assert h.graph().nodes[0].inbound.rps == pytest.approx(10.0)

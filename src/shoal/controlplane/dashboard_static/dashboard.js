@@ -189,7 +189,8 @@ function chart(title, points, series, fmt) {
     return svg("polyline", { class: `s${i}`, points: pts.join(" ") });
   });
   return el("div", { class: "chart", "data-chart": title },
-    el("h4", {}, title, " ", series.length > 1 ? `(${series.map((s) => s.name).join(", ")})` : ""),
+    el("h4", {}, title, series.length > 1
+      ? series.map((s, i) => el("span", { class: `k${i}` }, ` ${s.name}`)) : null),
     svg("svg", { width: W, height: H },
       svg("line", { class: "axis", x1: P, y1: H - P, x2: W - P, y2: H - P }),
       svg("text", { x: 2, y: P }, fmt(max)), svg("text", { x: 2, y: H - P }, fmt(0)),
@@ -209,7 +210,7 @@ function renderWorkload(data) {
   const n = data.node;
   document.getElementById("wl-title").textContent = data.id;
   document.getElementById("wl-summary").textContent = n
-    ? `${n.replicas} replicas · serving ${fmtRps(n.rps)} · success ${fmtPct(n.success)} · p99 ${fmtMs(n.p99)}`
+    ? `${n.replicas} ${n.replicas === 1 ? "replica" : "replicas"} · serving ${fmtRps(n.rps)} · success ${fmtPct(n.success)} · p99 ${fmtMs(n.p99)}`
     : "not in the mesh now";
   const pts = data.points;
   document.getElementById("charts").replaceChildren(
