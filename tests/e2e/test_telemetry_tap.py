@@ -5,7 +5,9 @@ reviews` is attached, known requests show up one line each with method, path, st
 latency and the caller's identity from its verified certificate; `shoal top --once/--json`
 groups them by source, destination, method and path; `--outbound` taps the caller's side;
 a second tap on a tapped proxy is refused clearly. Against a standalone control plane with
-harness sidecars (test SDS certificates) `shoal tap` works the same.
+harness sidecars (test SDS certificates) `shoal tap` works the same. The same `shoal up` also
+answers `shoal diff` (its start is most of this module's time; tests/e2e/test_diff.py checks
+the diff against a standalone control plane).
 """
 
 from __future__ import annotations
@@ -183,3 +185,26 @@ def test_tap_against_a_standalone_control_plane(
     for e in events:
         assert e["source_principal"] == spiffe("productpage")
         assert e["source_workload"] == "productpage"
+
+
+def test_diff_under_shoal_up(mesh: ShoalUp, tmp_path: Path) -> None:
+    change = tmp_path / "reviews-timeout.yaml"
+    change.write_text(
+        f"""apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: reviews, namespace: default}}
+spec:
+  hosts: [{REVIEWS}]
+  http: [{{timeout: 2s, route: [{{destination: {{host: {REVIEWS}}}}}]}}]
+"""
+    )
+    before = {p["node"]: p["types"] for p in mesh.syncz()}
+    proc = subprocess.run(
+        [str(SHOAL), "diff", str(change), "--control-plane", mesh.admin_url],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == "2 of 2 proxies would change", proc.stdout
+    assert lines.count("  ~ rds  outbound_http") == 2, proc.stdout
+    assert {p["node"]: p["types"] for p in mesh.syncz()} == before  # nothing pushed

@@ -212,6 +212,17 @@ class ConfigStore:
                 (loaded[change.text],) = load(change.source, [change.text])
             cache.parse(change.source, change.text, loaded)
 
+    def fork(self) -> ConfigStore:
+        """A store holding what this one holds, moving on independently (`shoal diff`): the
+        maps are copied, resources shared (immutable), document caches left behind (a cache
+        is mutated by parsing; the fork parses the files it is given afresh)."""
+        out = ConfigStore(self._known_hosts)
+        out._file_candidates = {k: list(v) for k, v in self._file_candidates.items()}
+        out._accepted = dict(self._accepted)
+        out._last = self._last
+        out._parsed = dict(self._parsed)
+        return out
+
     def set_known_hosts(self, known_hosts: Mapping[str, Collection[int]]) -> None:
         """Services of other registries (host -> port numbers), checked against from the next
         `apply` on: a VirtualService refused for naming a Kubernetes Service that did not

@@ -15,6 +15,7 @@ from shoal.cli import (
     analyze,
     cacmd,
     dashboardcmd,
+    diffcmd,
     installcmd,
     kubeargs,
     proxyconfig,
@@ -139,6 +140,7 @@ def parser() -> argparse.ArgumentParser:
     statcmd.register(sub)
     dashboardcmd.register(sub)
     tapcmd.register(sub)
+    diffcmd.register(sub)
     topcmd.register(sub)
     return p
 

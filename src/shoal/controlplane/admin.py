@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import prometheus_client
 from aiohttp import web
 
-from shoal.controlplane import dashboard
+from shoal.controlplane import dashboard, diffview
 from shoal.controlplane.testhooks import poison_view
 from shoal.telemetry import discovery
 
@@ -93,6 +93,7 @@ def _app(cp: ControlPlane) -> web.Application:
     app.router.add_get("/debug/config", config)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/debug/prometheus_sd", prometheus_sd)
+    diffview.setup(app, cp)  # POST /debug/diff (`shoal diff`)
     app.router.add_get("/debug/{name}", extra)
     # the web dashboard (`shoal dashboard`): its page and JSON under /dashboard/
     dashboard.setup(app, cp, dashboard.Sampler(lambda: metrics_targets(cp)))

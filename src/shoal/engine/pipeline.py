@@ -139,6 +139,22 @@ class Pipeline:
         self.generation = ConfigGenerator(snapshot, previous=previous, push=push)
         return Build(self.generation, push)
 
+    def fork(self) -> Pipeline:
+        """A pipeline where this one is, to try a change on (`shoal diff`): applying to the
+        fork builds the generation the change would make, and leaves this one as it was."""
+        out = Pipeline(self._prefix, policy_files=self._policy_files)
+        out.store = self.store.fork()
+        out._seq = self._seq
+        out.generation = self.generation
+        out.errors = self.errors
+        out.instances = self.instances
+        out.credentials = self.credentials
+        out.files = self.files
+        out.registry = self.registry
+        out.registry_namespaces = self.registry_namespaces
+        out._registry_ports = dict(self._registry_ports)
+        return out
+
     def load(self, files: Mapping[str, str]) -> Build:
         """`apply` with every file's text (path -> text): files not given are deleted."""
         return self.apply(self.store.replacing(files))
