@@ -23,7 +23,7 @@ import watchfiles
 
 from shoal.api import Change, ConfigError
 from shoal.sources.filetext import DEFAULT_MAX_FILE_BYTES, read_file_text
-from shoal.sources.namespaces import default_namespaces
+from shoal.sources.namespaces import NAMESPACE_FILE, default_namespaces
 from shoal.sources.secrets import is_secret_file
 
 _SUFFIXES = (".yaml", ".yml")
@@ -101,8 +101,12 @@ def read_changes(
         old, new = before.get(key), after.get(key)
         if new is None and old is not None:
             changes.append(Change.file(key, None))
-        elif new is not None and (old is None or old[3] != new[3]):
+            cache.namespaces.pop(key, None)
+        elif new is not None and (
+            old is None or old[3] != new[3] or cache.namespaces.get(key) != defaults[key]
+        ):
             content, default = new[3], defaults[key]
+            cache.namespaces[key] = default
             if isinstance(default, ConfigError):
                 content = dataclasses.replace(
                     default, message=f"{default.message}, so {key} cannot be placed"
@@ -146,6 +150,8 @@ class DirCache:
 
     entries: dict[str, Entry] = field(default_factory=dict)
     max_bytes: int = DEFAULT_MAX_FILE_BYTES
+    # the default namespace each file was last handed over with (or why it had none)
+    namespaces: dict[str, str | ConfigError] = field(default_factory=dict)
 
     def files(self) -> dict[str, str]:
         """The text of every file that could be read."""
@@ -176,6 +182,8 @@ def classify(base: str, paths: Iterable[str], cache: DirCache) -> tuple[bool, fr
             continue
         if os.path.isdir(path) or cache.holds_folder(rel):
             full = True
+        elif Path(rel).name == NAMESPACE_FILE:
+            full = True  # the default namespace of every file below it may have changed
         elif _wanted(Path(rel)) or is_secret_file(Path(rel)):
             keys.add(rel)
     return full, frozenset(keys)

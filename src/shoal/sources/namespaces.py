@@ -3,9 +3,9 @@
 Files written for `kubectl apply -n NS -f FILE` carry no namespace. shoal gives them one the
 same way: a plain-text file named `namespace` in a folder (one namespace name) sets the default
 for every YAML file in that folder and below it, the nearest such file winning; without one,
-the `--namespace` given to `shoal analyze/up/control-plane` applies, else `default`. A
-`namespace` file is read with the YAML files below it (editing it takes effect when they are
-next read: at start, or when one of them changes).
+the `--namespace` given to `shoal analyze/up/control-plane` applies, else `default`. An edit
+of a `namespace` file makes the watcher rescan the folder: files whose default changed are
+parsed again in their new namespace.
 """
 
 from __future__ import annotations

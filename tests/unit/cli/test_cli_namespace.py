@@ -7,7 +7,7 @@ from pathlib import Path
 
 from shoal.cli.analyze import analyze
 from shoal.engine import Pipeline
-from shoal.sources.directory import DirCache, read_changes
+from shoal.sources.directory import DirCache, classify, read_changes
 
 VS = """apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -56,3 +56,24 @@ def test_a_bad_namespace_file_is_an_error_of_the_files_it_places(tmp_path: Path)
 def test_analyze_namespace_flag(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(VS % "a")
     assert analyze(tmp_path, namespace="bookinfo").resources == 1
+
+
+def test_editing_a_namespace_file_moves_the_files_below_it(tmp_path: Path) -> None:
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "a.yaml").write_text(VS % "a")
+    (tmp_path / "top.yaml").write_text(VS % "top")
+    cache, pipeline = DirCache(), Pipeline()
+    pipeline.apply(read_changes(tmp_path, cache, None))
+    assert ("VirtualService", "default", "a") in {r.key for r in pipeline.store.resources}
+    (tmp_path / "shop" / "namespace").write_text("shop")
+    # the watcher asks for a full scan when a namespace file changes
+    assert classify(str(tmp_path), [str(tmp_path / "shop" / "namespace")], cache) == (
+        True,
+        frozenset(),
+    )
+    changes = read_changes(tmp_path, cache, None)
+    assert [(c.source, c.namespace) for c in changes] == [("shop/a.yaml", "shop")]
+    pipeline.apply(changes)
+    keys = {r.key for r in pipeline.store.resources}
+    assert keys == {("VirtualService", "shop", "a"), ("VirtualService", "default", "top")}
+    assert read_changes(tmp_path, cache, None) == []  # nothing changed since
