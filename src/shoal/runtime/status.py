@@ -20,7 +20,11 @@ def _sync(types: dict[str, dict[str, str | None]]) -> str:
 
 def status_table(sup: Supervisor) -> Table:
     syncz = {str(p["node"]): p for p in sup.cp.ads.syncz()}
-    table = Table(title=f"shoal up — xDS :{sup.cp.xds_port}, admin :{sup.cp.settings.admin_port}")
+    settings = sup.cp.settings
+    table = Table(
+        title=f"shoal up — xDS :{sup.cp.xds_port}, admin :{settings.admin_port}",
+        caption=f"dashboard: http://{settings.host}:{settings.admin_port}/dashboard/",
+    )
     for col in ("SERVICE", "REPLICA", "LABELS", "PID", "STATE", "RESTARTS", "PORT", "SIDECAR"):
         table.add_column(col)
     for replica in sup.all():
