@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from harness.adminhttp import get_json
+from harness.adminhttp import get_json, request
 from harness.configdir import ConfigDir
 from harness.load import SteadyLoad
 from harness.up import REPO, ShoalUp, envoy_cluster_hosts, get_via_proxy, is_alive
@@ -127,6 +127,14 @@ def test_make_demo_serves_through_two_sidecars_per_hop_and_leaves_nothing(
         stars = _upstreams(reviews)["ratings"]
         assert stars["via"] == "outbound reviews-v2, inbound ratings"
         assert stars["headers"]["end-user"] == "jason"
+
+    # the control plane serves the dashboard under make demo too (test_dashboard.py drives it)
+    status, page = request("GET", up.admin_url + "/dashboard/")
+    assert status == 200 and b'id="graph"' in page
+    overview = get_json(up.admin_url + "/dashboard/api/overview")
+    assert {r["workload"] for r in overview["sync"]["rows"]} == {
+        "frontend", "reviews-v1", "reviews-v2", "ratings", "traffic"
+    }  # fmt: skip
 
     # Ctrl-C: apps, then sidecars, then the control plane; nothing may remain
     workloads = up.workloads()
