@@ -191,8 +191,9 @@ def server_bootstrap(pki: Pki, admin_port: int, port: int, app_port: int) -> dic
 
 
 @contextlib.contextmanager
-def hand_chain(workdir: Path, app_port: int) -> Iterator[int]:
-    """Run the chain in front of the app on `app_port`; yield the client Envoy's port."""
+def hand_chain(workdir: Path, app_port: int) -> Iterator[tuple[int, list[int]]]:
+    """Run the chain in front of the app on `app_port`; yield the client Envoy's port and
+    both Envoys' pids (for their CPU per request)."""
     pki = make_pki(workdir / "pki")
     client_port, server_port = free_port(), free_port()
     server = EnvoyProcess(
@@ -202,4 +203,5 @@ def hand_chain(workdir: Path, app_port: int) -> Iterator[int]:
         client_bootstrap(pki, free_port(), client_port, server_port), workdir, name="hand-client"
     )
     with server, client:
-        yield client_port
+        assert server.proc is not None and client.proc is not None
+        yield client_port, [client.proc.pid, server.proc.pid]

@@ -21,10 +21,13 @@ median over ``--rounds`` runs of ``--duration`` seconds, after a 1 s warm-up per
 Then the secure data plane against its floor: ``shoal up --secure`` with the fast backend and
 the client, and beside it a **hand-written 2-hop mTLS Envoy chain** (handchain.py: static
 bootstraps, HTTP/2 over mTLS between the hops, the same fast backend app). Interleaved in one
-run, each round measures both at saturation (closed loop: requests/s) and at a fixed ~1,000
-requests/s (wrk paced by a Lua ``delay``: p50/p99). The goal printed beside the figures: two
-secure shoal sidecars carry >= 0.95x the hand-written chain's requests/s and add <= 1.05x its
-p99 at 1,000 requests/s.
+run, each round measures three paths at saturation (closed loop: requests/s) and at a fixed
+~1,000 requests/s (wrk paced by a Lua ``delay``: p50/p99), with the CPU both Envoys of the path
+used per request (utime+stime from /proc): the hand-written chain, shoal's secure sidecars as
+they come (Istio metrics on), and shoal's with the metrics turned off mesh-wide (a root
+namespace Telemetry), which is the like-for-like comparison: the hand-written chain has no
+telemetry. The goal printed beside the figures: two secure shoal sidecars carry >= 0.95x the
+hand-written chain's requests/s and add <= 1.05x its p99 at 1,000 requests/s.
 
 Last, it starts the demo (``shoal up examples/demo``) and reports the resident memory
 (``VmRSS`` of /proc/PID/status) of the control plane (the ``shoal up`` process), the agents,
@@ -39,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import platform
 import re
@@ -116,6 +120,7 @@ class Result:
     p99_ms: float
     requests: int
     errors: int
+    envoy_us: float = math.nan  # CPU of the path's two Envoys per request (chain comparison)
 
 
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -287,7 +292,24 @@ def measure_overhead(
 
 # -- secure shoal sidecars against the hand-written mTLS chain --------------------------------
 
-CHAIN_PATHS = ("hand-written mTLS", "shoal --secure")
+HAND, SHOAL, SHOAL_QUIET = "hand-written mTLS", "shoal --secure", "shoal, no telemetry"
+CHAIN_PATHS = (HAND, SHOAL, SHOAL_QUIET)
+
+# Istio's way to turn the metrics off mesh-wide (the root namespace's Telemetry); access logs
+# and tracing are off unless MeshConfig or a Telemetry asks. The hand-written chain has no
+# telemetry at all, so this is the like-for-like comparison.
+NO_TELEMETRY = """apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata:
+  name: mesh-default
+  namespace: istio-system
+spec:
+  metrics:
+  - overrides:
+    - match:
+        metric: ALL_METRICS
+      disabled: true
+"""
 
 
 def paced_script(workdir: Path, rps: float, connections: int) -> Path:
@@ -299,46 +321,85 @@ def paced_script(workdir: Path, rps: float, connections: int) -> Path:
     return path
 
 
+def cpu_ticks(pids: list[int]) -> int:
+    """utime + stime of `pids` so far, in clock ticks (/proc/PID/stat)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def envoy_pids(up: ShoalUp) -> list[int]:
+    """The Envoys `shoal up` started (one per replica's sidecar)."""
+    return [p.pid for p in up.track() if p.argv and Path(p.argv[0]).name == "envoy"]
+
+
+def _secure_up(workdir: Path, name: str, telemetry: bool) -> ShoalUp:
+    folder = ConfigDir(workdir / name)
+    fast = ["python", str(SCRIPT), "--serve-fast"]
+    docs = [_workload("fast", fast), _workload("client", fast)]
+    if not telemetry:
+        docs.append(NO_TELEMETRY)
+    folder.write("bench.yaml", "---\n".join(docs))
+    return ShoalUp(folder.path, workdir, name=f"up-{name}", extra_args=["--secure"])
+
+
 def measure_chain(
     workdir: Path, connections: int, duration: float, rounds: int, rate: float
 ) -> dict[tuple[str, str], list[Result]]:
-    """(path, "max" | "paced") -> results, the two paths interleaved round by round."""
+    """(path, "max" | "paced") -> results, the three paths interleaved round by round: the
+    hand-written chain, shoal's secure sidecars as configured by default (Istio metrics on),
+    and shoal's with the metrics turned off mesh-wide (the hand-written chain has none)."""
     from handchain import hand_chain
 
-    folder = ConfigDir(workdir / "secure")
-    fast = ["python", str(SCRIPT), "--serve-fast"]
-    folder.write("bench.yaml", "---\n".join([_workload("fast", fast), _workload("client", fast)]))
     paced = paced_script(workdir, rate, 10)
     results: dict[tuple[str, str], list[Result]] = {}
-    up = ShoalUp(folder.path, workdir, name="up-secure", extra_args=["--secure"])
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    ups = {
+        SHOAL: _secure_up(workdir, "secure", telemetry=True),
+        SHOAL_QUIET: _secure_up(workdir, "secure-quiet", telemetry=False),
+    }
     try:
-        up.start()
-        workloads = {r["workload"]: r["ports"] for r in up.wait_ready(2, timeout=60)}
-        with hand_chain(workdir / "hand", workloads["fast"]["app"]) as hand_port:
-            ports = dict(
-                zip(CHAIN_PATHS, (hand_port, workloads["client"]["outbound"]), strict=True)
-            )
+        outbound: dict[str, int] = {}
+        pids: dict[str, list[int]] = {}
+        fast_app = 0
+        for path, up in ups.items():
+            up.start()
+            workloads = {r["workload"]: r["ports"] for r in up.wait_ready(2, timeout=60)}
+            outbound[path] = workloads["client"]["outbound"]
+            pids[path] = envoy_pids(up)
+            fast_app = fast_app or workloads["fast"]["app"]
+        # the hand-written chain fronts the first mesh's backend app: the same app process
+        with hand_chain(workdir / "hand", fast_app) as (hand_port, pids[HAND]):
+            ports = {HAND: hand_port, **outbound}
             for port in ports.values():
                 run_wrk(port, "fast", connections, 1.0)  # warm-up: connections, TLS sessions
             for round_ in range(rounds):
                 for mode in ("max", "paced"):
                     for path, port in ports.items():
+                        before = cpu_ticks(pids[path])
                         if mode == "max":
                             result = run_wrk(port, "fast", connections, duration)
                         else:
                             result = run_wrk(port, "fast", 10, duration, paced)
+                        used = (cpu_ticks(pids[path]) - before) * tick_us
+                        result.envoy_us = used / max(1, result.requests)
                         results.setdefault((path, mode), []).append(result)
                         print(
-                            f"  round {round_ + 1}/{rounds} {mode:>5} {path:<17} "
+                            f"  round {round_ + 1}/{rounds} {mode:>5} {path:<20} "
                             f"{result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
-                            f"p99 {result.p99_ms:6.2f} ms  errors {result.errors}",
+                            f"p99 {result.p99_ms:6.2f} ms  Envoys {result.envoy_us:5.0f} us/req  "
+                            f"errors {result.errors}",
                             flush=True,
                         )
     except BaseException:
-        print(up.describe(), file=sys.stderr)
+        for up in ups.values():
+            print(up.describe(), file=sys.stderr)
         raise
     finally:
-        up.stop()
+        for up in ups.values():
+            up.stop()
     return results
 
 
@@ -346,24 +407,32 @@ def print_chain(
     results: dict[tuple[str, str], list[Result]], connections: int, duration: float, rate: float
 ) -> None:
     print()
-    print(f"{'mode':<22} {'path':<18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(
+        f"{'mode':<22} {'path':<20} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'Envoys us/req':>13} {'errors':>7}"
+    )
     for mode, label in (("max", "saturated"), ("paced", f"paced ~{rate:g} rps")):
         for path in CHAIN_PATHS:
             rs = results[(path, mode)]
             print(
-                f"{label:<22} {path:<18} {_median(rs, 'rps'):8.0f} {_median(rs, 'p50_ms'):8.2f} "
-                f"{_median(rs, 'p99_ms'):8.2f} {sum(r.errors for r in rs):7d}"
+                f"{label:<22} {path:<20} {_median(rs, 'rps'):8.0f} {_median(rs, 'p50_ms'):8.2f} "
+                f"{_median(rs, 'p99_ms'):8.2f} {_median(rs, 'envoy_us'):13.0f} "
+                f"{sum(r.errors for r in rs):7d}"
             )
-    hand, mesh = CHAIN_PATHS
-    rps_ratio = _median(results[(mesh, "max")], "rps") / _median(results[(hand, "max")], "rps")
-    p99_ratio = _median(results[(mesh, "paced")], "p99_ms") / _median(
-        results[(hand, "paced")], "p99_ms"
-    )
-    print(
-        f"shoal/hand-written: {rps_ratio:.2f}x the requests/s (goal >= 0.95x: "
-        f"{'met' if rps_ratio >= 0.95 else 'NOT met'}), {p99_ratio:.2f}x the p99 at "
-        f"~{rate:g} rps (goal <= 1.05x: {'met' if p99_ratio <= 1.05 else 'NOT met'})"
-    )
+    for mesh, what in ((SHOAL_QUIET, "like for like, no telemetry"), (SHOAL, "Istio metrics on")):
+        rps_ratio = _median(results[(mesh, "max")], "rps") / _median(results[(HAND, "max")], "rps")
+        p99_ratio = _median(results[(mesh, "paced")], "p99_ms") / _median(
+            results[(HAND, "paced")], "p99_ms"
+        )
+        cpu_ratio = _median(results[(mesh, "max")], "envoy_us") / _median(
+            results[(HAND, "max")], "envoy_us"
+        )
+        print(
+            f"{mesh}/hand-written ({what}): {cpu_ratio:.2f}x the Envoy CPU per request, "
+            f"{rps_ratio:.2f}x the requests/s (goal >= 0.95x: "
+            f"{'met' if rps_ratio >= 0.95 else 'NOT met'}), {p99_ratio:.2f}x the p99 at "
+            f"~{rate:g} rps (goal <= 1.05x: {'met' if p99_ratio <= 1.05 else 'NOT met'})"
+        )
     print(
         f"(saturated: wrk, {connections} keep-alive connections, closed loop; paced: 10 "
         f"connections; median of the rounds, {duration:g} s each, paths interleaved)"

@@ -43,6 +43,10 @@ SIDES: Mapping[str, tuple[str, ...]] = MappingProxyType(
 )
 
 
+# the stats the HTTP connection managers' loggers record (the rest are TCP's)
+HTTP_STATS = ("requests_total", "request_duration_milliseconds", "request_bytes", "response_bytes")
+
+
 @dataclass(frozen=True)
 class MetricsPolicy:
     """Per (stat name, side): off or on, and label overrides (format string, None: removed)."""
@@ -52,6 +56,10 @@ class MetricsPolicy:
 
     def enabled(self, stat: str, side: str) -> bool:
         return (stat, side) not in self.disabled
+
+    def http_metrics_on(self, side: str) -> bool:
+        """Whether any HTTP metric is counted on `side`: else nothing reads the peer labels."""
+        return any(self.enabled(stat, side) for stat in HTTP_STATS)
 
     def labels(self, stat: str, side: str, base: Mapping[str, str]) -> dict[str, str]:
         """`base` (label -> format string) with this policy's overrides applied."""
@@ -110,6 +118,32 @@ def metrics_policy(snapshot: MeshSnapshot, proxy: Proxy) -> MetricsPolicy:
                             value = f"%CEL({tag.value})%" if tag.operation == "UPSERT" else None
                             tags.setdefault(key, {})[label] = value
     return MetricsPolicy(frozenset(disabled), tags)
+
+
+def server_metrics_anywhere(snapshot: MeshSnapshot) -> bool:
+    """Whether some proxy may count server-side HTTP metrics, and so label them with its
+    callers' `x-shoal-peer-*` headers: yes unless the mesh-wide Telemetry turns every HTTP
+    metric off on the server side and no Telemetry turns one back on (`disabled: false`)."""
+    mesh = None
+    for res in snapshot.telemetries:
+        spec = _spec(res)
+        if any(o.disabled is False for m in spec.metrics for o in m.overrides):
+            return True
+        labels = spec.selector.match_labels if spec.selector else {}
+        if mesh is None and res.meta.namespace == ROOT_NAMESPACE and not labels:
+            mesh = spec
+    if mesh is None:
+        return True
+    off: set[str] = set()
+    for metrics in mesh.metrics:
+        for override in metrics.overrides:
+            if override.disabled is True and SERVER in SIDES[override.match.mode]:
+                metric = override.match.metric
+                if metric == "ALL_METRICS":
+                    off.update(METRICS.values())
+                elif metric in METRICS:
+                    off.add(METRICS[metric])
+    return not off.issuperset(HTTP_STATS)
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,33 @@ def test_telemetry_levels_mesh_then_namespace_then_workload() -> None:
     assert _stats(gen, "inbound_http", "ratings")["requests_total"] == list(HTTP_LABELS)
 
 
+def _filters(gen: ConfigGenerator, listener: str) -> list[str]:
+    view = gen.view(_proxy())  # type: ignore[arg-type]
+    found = unpack(view.of(LISTENER)[listener], listener_pb2.Listener())
+    assert isinstance(found, listener_pb2.Listener)
+    hcm = hcm_pb2.HttpConnectionManager()
+    found.filter_chains[0].filters[0].typed_config.Unpack(hcm)
+    return [f.name for f in hcm.http_filters]
+
+
+PEER, PROTOCOL = "shoal.peer_identity", "shoal.request_protocol"
+
+
+def test_peer_filters_go_when_no_metric_would_read_them() -> None:
+    """The peer headers and their parsing exist for the metrics' labels: with the metrics
+    off mesh-wide no request pays for them; a namespace counting server metrics again gets
+    its callers' headers back (every sidecar states them) and parses them."""
+    on = _gen()
+    assert {PEER, PROTOCOL} <= set(_filters(on, "outbound_http"))
+    assert PEER in _filters(on, "inbound_http")
+    off = _gen(MESH_OFF)
+    assert {PEER, PROTOCOL}.isdisjoint(_filters(off, "outbound_http"))
+    assert PEER not in _filters(off, "inbound_http")
+    again = _gen(MESH_OFF, NS_ON)  # server-side request counts back on in `default`
+    assert PEER in _filters(again, "outbound_http") and PEER in _filters(again, "inbound_http")
+    assert PROTOCOL not in _filters(again, "outbound_http")  # client side still off
+
+
 def test_unimplemented_telemetry_fields_are_refused_as_such() -> None:
     text = MESH_OFF + "  targetRefs: [{kind: Gateway, name: gw}]\n"
     result = ConfigStore().update({"t.yaml": text})
