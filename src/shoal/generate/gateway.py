@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
@@ -145,13 +146,15 @@ def port_routes(snapshot: MeshSnapshot, port: int, servers: list[_Bound]) -> Pre
 
 
 # Istio's TLSV1_2 -> Envoy's TLSv1_2 (TLS_AUTO is Envoy's default: 1.2 to 1.3 downstream)
-_ENVOY_TLS = {
-    "TLS_AUTO": common_tls_pb2.TlsParameters.TLS_AUTO,
-    "TLSV1_0": common_tls_pb2.TlsParameters.TLSv1_0,
-    "TLSV1_1": common_tls_pb2.TlsParameters.TLSv1_1,
-    "TLSV1_2": common_tls_pb2.TlsParameters.TLSv1_2,
-    "TLSV1_3": common_tls_pb2.TlsParameters.TLSv1_3,
-}
+_ENVOY_TLS = MappingProxyType(
+    {
+        "TLS_AUTO": common_tls_pb2.TlsParameters.TLS_AUTO,
+        "TLSV1_0": common_tls_pb2.TlsParameters.TLSv1_0,
+        "TLSV1_1": common_tls_pb2.TlsParameters.TLSv1_1,
+        "TLSV1_2": common_tls_pb2.TlsParameters.TLSv1_2,
+        "TLSV1_3": common_tls_pb2.TlsParameters.TLSv1_3,
+    }
+)
 
 
 def _tls(
