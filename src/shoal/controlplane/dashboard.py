@@ -7,7 +7,8 @@ error -- and `/dashboard/api/workload/NS/NAME` for one workload's signals over t
 Rates need scrapes over time, so the control plane scrapes every proxy's metrics port itself
 (the proxies Prometheus discovery lists), every `interval_s`, but only while a page asks:
 scraping stops `idle_s` after the last API request, so a control plane nobody watches pays
-nothing. What it keeps is bounded (telemetry/history.py). Aggregation is pure
+nothing. What it keeps is bounded (telemetry/history.py), and so is the number of proxies
+it reads (`max_proxies`). Aggregation is pure
 (telemetry/graph.py, history.py, syncview.py); this module only does the I/O.
 """
 
@@ -52,8 +53,13 @@ class Sampler:
         interval_s: float = 1.0,
         idle_s: float = 60.0,
         timeout_s: float = 2.0,
+        max_proxies: int = 200,
     ) -> None:
         self.targets = targets
+        # a bound on the scraping and on what history keeps: beyond it, proxies go unread
+        # (the first ones by node id are read; the page says how many were left out)
+        self.max_proxies = max_proxies
+        self.unsampled = 0
         self.interval_s = interval_s
         self.idle_s = idle_s
         self.timeout_s = timeout_s
@@ -86,7 +92,9 @@ class Sampler:
                 await asyncio.sleep(max(0.1, self.interval_s - (time.monotonic() - started)))
 
     async def sample(self, session: aiohttp.ClientSession) -> None:
-        targets = list(self.targets())
+        every = sorted(self.targets(), key=lambda t: t.node)
+        targets = every[: self.max_proxies]
+        self.unsampled = len(every) - len(targets)
         texts = await asyncio.gather(*(self._get(session, t) for t in targets))
         # parsing is pure Python: off the event loop, so xDS streams are not held up
         samples = await asyncio.to_thread(_parse_all, targets, texts)
@@ -137,6 +145,7 @@ def overview(cp: ControlPlane, sampler: Sampler) -> dict[str, object]:
         "sync": {"types": syncview.types_seen(table), "rows": table},
         "errors": [e.to_json() for e in cp.errors],
         "scrape_errors": dict(sorted(sampler.errors.items())),
+        "unsampled": sampler.unsampled,
     }
 
 

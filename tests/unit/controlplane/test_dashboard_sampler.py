@@ -108,3 +108,18 @@ async def test_a_proxy_that_does_not_answer_is_an_error_not_a_stop(
         await _until(lambda: live.hits > before)  # the others are still read
     finally:
         await sampler.close()
+
+
+async def test_past_max_proxies_the_rest_go_unread_and_are_counted(
+    serve: Callable[[MetricsPort], Awaitable[int]],
+) -> None:
+    ports = [MetricsPort() for _ in range(3)]
+    numbers = [await serve(p) for p in ports]
+    sampler = Sampler(lambda: [_target(n) for n in numbers], interval_s=0.05, max_proxies=2)
+    try:
+        sampler.touch()
+        await _until(lambda: sum(p.hits > 0 for p in ports) == 2)
+        await asyncio.sleep(0.2)
+        assert sum(p.hits > 0 for p in ports) == 2 and sampler.unsampled == 1
+    finally:
+        await sampler.close()

@@ -234,6 +234,7 @@ async function refresh() {
   document.getElementById("overview").hidden = Boolean(m);
   document.getElementById("workload").hidden = !m;
   const status = document.getElementById("status");
+  let notes = "";
   try {
     if (m) {
       renderWorkload(await getJSON(`api/workload/${m[1]}/${m[2]}`));
@@ -242,8 +243,11 @@ async function refresh() {
       renderGraph(data.graph);
       renderSync(document.getElementById("sync"), data.sync);
       renderErrors(data.errors);
+      const unread = Object.keys(data.scrape_errors).length;
+      if (unread) notes += ` · metrics of ${unread} proxies unreadable`;
+      if (data.unsampled) notes += ` · ${data.unsampled} proxies not sampled (over the limit)`;
     }
-    status.textContent = `live · updated ${new Date().toLocaleTimeString()}`;
+    status.textContent = `live · updated ${new Date().toLocaleTimeString()}${notes}`;
   } catch (err) {
     status.textContent = `control plane unreachable (${err.message}); retrying`;
   }
