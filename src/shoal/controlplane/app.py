@@ -334,6 +334,8 @@ class ControlPlane:
             self._watcher = asyncio.create_task(
                 watch_dir(str(s.config_dir), self.config_changed, self.stopping, self._dir_cache)
             )
+        if any(len(text) >= PARSE_ASIDE_BYTES for text in self._dir_cache.files().values()):
+            self._parse_worker.start()  # a big file is there: its edits go to the YAML child
 
     async def stop(self) -> None:
         log.info("stopping")

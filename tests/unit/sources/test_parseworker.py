@@ -78,3 +78,11 @@ def test_a_dead_child_is_started_again(
     assert worker.load("f.yaml", ["a: 1\n"]) == load_texts("f.yaml", ["a: 1\n"])
     assert worker._proc is not proc
     assert "starting it again" in caplog.text
+
+
+def test_a_started_child_is_the_one_that_loads(worker: ParseWorker) -> None:
+    worker.start()
+    child = worker._proc
+    assert child is not None and child.poll() is None  # running before anything is loaded
+    assert worker.load("f.yaml", [TEXT]) == load_texts("f.yaml", [TEXT])
+    assert worker._proc is child
