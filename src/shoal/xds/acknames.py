@@ -9,14 +9,15 @@ type, nonce and error), they parse to exactly that list, so the last list is reu
 reading a name (~8 µs). Anything else (a new list, another field order, unknown fields) takes
 the slow path, which is always right.
 
-Lists are interned: streams that send the same list share one `NameList` (its bytes and
-names), so a thousand idle proxies hold one copy, not a thousand.
+Lists are interned (`Interned`, one per server): streams that send the same list share one
+`NameList` (its bytes and names), so a thousand idle proxies hold one copy, not a thousand.
 """
 
 from __future__ import annotations
 
 import sys
 import weakref
+from dataclasses import dataclass
 from typing import Final
 
 from envoy.service.discovery.v3 import discovery_pb2
@@ -24,19 +25,29 @@ from envoy.service.discovery.v3 import discovery_pb2
 DiscoveryRequest: Final = discovery_pb2.DiscoveryRequest
 
 
+@dataclass(frozen=True, slots=True, weakref_slot=True, eq=False)
 class NameList:
-    """One subscription list as sent: its names, and their serialization as field 3."""
+    """One subscription list as sent: its serialization as field 3, and its names."""
 
-    __slots__ = ("__weakref__", "names", "wire")
-
-    def __init__(self, wire: bytes, names: tuple[str, ...]) -> None:
-        self.wire = wire
-        self.names = names
+    wire: bytes
+    names: tuple[str, ...]
 
 
-# wire bytes -> the one NameList with them; an entry goes when no stream holds it
-_INTERNED: weakref.WeakValueDictionary[bytes, NameList] = weakref.WeakValueDictionary()
 EMPTY = NameList(b"", ())
+
+
+class Interned:
+    """Wire bytes -> the one NameList with them; an entry goes when no stream holds it."""
+
+    def __init__(self) -> None:
+        self.lists: weakref.WeakValueDictionary[bytes, NameList] = weakref.WeakValueDictionary()
+
+    def get(self, names: tuple[str, ...]) -> NameList:
+        wire = DiscoveryRequest(resource_names=names).SerializeToString()
+        found = self.lists.get(wire)
+        if found is None:
+            found = self.lists[wire] = NameList(wire, names)
+        return found
 
 
 def _repeats(raw: bytes, msg: discovery_pb2.DiscoveryRequest, last: NameList) -> bool:
@@ -57,7 +68,7 @@ def _repeats(raw: bytes, msg: discovery_pb2.DiscoveryRequest, last: NameList) ->
 
 
 def request_names(
-    raw: bytes, msg: discovery_pb2.DiscoveryRequest, last: NameList | None
+    raw: bytes, msg: discovery_pb2.DiscoveryRequest, last: NameList | None, interned: Interned
 ) -> NameList:
     """The names `msg` (parsed from `raw`) subscribes to; `last` itself when they repeat it."""
     if last is not None and _repeats(raw, msg, last):
@@ -65,9 +76,4 @@ def request_names(
     if not msg.resource_names:
         return EMPTY
     # interned strings: streams whose lists differ only in order still share the names
-    names = tuple(sys.intern(n) for n in msg.resource_names)
-    wire = DiscoveryRequest(resource_names=names).SerializeToString()
-    found = _INTERNED.get(wire)
-    if found is None:
-        found = _INTERNED[wire] = NameList(wire, names)
-    return found
+    return interned.get(tuple(sys.intern(n) for n in msg.resource_names))

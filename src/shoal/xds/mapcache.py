@@ -5,8 +5,8 @@ Snapshots share map objects between proxies and, for unchanged types, between sn
 differs from the map the proxy holds, its encoded response body — is therefore computed once
 per map (or pair of maps) and looked up by identity. Each cache keeps the maps it describes
 alive, so an id is never reused while its entry exists, and holds only a few recent entries
-(`shoal.memo.IdentityMemo` with a size bound). They are still process-wide: owning them by the
-generation is the step not yet taken (see docs/ARCHITECTURE.md).
+(`shoal.memo.IdentityMemo` with a size bound). The memos are a `MapMemos` the server owns and
+hands every stream (a stream made alone gets its own).
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ from shoal.generate.resourceset import ResourceSet, content_digest
 from shoal.memo import IdentityMemo
 
 ResourceMap = Mapping[str, PreparedResource]
-
-
-_DIFFS: IdentityMemo[tuple[frozenset[str], frozenset[str]]] = IdentityMemo(size=256)
 
 
 def digest(content: ResourceMap) -> str:
@@ -39,29 +36,6 @@ def _diff(old: ResourceMap, new: ResourceMap) -> tuple[frozenset[str], frozenset
     return changed, frozenset(old.keys() - new.keys())
 
 
-def diff(
-    old: ResourceMap, new: ResourceMap, *, shared: bool = True
-) -> tuple[frozenset[str], frozenset[str]]:
-    """(names new or changed in `new`, names gone from `old`); `shared=False` when either map
-    was built for one stream (not worth a cache entry)."""
-    if old is new:
-        return frozenset(), frozenset()
-    if not shared:
-        return _diff(old, new)
-    return _DIFFS.get((old, new), lambda: _diff(old, new))
-
-
-_COVERS: IdentityMemo[bool] = IdentityMemo(size=256)
-
-
-def covers(clusters: ResourceMap, target: ResourceMap, refs: frozenset[str]) -> bool:
-    """Whether `clusters` holds every name in `refs` (the clusters `target` routes to); once
-    per pair of shared maps, since every stream of a scope asks about the same two."""
-    if isinstance(clusters, ResourceSet) and isinstance(target, ResourceSet):
-        return _COVERS.get((clusters, target), lambda: refs <= clusters.keys())
-    return refs <= clusters.keys()
-
-
 def refs(content: ResourceMap) -> frozenset[str]:
     """The cluster names `content`'s resources refer to."""
     if isinstance(content, ResourceSet):
@@ -69,25 +43,48 @@ def refs(content: ResourceMap) -> frozenset[str]:
     return frozenset().union(*(r.refs for r in content.values()))
 
 
-_UNCOVERED: IdentityMemo[frozenset[str]] = IdentityMemo(size=256)
-
-
-def uncovered(content: ResourceMap, target: ResourceMap) -> frozenset[str]:
-    """Cluster names `content` refers to that `target` lacks: once per pair of shared maps,
-    since every stream of a scope holds the same routes and is sent the same clusters."""
-    named = refs(content)
-    if not named:
-        return named  # a listener naming no cluster: most of them, each a stream's own map
-
-    def make() -> frozenset[str]:
-        # (not `named - target.keys()`: that first copies all of target's keys into a set)
-        return frozenset(n for n in named if n not in target)
-
-    if isinstance(content, ResourceSet) and isinstance(target, ResourceSet):
-        return _UNCOVERED.get((content, target), make)
-    return make()
-
-
 def names(content: ResourceMap) -> frozenset[str]:
     """The names in `content` (a shared map's own set when it is a `ResourceSet`)."""
     return content.names() if isinstance(content, ResourceSet) else frozenset(content)
+
+
+class MapMemos:
+    """What streams learn about pairs of shared maps, once for all of them (one per server)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._diffs: IdentityMemo[tuple[frozenset[str], frozenset[str]]] = IdentityMemo(size)
+        self._covers: IdentityMemo[bool] = IdentityMemo(size)
+        self._uncovered: IdentityMemo[frozenset[str]] = IdentityMemo(size)
+
+    def diff(
+        self, old: ResourceMap, new: ResourceMap, *, shared: bool = True
+    ) -> tuple[frozenset[str], frozenset[str]]:
+        """(names new or changed in `new`, names gone from `old`); `shared=False` when either map
+        was built for one stream (not worth a cache entry)."""
+        if old is new:
+            return frozenset(), frozenset()
+        if not shared:
+            return _diff(old, new)
+        return self._diffs.get((old, new), lambda: _diff(old, new))
+
+    def covers(self, clusters: ResourceMap, target: ResourceMap, refs: frozenset[str]) -> bool:
+        """Whether `clusters` holds every name in `refs` (the clusters `target` routes to); once
+        per pair of shared maps, since every stream of a scope asks about the same two."""
+        if isinstance(clusters, ResourceSet) and isinstance(target, ResourceSet):
+            return self._covers.get((clusters, target), lambda: refs <= clusters.keys())
+        return refs <= clusters.keys()
+
+    def uncovered(self, content: ResourceMap, target: ResourceMap) -> frozenset[str]:
+        """Cluster names `content` refers to that `target` lacks: once per pair of shared maps,
+        since every stream of a scope holds the same routes and is sent the same clusters."""
+        named = refs(content)
+        if not named:
+            return named  # a listener naming no cluster: most of them, each a stream's own map
+
+        def make() -> frozenset[str]:
+            # (not `named - target.keys()`: that first copies all of target's keys into a set)
+            return frozenset(n for n in named if n not in target)
+
+        if isinstance(content, ResourceSet) and isinstance(target, ResourceSet):
+            return self._uncovered.get((content, target), make)
+        return make()

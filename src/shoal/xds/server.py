@@ -27,13 +27,14 @@ from google.protobuf.message import DecodeError
 
 from shoal.generate import SHORT_NAMES, PreparedResource, ProxyView
 from shoal.model import Proxy, ProxyError, PushRequest, parse_proxy
-from shoal.xds.acknames import NameList, request_names
+from shoal.xds.acknames import Interned, NameList, request_names
+from shoal.xds.mapcache import MapMemos
 from shoal.xds.messages import Request, Response
 from shoal.xds.metrics import XdsMetrics, short
 from shoal.xds.pushbudget import PushBudget
 from shoal.xds.stream import StreamProtocol
 from shoal.xds.viewsource import ViewSource
-from shoal.xds.wire import encode_delta, encode_sotw
+from shoal.xds.wire import Encoder
 
 log = logging.getLogger("shoal.xds")
 
@@ -43,7 +44,7 @@ ViewFilter = Callable[[ProxyView], ProxyView]
 # awaited (a Kubernetes TokenReview); ValueError if bad, ConnectionError if it cannot be told
 Authenticator = Callable[[str | None], tuple[str, str] | Awaitable[tuple[str, str]]]
 
-_SERVER_OPTIONS = [
+_SERVER_OPTIONS = (
     # Envoy pings on its own schedule; refusing them would close streams with too_many_pings.
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 1000),
@@ -51,7 +52,7 @@ _SERVER_OPTIONS = [
     # A delta reconnect lists every resource Envoy holds; allow far more than 4 MiB.
     ("grpc.max_receive_message_length", 256 * 1024 * 1024),
     ("grpc.max_send_message_length", 256 * 1024 * 1024),
-]
+)
 
 
 # Large responses on their way at once (see pushbudget.py): enough to keep every core busy
@@ -131,6 +132,10 @@ class AdsServer:
 
     def __init__(self, boot_id: str) -> None:
         self.boot_id = boot_id
+        # this server's memos: what its streams share (map pairs, encoded messages)
+        self._memos = MapMemos()
+        self.encoder = Encoder()
+        self._interned = Interned()  # sotw subscription lists, shared by the streams sending them
         self.generator: ViewSource | None = None
         self.view_filter: ViewFilter | None = None
         self.connections: dict[int, Connection] = {}
@@ -240,11 +245,13 @@ class AdsServer:
         conn = Connection(
             id=next(self._ids),
             delta=delta,
-            protocol=StreamProtocol(delta=delta, boot_id=self.boot_id, missing=self._missing),
+            protocol=StreamProtocol(
+                delta=delta, boot_id=self.boot_id, missing=self._missing, memos=self._memos
+            ),
         )
         if self.authenticate is not None:
             conn.identity = await self._authenticate(context)
-        encode = encode_delta if delta else encode_sotw
+        encode = self.encoder.delta if delta else self.encoder.sotw
         reader = asyncio.create_task(self._read(requests, conn.queue))
         try:
             while True:
@@ -304,7 +311,7 @@ class AdsServer:
             req = _delta_request(msg)
         else:
             assert isinstance(item, bytes)
-            names = request_names(item, msg, conn.name_lists.get(msg.type_url))
+            names = request_names(item, msg, conn.name_lists.get(msg.type_url), self._interned)
             conn.name_lists[msg.type_url] = names
             req = _request(msg, names.names)
         del msg

@@ -28,6 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from shoal.generate import (
     CLUSTER,
@@ -44,7 +45,7 @@ from shoal.xds.messages import Request, Response
 
 WILDCARD_TYPES = frozenset({CLUSTER, LISTENER})
 ResourceMap = Mapping[str, PreparedResource]
-_NONE: ResourceMap = {}
+_NONE: ResourceMap = MappingProxyType({})
 
 
 @dataclass
@@ -152,11 +153,14 @@ class StreamProtocol:
         missing: Callable[[str, str], PreparedResource | None],
         clock: Callable[[], float] = time.time,
         share: bool = True,
+        memos: mapcache.MapMemos | None = None,
     ) -> None:
         self.delta = delta
         # False: no map counts as shared and no response is marked as one many streams get
         # alike (`sharing.py`); the plain path the differential test compares against
         self.share = share
+        # what streams learn about pairs of shared maps: the server hands all its streams one
+        self._memos = memos if memos is not None else mapcache.MapMemos()
         self.boot_id = boot_id
         self._clock = clock  # stamps NACK history only
         # answer for a subscribed name the view does not hold (an empty EDS assignment)
@@ -348,7 +352,9 @@ class StreamProtocol:
             target, shared = built, False
         if ts.type_url == CLUSTER:
             # Keep clusters that listeners or routes Envoy holds still name (make before break).
-            gone = frozenset().union(*(mapcache.uncovered(m, target) for m in self._naming_maps()))
+            gone = frozenset().union(
+                *(self._memos.uncovered(m, target) for m in self._naming_maps())
+            )
             keep = {n: ts.held_objects[n] for n in gone if n in ts.held_objects}
             if keep:
                 target, shared = {**target, **keep}, False
@@ -401,7 +407,7 @@ class StreamProtocol:
             return False
         cds = self.types[CLUSTER]
         sent = cds.inflight.content if cds.inflight is not None else cds.held_objects
-        if mapcache.covers(sent, target, refs):
+        if self._memos.covers(sent, target, refs):
             return True
         unsent = refs - sent.keys() - cds.held_objects.keys() - cds.held_versions.keys()
         # a name no cluster has (a bug elsewhere) must not block routing forever
@@ -458,7 +464,7 @@ class StreamProtocol:
         self, ts: TypeState, target: ResourceMap, forced: set[str]
     ) -> tuple[frozenset[str], tuple[str, ...]]:
         if ts.held_source is not None:
-            changed, gone = mapcache.diff(ts.held_source, target)
+            changed, gone = self._memos.diff(ts.held_source, target)
         elif not ts.held_objects and not ts.held_versions:
             # Envoy holds nothing of this type yet (a new stream): everything, nothing removed
             return mapcache.names(target), ()
@@ -502,7 +508,7 @@ class StreamProtocol:
             # EDS and RDS carry only what changed — as Istio's incremental EDS does.
             partial = ts.type_url not in WILDCARD_TYPES and ts.held_digest is not None
             if ts.type_url == CLUSTER or partial:
-                changed, _ = mapcache.diff(
+                changed, _ = self._memos.diff(
                     ts.held_objects, target, shared=shared and ts.held_shared
                 )
             else:

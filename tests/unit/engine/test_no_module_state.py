@@ -30,8 +30,8 @@ import pytest
 from shoal.generate.resourceset import ResourceSet
 
 # shoal.api (parsing, validation: no state across snapshots, but constant tables and a
-# host-parsing lru_cache) and the I/O layers (xds's map and message memos) are not scanned yet.
-LAYERS = ("shoal.memo", "shoal.model", "shoal.generate", "shoal.engine")
+# host-parsing lru_cache) and the layers above xds are not scanned yet.
+LAYERS = ("shoal.memo", "shoal.model", "shoal.generate", "shoal.engine", "shoal.xds")
 
 _IMMUTABLE = (
     int,
@@ -59,6 +59,8 @@ def why_mutable(value: object) -> str | None:
         return "a function with a cache"
     if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
         return None
+    if type(value) is object:
+        return None  # a sentinel: nothing in it to change
     if isinstance(value, _CONTAINERS):
         return next((w for v in value if (w := why_mutable(v)) is not None), None)
     if isinstance(value, types.MappingProxyType):

@@ -8,8 +8,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.rpc import status_pb2
 
 from shoal.generate import ENDPOINT
-from shoal.xds import acknames
-from shoal.xds.acknames import EMPTY, NameList, request_names
+from shoal.xds.acknames import EMPTY, Interned, NameList, request_names
 
 NAMES = [f"outbound|80||svc-{i}.default.svc.cluster.local" for i in range(100)]
 
@@ -28,8 +27,11 @@ def wire(
     return raw, discovery_pb2.DiscoveryRequest.FromString(raw)
 
 
+INTERNED = Interned()  # as one server holds it for all its streams
+
+
 def names_of(raw: bytes, last: NameList | None = None) -> NameList:
-    return request_names(raw, discovery_pb2.DiscoveryRequest.FromString(raw), last)
+    return request_names(raw, discovery_pb2.DiscoveryRequest.FromString(raw), last, INTERNED)
 
 
 def test_an_ack_repeating_the_list_reuses_the_last_one() -> None:
@@ -80,10 +82,10 @@ def test_equal_lists_are_shared_between_streams_and_dropped_when_unused() -> Non
     assert all(x is y for x, y in zip(other.names, reversed(a.names), strict=True))
     c = names_of(wire(["only-here"])[0])
     key = c.wire
-    assert key in acknames._INTERNED
+    assert key in INTERNED.lists
     del c
     gc.collect()
-    assert key not in acknames._INTERNED  # gone with its last holder
+    assert key not in INTERNED.lists  # gone with its last holder
 
 
 def test_an_empty_list_is_the_shared_empty_one() -> None:

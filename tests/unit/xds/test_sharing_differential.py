@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from shoal.generate import CLUSTER, ENDPOINT, LISTENER, ROUTE, PreparedResource, ProxyView
 from shoal.generate.resourceset import ResourceSet
 from shoal.xds import wire
+from shoal.xds.mapcache import MapMemos
 from shoal.xds.messages import Request, Response
 from shoal.xds.stream import WILDCARD_TYPES, StreamProtocol
 
@@ -198,10 +199,14 @@ class Side:
 
     def __init__(self, delta: bool, share: bool) -> None:
         self.share = share
+        # as a server does: one set of map memos for all streams, one encoder
+        memos = MapMemos()
         self.streams = [
-            StreamProtocol(delta=delta, boot_id="boot", missing=missing, share=share)
+            StreamProtocol(delta=delta, boot_id="boot", missing=missing, share=share, memos=memos)
             for _ in range(STREAMS)
         ]
+        self.encoder = wire.Encoder()
+        self.encode = self.encoder.delta if delta else self.encoder.sotw
         self.clients = [Client(delta) for _ in range(STREAMS)]
         self.views = Shared()
 
@@ -235,7 +240,6 @@ class Side:
 def test_responses_are_the_same_with_sharing_on_and_off(
     delta: bool, snapshots: list[Content], steps: list[Op]
 ) -> None:
-    encode = wire.encode_delta if delta else wire.encode_sotw
     on, off = Side(delta, share=True), Side(delta, share=False)
     for stream, index, client_op in [(-1, 0, None), *steps]:
         if client_op is None:
@@ -243,8 +247,8 @@ def test_responses_are_the_same_with_sharing_on_and_off(
         else:
             got_on, got_off = on.ask(stream, client_op), off.ask(stream, client_op)
         assert all(r.cache_key is None for rs in got_off for r in rs)
-        assert [[seen(r, encode(r)) for r in rs] for rs in got_on] == [
-            [seen(r, encode(r)) for r in rs] for rs in got_off
+        assert [[seen(r, on.encode(r)) for r in rs] for rs in got_on] == [
+            [seen(r, off.encode(r)) for r in rs] for rs in got_off
         ]
 
 
@@ -258,13 +262,12 @@ def test_streams_in_the_same_position_are_handed_the_same_message() -> None:
         ROUTE: (("r1", "1", frozenset({"a"})),),
     }
     for delta in (False, True):
-        encode = wire.encode_delta if delta else wire.encode_sotw
         side = Side(delta, share=True)
         side.show(0, content)
         for t, names in ((CLUSTER, ()), (ENDPOINT, ("a",))):
             first, second = (side.ask(i, ("first", t, frozenset(names)))[0] for i in (0, 1))
             assert first and first[0].cache_key is not None
-            assert encode(first[0]) is encode(second[0])
+            assert side.encode(first[0]) is side.encode(second[0])
 
 
 def test_a_partial_update_is_shared_only_by_streams_holding_the_same_map() -> None:
@@ -292,7 +295,7 @@ def test_a_partial_update_is_shared_only_by_streams_holding_the_same_map() -> No
         got += side.ask(0, ("ack", ENDPOINT, frozenset()))
         got += side.show(2, snapshots[2])  # stream 0: b changed
         got += side.ask(1, ("ack", ENDPOINT, frozenset()))  # stream 1: a and b changed
-        sent.append([[seen(r, wire.encode_sotw(r)) for r in rs] for rs in got])
+        sent.append([[seen(r, side.encode(r)) for r in rs] for rs in got])
     assert sent[0] == sent[1]
     names = [tuple(n for n, _ in rs[0][3]) for rs in sent[0] if rs]  # type: ignore[attr-defined]
     assert names[-2:] == [("b",), ("a", "b")], names

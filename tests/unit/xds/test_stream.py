@@ -322,11 +322,11 @@ def test_streams_share_the_map_and_its_encoding_when_they_want_all_of_it() -> No
     r1 = only(one.on_request(Request(type_url=CLUSTER)), CLUSTER)
     r2 = only(two.on_request(Request(type_url=CLUSTER)), CLUSTER)
     assert r1.cache_key == (v.of(CLUSTER),) and r2.cache_key == (v.of(CLUSTER),)
-    hits = wire._MESSAGES.hits
-    wire.encode_sotw(r1)
-    wire.encode_sotw(r2)
-    assert wire._MESSAGES.hits >= hits + 1  # the second stream reused the first one's bytes
-    assert wire.encode_sotw(r1) is wire.encode_sotw(r2)
+    encoder = wire.Encoder()
+    encoder.sotw(r1)
+    encoder.sotw(r2)
+    assert encoder.messages.hits == 1  # the second stream reused the first one's bytes
+    assert encoder.sotw(r1) is encoder.sotw(r2)
 
 
 def shared_view(names: list[str], version: str = "1") -> ProxyView:
@@ -390,7 +390,8 @@ def test_delta_streams_share_one_message_for_the_same_change_of_a_shared_map() -
     one, two = (only(p.on_view(after), ENDPOINT) for p in streams)
     assert one.cache_key == (before.of(ENDPOINT), after.of(ENDPOINT)) == two.cache_key
     assert [r.version for r in one.resources] == ["2", "2"] and one.nonce == two.nonce
-    assert wire.encode_delta(one) is wire.encode_delta(two)
+    encoder = wire.Encoder()
+    assert encoder.delta(one) is encoder.delta(two)
 
 
 # -- weighted destinations without endpoints (generate/emptydest.py) ---------------------------

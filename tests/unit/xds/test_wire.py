@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from shoal.generate import CLUSTER, prepare
 from shoal.xds.messages import Response
-from shoal.xds.wire import encode_delta, encode_sotw
+from shoal.xds.wire import Encoder, encode_delta, encode_sotw
 
 names = st.lists(st.text(min_size=1, max_size=300), min_size=0, max_size=5, unique=True)
 
@@ -48,11 +48,15 @@ def test_cached_sotw_and_delta_messages_of_the_same_maps_stay_apart() -> None:
     # version and nonce (both first responses of a snapshot); each must get its own message.
     resources = tuple(prepare(n, cluster_pb2.Cluster(name=n)) for n in ("a", "b"))
     key = (object(),)
-    sotw = encode_sotw(Response(CLUSTER, "v", "s/1", resources, cache_key=key))
-    delta = encode_delta(Response(CLUSTER, "v", "s/1", resources, cache_key=key))
+    encoder = Encoder()
+    sotw = encoder.sotw(Response(CLUSTER, "v", "s/1", resources, cache_key=key))
+    delta = encoder.delta(Response(CLUSTER, "v", "s/1", resources, cache_key=key))
     assert [r.name for r in discovery_pb2.DeltaDiscoveryResponse.FromString(delta).resources] == [
         "a",
         "b",
     ]
     assert len(discovery_pb2.DiscoveryResponse.FromString(sotw).resources) == 2
-    assert encode_delta(Response(CLUSTER, "v", "s/1", resources, cache_key=key)) is delta
+    assert encoder.delta(Response(CLUSTER, "v", "s/1", resources, cache_key=key)) is delta
+    # the encoder that remembers gives the bytes of the one that does not
+    assert sotw == encode_sotw(Response(CLUSTER, "v", "s/1", resources))
+    assert delta == encode_delta(Response(CLUSTER, "v", "s/1", resources))
