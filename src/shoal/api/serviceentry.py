@@ -54,11 +54,20 @@ class WorkloadSelector(ApiModel):
 class WorkloadEntrySpec(ApiModel):
     """One workload instance: its address and, optionally, per-service-port targets."""
 
-    address: str = ""
+    address: str = Field("", validate_default=True)
     ports: dict[str, Port] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     weight: Annotated[Int, Field(ge=0, le=2**32 - 1)] | None = None
     service_account: str = ""
+
+    @field_validator("address")
+    @classmethod
+    def _has_address(cls, value: str) -> str:
+        # Istio lets `network` stand in for an address (a workload behind a network's
+        # gateway); shoal has no networks, and Envoy refuses an endpoint without an address
+        if not value:
+            raise ValueError("address is required (an IP address, a host name or unix://PATH)")
+        return value
 
 
 # A canonical IPv4 address, exactly what ipaddress accepts for one (no leading zeros): the
