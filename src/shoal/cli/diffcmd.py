@@ -127,9 +127,12 @@ def render(result: Mapping[str, Any]) -> None:
     for p in touched:
         print(f"{_proxy_name(p)} ({p.get('node')})")
         for t in p.get("types") or []:
+            details = t.get("details") or {}
             for verb, sign in (("added", "+"), ("changed", "~"), ("removed", "-")):
                 for name in t.get(verb) or []:
                     print(f"  {sign} {t['type']:<4} {name}")
+                    for line in details.get(name) or []:  # a route table's virtual hosts
+                        print(f"           {line[0]} virtual host {line[1:]}")
     quiet = sorted(_proxy_name(p) for p in proxies if not p.get("touched"))
     if quiet:
         print(f"unchanged: {', '.join(quiet)}")

@@ -34,7 +34,7 @@ from shoal.telemetry.tap import INBOUND, OUTBOUND, TapEvent
 from shoal.telemetry.tapstream import TapFanIn, TapTarget
 
 COLUMNS = ("PROXY", "DIR", "SRC", "SRC_ID", "DST", "METHOD", "PATH", "STATUS", "LATENCY")
-_WIDTHS = (14, 8, 14, 44, 14, 6, 20, 6, 8)
+_WIDTHS = (14, 3, 12, 46, 12, 6, 16, 6, 8)
 
 
 class TargetError(Exception):

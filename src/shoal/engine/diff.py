@@ -17,6 +17,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
+from envoy.config.route.v3 import route_pb2
+from google.protobuf import any_pb2
+
 from shoal.api import ConfigError, Resource
 from shoal.api.localgateway import LocalGatewaySpec
 from shoal.api.localworkload import LocalWorkloadSpec
@@ -35,6 +38,8 @@ class TypeDiff:
     added: tuple[str, ...]
     changed: tuple[str, ...]
     removed: tuple[str, ...]
+    # a changed route table: its virtual hosts added (+), changed (~) and removed (-)
+    details: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -42,6 +47,7 @@ class TypeDiff:
             "added": list(self.added),
             "changed": list(self.changed),
             "removed": list(self.removed),
+            "details": {name: list(lines) for name, lines in self.details},
         }
 
 
@@ -97,8 +103,26 @@ def proxy_diff(
         removed = tuple(sorted(n for n in was if n not in now))
         changed = tuple(sorted(n for n in now if n in was and now[n].any_bytes != was[n].any_bytes))
         if added or changed or removed:
-            types.append(TypeDiff(short, added, changed, removed))
+            details: tuple[tuple[str, tuple[str, ...]], ...] = ()
+            if type_url == ROUTE:
+                details = tuple((n, _vhosts(was[n].any_bytes, now[n].any_bytes)) for n in changed)
+            types.append(TypeDiff(short, added, changed, removed, details))
     return ProxyDiff(proxy.node_id, proxy.workload_name, proxy.namespace, tuple(types))
+
+
+def _vhost_map(any_bytes: bytes) -> dict[str, bytes]:
+    packed = any_pb2.Any.FromString(any_bytes)
+    table = route_pb2.RouteConfiguration.FromString(packed.value)
+    return {vh.name: vh.SerializeToString(deterministic=True) for vh in table.virtual_hosts}
+
+
+def _vhosts(before: bytes, after: bytes) -> tuple[str, ...]:
+    """Which virtual hosts of a route table differ ("+name", "~name", "-name")."""
+    was, now = _vhost_map(before), _vhost_map(after)
+    out = [f"+{n}" for n in sorted(now) if n not in was]
+    out += [f"~{n}" for n in sorted(now) if n in was and was[n] != now[n]]
+    out += [f"-{n}" for n in sorted(was) if n not in now]
+    return tuple(out)
 
 
 def config_diff(

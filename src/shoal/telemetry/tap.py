@@ -50,8 +50,12 @@ class TapEvent:
 
     @property
     def source(self) -> str:
-        """The caller as people name it: workload, else SPIFFE id, else address."""
-        return self.source_workload or self.source_principal or self.source_address
+        """The caller as people name it: workload, else its service account (an identity
+        several workloads share), else its address."""
+        if self.source_workload:
+            return self.source_workload
+        match = _SPIFFE.match(self.source_principal)
+        return f"sa/{match.group(2)}" if match else self.source_address
 
     @property
     def success(self) -> bool:

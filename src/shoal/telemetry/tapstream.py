@@ -94,6 +94,11 @@ class TapStream:
             data = self._response.read1(65536)
         except (OSError, ValueError, http.client.HTTPException):
             return None
+        except AttributeError:
+            # http.client, when close() from another thread won the race for its file
+            if self._closed:
+                return None
+            raise
         if not data:
             return None
         out = []

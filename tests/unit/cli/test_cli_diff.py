@@ -49,6 +49,10 @@ def test_new_weights_change_every_sidecars_route_table_only(
         assert set(types) == {"rds"}
         assert types["rds"]["changed"] == ["outbound_http"]
         assert types["rds"]["added"] == types["rds"]["removed"] == []
+        # of the table, only the reviews virtual host
+        assert types["rds"]["details"] == {
+            "outbound_http": ["~reviews.default.svc.cluster.local:80"]
+        }
     # the folder itself is untouched: a second diff of the same change says the same
     assert (demo / "reviews-routing.yaml").read_text() == text
 
@@ -71,7 +75,13 @@ spec:
     assert code == 0
     assert _touched(result) == {
         "reviews-v1-0": {
-            "lds": {"type": "lds", "added": [], "changed": ["inbound_http"], "removed": []}
+            "lds": {
+                "type": "lds",
+                "added": [],
+                "changed": ["inbound_http"],
+                "removed": [],
+                "details": {},
+            }
         }
     }
     assert result["touched"] == 1 and len(result["proxies"]) == 5
