@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -153,6 +155,31 @@ def test_top_groups_the_busiest_paths(mesh: ShoalUp) -> None:
     assert as_json.returncode == 0, err
     (row,) = json.loads(out)
     assert (row["source"], row["path"], row["count"], row["success"]) == ("frontend", "/", 4, 0.75)
+
+
+def test_top_live_redraws_until_interrupted(mesh: ShoalUp) -> None:
+    proc = _shoal(mesh.admin_url, "top", "reviews", "--refresh", "1s")
+    _attached(proc)
+    seen: list[str] = []
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: seen.extend(proc.stdout or []), daemon=True)
+    reader.start()
+    try:
+        _get(mesh, "/live")
+        wait_until(lambda: any("/live" in line for line in seen), 15, what=f"a frame ({seen})")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=15)
+        reader.join(5)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    assert code == 0
+    frame = "".join(seen)
+    assert "\x1b[H\x1b[2J" in frame  # each frame clears the screen first
+    assert re.search(r"reviews: \d+ requests in \d+s \(Ctrl-C to stop\)", frame), frame
+    (row,) = [re.split(r"\s{2,}", line.strip()) for line in seen if "/live" in line][-1:]
+    assert row[:6] == ["frontend", "reviews", "GET", "/live", "1", "100.00%"]
 
 
 def test_tap_of_an_unknown_workload_names_the_known_ones(mesh: ShoalUp) -> None:
