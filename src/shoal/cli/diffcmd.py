@@ -27,9 +27,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from shoal.api import Change
 from shoal.cli.fetch import TIMEOUT_S, add_control_plane_flag, control_plane_url
 from shoal.cli.tables import print_json
+from shoal.controlplane.diffview import BadDiffRequest, changes_of
 from shoal.engine import Pipeline
 from shoal.engine.diff import config_diff, local_proxies
 from shoal.sources.directory import DirCache, read_changes, read_config_dir
@@ -70,8 +70,10 @@ def offline(root: Path, files: Mapping[str, str], delete: Sequence[str], secure:
         read_changes(root, DirCache(), None), credentials=read_credentials(root)
     ).generation
     errors_before = pipeline.errors
-    changes = [Change.file(k, v) for k, v in sorted(files.items())]
-    changes += [Change.file(k, None) for k in delete]
+    try:
+        changes = changes_of({"files": files, "delete": list(delete)}, "default", root)
+    except BadDiffRequest as err:
+        raise DiffError(str(err)) from err
     fork = pipeline.fork()
     after = fork.apply(changes).generation
     old = {p.node_id: p for p in local_proxies(pipeline.store.resources, secure=secure)}

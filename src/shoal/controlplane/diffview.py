@@ -10,13 +10,14 @@ make (engine/diff.py). Nothing is pushed and nothing the control plane holds cha
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from shoal.api import Change
+from shoal.api import Change, ConfigError
 from shoal.engine.diff import config_diff
+from shoal.sources.namespaces import default_namespaces
 
 if TYPE_CHECKING:
     from shoal.controlplane.app import ControlPlane
@@ -33,13 +34,24 @@ def _path(name: object) -> str:
     return str(path)
 
 
-def changes_of(body: Any, namespace: str) -> list[Change]:
+def changes_of(body: Any, namespace: str, root: Path | None = None) -> list[Change]:
+    """The change set of a diff request. Documents naming no namespace get the one their
+    folder under `root` (the config directory) gives, as the directory source does
+    (sources/namespaces.py), else `namespace`."""
     if not isinstance(body, Mapping):
         raise BadDiffRequest('expected {"files": {"PATH": "TEXT"}, "delete": ["PATH"]}')
     files, delete = body.get("files") or {}, body.get("delete") or []
     if not isinstance(files, Mapping) or not isinstance(delete, list):
         raise BadDiffRequest('"files" must map paths to texts, "delete" list paths')
-    out = [Change.file(_path(k), str(v), namespace) for k, v in sorted(files.items())]
+    texts = {_path(k): str(v) for k, v in files.items()}
+    defaults = default_namespaces(root, texts, namespace) if root is not None else {}
+    out = []
+    for key, text in sorted(texts.items()):
+        default = defaults.get(key, namespace)
+        if isinstance(default, ConfigError):
+            out.append(Change.unreadable(key, default))
+        else:
+            out.append(Change.file(key, text, default))
     out += [Change.file(_path(k), None, namespace) for k in delete]
     if not out:
         raise BadDiffRequest("the change names no file")
@@ -48,7 +60,7 @@ def changes_of(body: Any, namespace: str) -> list[Change]:
 
 def preview(cp: ControlPlane, body: Any) -> dict[str, object]:
     """The diff of `body`'s change against what is in force (raises BadDiffRequest)."""
-    changes = changes_of(body, cp.settings.namespace)
+    changes = changes_of(body, cp.settings.namespace, cp.settings.config_dir)
     pipeline = cp.pipeline
     fork = pipeline.fork()
     after = fork.apply(changes).generation

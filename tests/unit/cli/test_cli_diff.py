@@ -155,3 +155,39 @@ def test_a_removed_workload_loses_everything(
     assert code == 0
     gone = _touched(result)["ratings-0"]
     assert "inbound_http" in gone["lds"]["removed"] and not gone["lds"]["added"]
+
+
+def test_a_changed_folder_keeps_the_namespace_its_folder_gives(
+    demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the config folder: shop/ holds a namespace file and a workload naming no namespace
+    (demo / "shop").mkdir()
+    (demo / "shop" / "namespace").write_text("shop\n")
+    (demo / "shop" / "web.yaml").write_text(
+        """apiVersion: shoal.dev/v1alpha1
+kind: LocalWorkload
+metadata: {name: web}
+spec:
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  labels: {app: web}
+  command: ["python", "-m", "shoal.samples.service"]
+"""
+    )
+    # the change: a DIR whose shop/ file names no namespace either
+    change = tmp_path / "change"
+    (change / "shop").mkdir(parents=True)
+    (change / "shop" / "deny.yaml").write_text(
+        """apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-delete}
+spec:
+  selector: {matchLabels: {app: web}}
+  action: DENY
+  rules: [{to: [{operation: {methods: [DELETE]}}]}]
+"""
+    )
+    code, result = _diff(capsys, str(change), "--config-dir", str(demo))
+    assert code == 0
+    (web,) = [p for p in result["proxies"] if p["workload"] == "web"]
+    assert web["namespace"] == "shop"
+    assert [p["workload"] for p in result["proxies"] if p["touched"]] == ["web"]
