@@ -54,11 +54,13 @@ class ServerTLSSettings(ApiModel):
 
     @model_validator(mode="after")
     def _simple_with_credential(self) -> Self:
+        if self.mode == "PASSTHROUGH":
+            return self  # the connection goes on unopened (VirtualService `tls` routes)
         if self.mode != "SIMPLE":
             raise field_error(
                 "mode",
                 f"TLS mode {self.mode} is an Istio mode that shoal does not implement yet; "
-                "use SIMPLE with credentialName",
+                "use SIMPLE with credentialName, or PASSTHROUGH",
             )
         if not self.credential_name:
             raise field_error(
@@ -91,7 +93,14 @@ class Server(ApiModel):
         return self
 
     @property
+    def passthrough(self) -> bool:
+        """TLS passed through unopened, routed by SNI (VirtualService `tls` routes)."""
+        return self.tls is not None and self.tls.mode == "PASSTHROUGH"
+
+    @property
     def is_http(self) -> bool:
+        if self.passthrough:
+            return False
         return self.port.protocol in HTTP_LIKE or self.port.protocol == "HTTPS"
 
 

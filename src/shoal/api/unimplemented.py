@@ -29,11 +29,10 @@ from shoal.api.virtualservice import (
     HTTPMatchRequest,
     HTTPRoute,
     L4MatchAttributes,
-    VirtualServiceSpec,
+    TLSMatchAttributes,
 )
 
 NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
-    VirtualServiceSpec: frozenset({"tls"}),
     HTTPRoute: frozenset({"delegate"}),
     HTTPMatchRequest: frozenset({"statPrefix"}),
     DestinationRuleSpec: frozenset({"workloadSelector"}),
@@ -55,6 +54,9 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
     OutboundTrafficPolicy: frozenset({"egressProxy"}),
     JwtRule: frozenset({"spaceDelimitedClaims"}),
     L4MatchAttributes: frozenset({"sourceSubnet"}),
+    TLSMatchAttributes: frozenset(
+        {"destinationSubnets", "sourceLabels", "sourceNamespace", "sourceSubnet"}
+    ),
     Source: frozenset({"serviceAccounts", "notServiceAccounts", "trustDomains", "notTrustDomains"}),
     MetricSelector: frozenset({"customMetric"}),
     # Envoy's stats flush interval is fixed by the bootstrap (5 s)

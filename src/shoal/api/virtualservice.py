@@ -308,12 +308,47 @@ class TCPRoute(ApiModel):
         return _check_weights(value)
 
 
+class TLSMatchAttributes(ApiModel):
+    """Conditions on a TLS connection a gateway passes through unopened: its SNI first."""
+
+    sni_hosts: Annotated[list[str], Field(min_length=1)]
+    port: Port | None = None
+    gateways: list[str] = Field(default_factory=list)
+
+
+class TLSRoute(ApiModel):
+    """Where a gateway sends a TLS connection it does not terminate (PASSTHROUGH), by SNI."""
+
+    match: Annotated[list[TLSMatchAttributes], Field(min_length=1)]
+    route: list[RouteDestination] = Field(min_length=1)
+
+    @field_validator("route")
+    @classmethod
+    def _weights(cls, value: list[RouteDestination]) -> list[RouteDestination]:
+        return _check_weights(value)
+
+
 class VirtualServiceSpec(ApiModel):
     hosts: list[Host] = Field(default_factory=list)
     gateways: list[str] = Field(default_factory=list)
     http: list[HTTPRoute] = Field(default_factory=list)
+    tls: list[TLSRoute] = Field(default_factory=list)
     tcp: list[TCPRoute] = Field(default_factory=list)
     export_to: ExportEverywhere = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _tls_at_gateways_only(self) -> Self:
+        # a tls route applies to sidecars when a match names "mesh", or names no gateway
+        # while the VirtualService is for sidecars (no gateways, or "mesh" among them)
+        for_mesh = not self.gateways or "mesh" in self.gateways
+        for i, route in enumerate(self.tls):
+            if any("mesh" in m.gateways or (not m.gateways and for_mesh) for m in route.match):
+                raise field_error(
+                    f"tls.{i}",
+                    "tls routes for sidecars (gateway 'mesh') are not implemented yet; bind "
+                    "the route to a Gateway whose server has tls mode PASSTHROUGH",
+                )
+        return self
 
     def destinations(self) -> list[tuple[tuple[str | int, ...], Destination]]:
         """Every destination with its path below `spec`, e.g. ("http", 0, "route", 1)."""
@@ -321,6 +356,7 @@ class VirtualServiceSpec(ApiModel):
         routes: list[tuple[str, int, Sequence[RouteDestination]]] = [
             ("http", i, r.route) for i, r in enumerate(self.http)
         ]
+        routes += [("tls", i, r.route) for i, r in enumerate(self.tls)]
         routes += [("tcp", i, r.route) for i, r in enumerate(self.tcp)]
         for section, i, route in routes:
             for j, dest in enumerate(route):

@@ -37,7 +37,7 @@ from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 
 from shoal.api import Resource, VirtualServiceSpec, host_matches
 from shoal.api.gateway import GatewaySpec, Server, ServerTLSSettings
-from shoal.api.virtualservice import HTTPMatchRequest
+from shoal.api.virtualservice import HTTPMatchRequest, TCPRoute
 from shoal.generate import routes, tcp, telemetry
 from shoal.generate.prepared import PreparedResource, prepare
 from shoal.model import Credential, MeshSnapshot, Port, Proxy
@@ -74,9 +74,14 @@ def servers_by_port(snapshot: MeshSnapshot, proxy: Proxy) -> dict[int, list[_Bou
         assert isinstance(gw.spec, GatewaySpec)
         for server in gw.spec.servers:
             found = ports.setdefault(server.port.number, [])
-            if not found or found[0].server.is_http == server.is_http:
+            if not found or _kind(found[0].server) == _kind(server):
                 found.append(_Bound(gw, server))
     return dict(sorted(ports.items()))
+
+
+def _kind(server: Server) -> str:
+    # one port serves one kind: HTTP, passed-through TLS, or other TCP
+    return "passthrough" if server.passthrough else "http" if server.is_http else "tcp"
 
 
 def _gateway_ref(ref: str, namespace: str) -> str:
@@ -209,6 +214,44 @@ def _tcp_filter(
     return None
 
 
+def _passthrough_chains(
+    snapshot: MeshSnapshot, proxy: Proxy, servers: list[_Bound], port: int
+) -> tuple[list[listener_components_pb2.FilterChain], frozenset[str]]:
+    """PASSTHROUGH servers: one chain per SNI of the bound VirtualServices' `tls` routes that
+    apply here (the first route naming an SNI wins, as in Istio), each a `tcp_proxy` to the
+    route's destinations; the TLS itself goes on unopened."""
+    chains: list[listener_components_pb2.FilterChain] = []
+    refs: set[str] = set()
+    taken: set[str] = set()
+    for bound in servers:
+        known = {bound.ref, bound.gateway.meta.name}
+        for vs in bound_services(snapshot, bound):
+            assert isinstance(vs.spec, VirtualServiceSpec)
+            for route in vs.spec.tls:
+                names: list[str] = []
+                for m in route.match:
+                    if (m.port is None or m.port == port) and (
+                        not m.gateways
+                        or known & {_gateway_ref(g, vs.meta.namespace) for g in m.gateways}
+                        or known & set(m.gateways)
+                    ):
+                        names += [h for h in m.sni_hosts if h not in taken and h not in names]
+                if not names:
+                    continue
+                taken.update(names)
+                body = tcp.tcp_proxy(
+                    snapshot, TCPRoute(route=route.route), vs.meta.namespace, f"gateway_tls_{port}"
+                )
+                telemetry.instrument_tcp(body, snapshot, proxy)
+                network_filter = listener_components_pb2.Filter(name=tcp.TCP_PROXY)
+                network_filter.typed_config.Pack(body)
+                chain = listener_components_pb2.FilterChain(filters=[network_filter])
+                chain.filter_chain_match.server_names.extend(sorted(names))
+                chains.append(chain)
+                refs |= tcp.refs(body)
+    return chains, frozenset(refs)
+
+
 def _chains(
     snapshot: MeshSnapshot, servers: list[_Bound], network_filter: listener_components_pb2.Filter
 ) -> list[listener_components_pb2.FilterChain]:
@@ -239,7 +282,10 @@ def router_listeners(snapshot: MeshSnapshot, proxy: Proxy) -> list[PreparedResou
     out = []
     for port, servers in servers_by_port(snapshot, proxy).items():
         refs: frozenset[str] = frozenset()
-        if servers[0].server.is_http:
+        passthrough = servers[0].server.passthrough
+        if passthrough:
+            chains, refs = _passthrough_chains(snapshot, proxy, servers, port)
+        elif servers[0].server.is_http:
             network_filter = listener_components_pb2.Filter(name=_HCM)
             network_filter.typed_config.Pack(_hcm(snapshot, proxy, port))
         else:
@@ -247,7 +293,8 @@ def router_listeners(snapshot: MeshSnapshot, proxy: Proxy) -> list[PreparedResou
             if found is None:
                 continue  # no tcp route for this port: nothing to forward to
             network_filter, refs = found
-        chains = _chains(snapshot, servers, network_filter)
+        if not passthrough:
+            chains = _chains(snapshot, servers, network_filter)
         if not chains:
             continue
         name = f"{address}_{port}"
@@ -258,7 +305,7 @@ def router_listeners(snapshot: MeshSnapshot, proxy: Proxy) -> list[PreparedResou
             ),
             filter_chains=chains,
         )
-        if len(chains) > 1:
+        if len(chains) > 1 or passthrough:  # (SNI is read by the TLS inspector)
             inspector = listener.listener_filters.add(name="envoy.filters.listener.tls_inspector")
             inspector.typed_config.Pack(tls_inspector_pb2.TlsInspector())
         out.append(prepare(name, listener, refs=refs))

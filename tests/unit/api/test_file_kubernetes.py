@@ -178,6 +178,14 @@ def test_bad_kubernetes_objects_name_the_field(doc: str, message: str) -> None:
             "is not implemented yet",
         ),
         (
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\n"
+            "spec:\n  hosts: [a.example.com]\n  gateways: [mesh, egress]\n  tls:\n"
+            "  - match: [{sniHosts: [a.example.com], gateways: [mesh]}]\n"
+            "    route: [{destination: {host: a.example.com}}]\n",
+            "spec.tls[0]",
+            "tls routes for sidecars (gateway 'mesh') are not implemented yet",
+        ),
+        (
             "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: w}\n"
             "spec: {address: 10.0.0.1, network: net-2}\n",
             "spec.network",
