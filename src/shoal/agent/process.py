@@ -37,6 +37,7 @@ from shoal.agent.epochs import (
     find_envoy,
     shared_memory_file,
 )
+from shoal.agent.shmsweep import sweep_shared_memory
 
 __all__ = ["EnvoyProcess", "RestartError", "RestartResult", "find_envoy"]
 
@@ -264,6 +265,8 @@ class EnvoyProcess:
     async def run(self) -> None:
         """Run Envoy until `stop()`, restarting it at epoch 0 with backoff after a crash."""
         backoff = 0.2
+        if self.options.hot_restart:
+            await asyncio.to_thread(sweep_shared_memory)
         async with self._lock:
             if self._stopping:
                 return
