@@ -1,8 +1,10 @@
 """`shoal up` runs an ingress gateway: a LocalGateway becomes a `shoal agent --mode router`
-whose Envoy serves the Gateway's port in front of a LocalWorkload."""
+whose Envoy serves the Gateway's port in front of a LocalWorkload; `shoal tap` sees what it
+forwards."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -62,9 +64,10 @@ def test_local_gateway_serves_the_gateway_port(tmp_path: Path) -> None:
     port = free_port()
     config.write("shop.yaml", _config(port))
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115 - closed at the end
+    admin = f"127.0.0.1:{free_port()}"
     proc = subprocess.Popen(
         [str(_SHOAL), "up", str(config.path), "--no-status",
-         "--xds-port", str(free_port()), "--admin-port", str(free_port())],
+         "--xds-port", str(free_port()), "--admin-port", admin.split(":")[1]],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     procs.register(proc)
@@ -90,6 +93,21 @@ def test_local_gateway_serves_the_gateway_port(tmp_path: Path) -> None:
             what="the gateway to answer through shoal up",
             describe=lambda: (tmp_path / "up.log").read_text(errors="replace")[-3000:],
         )
+
+        # `shoal tap` on a gateway shows what it forwards (its outbound side)
+        tap = subprocess.Popen(
+            [str(_SHOAL), "tap", "ingress", "--max", "1", "-o", "json", "--control-plane", admin],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert tap.stderr is not None
+        assert tap.stderr.readline().startswith("tapping 1 proxy of ingress (outbound)")
+        assert get(port, "shop.example.com", "/tapped")[0] == 200
+        out, err = tap.communicate(timeout=30)
+        assert tap.returncode == 0, err
+        event = json.loads(out)
+        assert (event["direction"], event["path"], event["status"], event["destination"]) == (
+            "outbound", "/tapped", 200, "shop.example.com"
+        )  # fmt: skip
     finally:
         procs.terminate(proc, 15)
         log.close()
