@@ -1,8 +1,9 @@
 """`shoal agent`: one sidecar's caretaker. Writes the bootstrap, runs Envoy, serves health.
 
-Hot-restarts Envoy when its bootstrap or binary changes, on SIGHUP and on `shoal agent
-reload` (agent/reload.py). Stops cleanly on SIGTERM/SIGINT: Envoy drains, then exits, then
-the agent; nothing is left.
+Hot-restarts Envoy when its bootstrap or binary changes (a rotated service-account token too),
+on SIGHUP and on `shoal agent reload` (agent/reload.py). The CA is asked with the token file
+read anew at every certificate request (agent/certs.py). Stops cleanly on SIGTERM/SIGINT: Envoy
+drains, then exits, then the agent; nothing is left.
 """
 
 from __future__ import annotations
@@ -134,6 +135,8 @@ async def run_agent(settings: AgentSettings) -> None:
             workdir,
             options_file=settings.options_file,
             default_binary=envoy.envoy,
+            # a rotated token goes into a new bootstrap (Envoy sends it on ADS reconnects)
+            watched=(settings.security.token_file,) if settings.security is not None else (),
         )
         try:
             envoy.bootstrap = reloader.first()

@@ -1,8 +1,11 @@
 """When the agent hot-restarts its Envoy: a new bootstrap, a new binary, or `shoal agent reload`.
 
-`Reloader.watch` polls (once a second) the options file and the Envoy binary it names: a
-bootstrap that comes out different, or a binary path or file that changed (an upgrade moves a
-new file into place), hot-restarts Envoy. `reload()` (POST /reload on the health port, or
+`Reloader.watch` polls (once a second) the options file, the Envoy binary it names and the
+other files the bootstrap is made from (`watched`: the service-account token, which Envoy
+sends on every ADS (re)connection from its bootstrap): a bootstrap that comes out different,
+or a binary path or file that changed (an upgrade moves a new file into place), hot-restarts
+Envoy. So a token the kubelet rotated is the one Envoy presents from then on, not the one it
+started with, which expires. `reload()` (POST /reload on the health port, or
 SIGHUP) re-reads everything and restarts even if nothing changed. A refused change (bad
 options file, a bootstrap Envoy does not validate, no control plane at a new address) is
 logged with its reason and tried again only once its input changes again; the running
@@ -73,13 +76,16 @@ class Reloader:
         *,
         options_file: Path | None = None,
         default_binary: str,
+        watched: tuple[Path, ...] = (),
     ) -> None:
-        """`build(options)` -> (bootstrap dict, the control-plane addresses it uses)."""
+        """`build(options)` -> (bootstrap dict, the control-plane addresses it uses);
+        `watched`: files `build` reads, whose change should restart Envoy too."""
         self.envoy = envoy
         self.build = build
         self.workdir = workdir
         self.options_file = options_file
         self.default_binary = default_binary
+        self.watched = watched
         self.running: _Plan | None = None
         self.last_error: str | None = None
         self._generation = 0
@@ -91,7 +97,10 @@ class Reloader:
 
     def _plan(self) -> _Plan:
         opts = self._options()
-        boot, xds = self.build(opts)
+        try:
+            boot, xds = self.build(opts)
+        except OSError as err:  # a watched file (the token) unreadable right now
+            raise RestartError(f"bootstrap input {err.filename}: {err.strerror or err}") from err
         binary = opts.envoy or self.default_binary
         try:
             fingerprint = BinaryFingerprint.of(binary)
@@ -151,7 +160,8 @@ class Reloader:
             await self._poll()
 
     def _inputs(self) -> tuple[object, ...]:
-        """The raw inputs a restart depends on: the options file's bytes, the binary's file."""
+        """The raw inputs a restart depends on: the options file's bytes, the binary's file,
+        the watched files' bytes."""
         try:
             text = self.options_file.read_bytes() if self.options_file else b""
         except OSError:
@@ -162,7 +172,13 @@ class Reloader:
             )
         except (OSError, OptionsError):
             binary = None
-        return (text, binary)
+        watched = []
+        for path in self.watched:
+            try:
+                watched.append(path.read_bytes())
+            except OSError:
+                watched.append(b"")  # being replaced: its next state is a change
+        return (text, binary, *watched)
 
     async def _poll(self) -> None:
         inputs = self._inputs()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.agent.certs import CertManager, WorkloadCertificate
+from shoal.agent.process import RestartError
 from shoal.agent.sds import SdsServer
 from shoal.agent.securebootstrap import secure
 from shoal.agent.security import AgentSecurity
@@ -46,7 +47,11 @@ class SecureSidecar:
         return True
 
     def bootstrap(self, plain: dict[str, Any]) -> dict[str, Any]:
+        """`plain` secured, with the token as the token file holds it now (read at every
+        call: a rotated token goes into the next bootstrap). Raises RestartError if empty."""
         token = self.security.token_file.read_text().strip()
+        if not token:
+            raise RestartError(f"token file {self.security.token_file} is empty")
         return secure(plain, sds_socket=self.sds.socket_path, token=token)
 
     async def stop(self) -> None:

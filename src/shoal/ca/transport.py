@@ -1,20 +1,98 @@
-"""TLS for the control plane's secure port (Istio's 15012): a serving cert from its own CA."""
+"""TLS for the control plane's secure port (Istio's 15012): a serving cert from its own CA,
+renewed before it expires without touching open connections.
+
+gRPC asks `ServingCertificate._fetch` for the certificate at every new TLS handshake (its
+dynamic server credentials); once the certificate in use is past `renew_fraction` of its
+lifetime the next handshake gets a fresh key and certificate, so a handshake never meets an
+expired one. Connections already open keep the session they negotiated: TLS does not look at
+the certificate again, and an ADS stream lives on across the renewal.
+"""
 
 from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
 
 import grpc
 
 from shoal.ca import certs
 from shoal.ca.authority import CertificateAuthority
 
+log = logging.getLogger("shoal.ca")
 
-def server_credentials(ca: CertificateAuthority) -> grpc.ServerCredentials:
-    """Server-side TLS with a fresh key and a certificate for the control plane's identity.
+DEFAULT_LIFETIME = dt.timedelta(days=30)
+
+
+class ServingCertificate:
+    """The xDS/CA port's certificate and the gRPC credentials that serve (and renew) it.
 
     Clients authenticate with tokens, not certificates, so no client certificate is asked for.
     """
-    key = certs.new_key()
-    issued = ca.server_certificate(key)
-    return grpc.ssl_server_credentials(
-        [(certs.key_pem(key), issued.chain_pem.encode())], require_client_auth=False
-    )
+
+    def __init__(
+        self,
+        ca: CertificateAuthority,
+        *,
+        lifetime: dt.timedelta = DEFAULT_LIFETIME,
+        renew_fraction: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not 0 < renew_fraction < 1:
+            raise ValueError("renew_fraction must be between 0 and 1")
+        self.ca = ca
+        self.lifetime = lifetime
+        self.renew_fraction = renew_fraction
+        self._clock = clock
+        self.renewals = 0
+        self.failures = 0
+        # gRPC calls the fetcher from its own threads, one handshake at a time or not
+        self._lock = threading.Lock()
+        self.serial = 0
+        self.not_after = dt.datetime.min.replace(tzinfo=dt.UTC)
+        self._renew_at = 0.0
+        initial = self._issue()
+        self.credentials: grpc.ServerCredentials = grpc.dynamic_ssl_server_credentials(
+            initial, self._fetch, require_client_authentication=False
+        )
+
+    def _issue(self) -> grpc.ServerCertificateConfiguration:
+        key = certs.new_key()
+        issued_at = self._clock()
+        issued = self.ca.server_certificate(key, lifetime=self.lifetime)
+        self.serial = certs.load_certs(issued.chain[0].encode())[0].serial_number
+        self.not_after = issued.not_after
+        life = issued.not_after.timestamp() - issued_at
+        self._renew_at = issued_at + life * self.renew_fraction
+        return grpc.ssl_server_certificate_configuration(
+            [(certs.key_pem(key), issued.chain_pem.encode())]
+        )
+
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        """None: keep the certificate in use; else the one new handshakes get from now on."""
+        with self._lock:
+            if self._clock() < self._renew_at:
+                return None
+            try:
+                config = self._issue()
+            except Exception as err:  # a failure here must never fail the handshake
+                self.failures += 1
+                log.error("xDS serving certificate not renewed: %s; keeping the current one", err)
+                return None
+            self.renewals += 1
+            log.info(
+                "xDS serving certificate renewed (serial %x) until %s",
+                self.serial,
+                self.not_after.isoformat(timespec="seconds"),
+            )
+            return config
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "serial": f"{self.serial:x}",
+            "not_after": self.not_after.isoformat(timespec="seconds"),
+            "renewals": self.renewals,
+            "failures": self.failures,
+        }

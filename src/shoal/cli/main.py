@@ -58,6 +58,7 @@ def _control_plane(args: argparse.Namespace) -> int:
         secure=args.secure,
         ca_dir=Path(args.ca_dir).resolve() if args.ca_dir else None,
         cert_ttl_s=args.cert_ttl,
+        serving_cert_ttl_s=args.serving_cert_ttl,
         webhook_port=args.webhook_port,
         injector=InjectorSettings(
             image=args.proxy_image, xds_address=args.proxy_xds_address, revision=args.revision
@@ -106,6 +107,12 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--ca-dir", help="CA files (created on first start); needed by --secure")
     cp.add_argument(
         "--cert-ttl", type=float, default=86400, help="workload certificate lifetime, seconds"
+    )
+    cp.add_argument(
+        "--serving-cert-ttl",
+        type=float,
+        default=30 * 86400,
+        help="lifetime of the xDS/CA port's own certificate, seconds (renewed at half-life)",
     )
     kubeargs.add_arguments(cp)
     hooks = cp.add_argument_group("admission webhooks (sidecar injection, validation)")

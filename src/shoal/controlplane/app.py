@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import signal
@@ -68,6 +69,8 @@ class Settings:
     secure: bool = False
     ca_dir: Path | None = None
     cert_ttl_s: float = 24 * 3600.0
+    # the xDS/CA port's own certificate; renewed at half-life for new handshakes
+    serving_cert_ttl_s: float = 30 * 24 * 3600.0
     # admission webhooks (sidecar injection, validation) over HTTPS on this port (Istio's
     # 15017); None: not served. Needs the CA (ca_dir) for the serving certificate.
     webhook_port: int | None = None
@@ -134,6 +137,7 @@ class ControlPlane:
             self.security = MeshSecurity(
                 settings.ca_dir,
                 cert_ttl_s=settings.cert_ttl_s,
+                serving_lifetime=dt.timedelta(seconds=settings.serving_cert_ttl_s),
                 reviewer=self.kube.reviewer.authenticate if self.kube is not None else None,
             )
             self.security.install(self.ads)

@@ -1,8 +1,9 @@
 """Secure mode of the control plane: the CA, bootstrap tokens, and TLS on the xDS port.
 
 The xDS port then works like Istio's 15012: TLS with a serving certificate from the mesh's own
-CA, ADS streams that must carry a token matching the node's identity, and the certificate
-service beside ADS. `/debug/ca` shows the trust bundle's public facts.
+CA (renewed at half-life for new handshakes, ca/transport.py), ADS streams that must carry a
+token matching the node's identity, and the certificate service beside ADS. `/debug/ca` shows
+the trust bundle's public facts.
 
 Tokens are shoal's own (`shoal1.`, issued by `shoal up`, for local workloads and VMs) or, with
 a `reviewer` (Kubernetes), a pod's service-account token checked by a TokenReview
@@ -22,7 +23,7 @@ from shoal.ca.certs import fingerprint
 from shoal.ca.identity import Identity
 from shoal.ca.service import CertificateService
 from shoal.ca.tokens import PREFIX
-from shoal.ca.transport import server_credentials
+from shoal.ca.transport import DEFAULT_LIFETIME, ServingCertificate
 from shoal.xds.server import AdsServer
 
 # `authorization` header -> (namespace, service account) by asking someone (a TokenReview)
@@ -37,6 +38,7 @@ class MeshSecurity:
         cert_ttl_s: float,
         max_cert_ttl_s: float = 0,
         reviewer: Reviewer | None = None,
+        serving_lifetime: dt.timedelta = DEFAULT_LIFETIME,
     ) -> None:
         self.ca = CertificateAuthority(
             ca_dir,
@@ -46,6 +48,7 @@ class MeshSecurity:
         self.tokens = TokenIssuer.in_dir(ca_dir)
         self.reviewer = reviewer
         self.service = CertificateService(self.ca, self.tokens, self._identity)
+        self.serving = ServingCertificate(self.ca, lifetime=serving_lifetime)
 
     @property
     def roots_file(self) -> Path:
@@ -63,7 +66,7 @@ class MeshSecurity:
 
     def install(self, ads: AdsServer) -> None:
         ads.authenticate = self._authenticate
-        ads.credentials = server_credentials(self.ca)
+        ads.credentials = self.serving.credentials
         ads.extra_handlers.append(self.service.handler())
 
     def describe(self) -> dict[str, object]:
@@ -81,6 +84,7 @@ class MeshSecurity:
             ],
             "default_lifetime_s": self.ca.default_lifetime.total_seconds(),
             "issued": self.service.issued,
+            "serving_certificate": self.serving.describe(),
         }
 
 

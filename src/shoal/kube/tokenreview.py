@@ -9,14 +9,18 @@ reviewed username `system:serviceaccount:<namespace>:<name>`: what the server sa
 token is, never what the request says.
 
 Reviews are cached by the token's hash for a short while: when a replica dies, its proxies
-reconnect to the others at once, and a thousand reviews in the same second would only load
-the API server. While the API server is unreachable new streams are refused as unavailable
-(proxies retry); connected ones stay connected.
+reconnect to the others at once, and a thousand reviews in the same second would only load the
+API server. Never past the token's own `exp`: an expired token is reviewed again (and refused),
+not accepted from the cache. While the API server is unreachable new streams are refused as
+unavailable (proxies retry); connected ones stay connected.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -60,6 +64,22 @@ def bearer(header: str | None) -> str:
     return token.strip()
 
 
+def token_expiry(token: str) -> float | None:
+    """The `exp` claim (unix time) of a JWT, read without checking the signature (it only
+    shortens how long a review is cached); None if `token` is no JWT or has none."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        return None
+    return float(exp)
+
+
 class TokenReviewer:
     def __init__(
         self,
@@ -85,7 +105,11 @@ class TokenReviewer:
         if hit is not None and hit[0] > now:
             return hit[1]
         identity = await self._review(token)
-        self._cache[digest] = (now + self.cache_s, identity)
+        keep = self.cache_s
+        expiry = token_expiry(token)
+        if expiry is not None:
+            keep = min(keep, max(0.0, expiry - time.time()))
+        self._cache[digest] = (now + keep, identity)
         self._cache.move_to_end(digest)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from harness.kubecp import connect, fake_api, until
 from shoal.kube.leader import LeaderElector, LeaseSettings
 from shoal.kube.rootcert import CONFIGMAP, KEY, RootCertWriter
-from shoal.kube.tokenreview import TokenRejected, TokenReviewer
+from shoal.kube.tokenreview import TokenRejected, TokenReviewer, token_expiry
 
 FAST = LeaseSettings(lease_s=1.0, renew_s=0.6, retry_s=0.1)
 
@@ -45,6 +46,39 @@ async def test_the_identity_is_what_the_api_server_says_the_token_is(tmp_path: P
             await reviewer.authenticate(f"Bearer {wrong_audience}")
         with pytest.raises(TokenRejected):
             await reviewer.authenticate("Bearer forged.token.value")
+
+
+async def test_a_cached_review_ends_with_the_token(tmp_path: Path) -> None:
+    """Reviews are cached, but never past the token's `exp`: an expired token is reviewed
+    again, and refused."""
+    async with fake_api(tmp_path) as (server, client):
+        server.create(server.type("v1", "Namespace"), {"metadata": {"name": "shop"}})
+        reviewer = TokenReviewer(client, cache_s=300)
+        token = server.issue_token("shop", "reviews", ("istio-ca",), expiration_seconds=2)
+        expiry = token_expiry(token)
+        assert expiry is not None and expiry <= time.time() + 2
+        assert await reviewer.authenticate(f"Bearer {token}") == ("shop", "reviews")
+        assert await reviewer.authenticate(f"Bearer {token}") == ("shop", "reviews")
+        assert reviewer.reviews == 1
+        await asyncio.sleep(max(0.0, expiry - time.time()) + 0.5)
+        with pytest.raises(TokenRejected):
+            await reviewer.authenticate(f"Bearer {token}")
+        assert reviewer.reviews == 2
+
+
+@pytest.mark.parametrize(
+    ("token", "expiry"),
+    [
+        ("e30.eyJleHAiOjE3MDAwMDAwMDB9.sig", 1700000000.0),  # {"exp":1700000000}
+        ("e30.eyJzdWIiOiJ4In0.sig", None),  # no exp
+        ("e30.eyJleHAiOnRydWV9.sig", None),  # exp not a number
+        ("e30.!!!.sig", None),
+        ("shoal1.payload.mac", None),
+        ("opaque", None),
+    ],
+)
+def test_token_expiry_reads_the_exp_claim(token: str, expiry: float | None) -> None:
+    assert token_expiry(token) == expiry
 
 
 async def test_one_replica_leads_and_another_takes_over_within_the_ttl(tmp_path: Path) -> None:
