@@ -37,6 +37,7 @@ from shoal.generate.prepared import ROUTE as ROUTE_TYPE
 from shoal.generate.prepared import PreparedResource, prepare_serialized
 from shoal.generate.retries import retry_policy
 from shoal.generate.rewrites import apply_rewrite, direct_response_action, redirect_action
+from shoal.memo import Memo
 from shoal.model import MeshSnapshot, Port, Proxy, Service
 
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
@@ -313,22 +314,29 @@ class VhostCache:
     """
 
     def __init__(self, earlier: VhostCache | None = None) -> None:
-        self.entries: dict[tuple[object, ...], Vhost] = {}
-        self._earlier = earlier.entries if earlier is not None else {}
+        # by value (the keys are small and made afresh), one generation: what `earlier` built
+        # is found again, and only what this generation asks for is kept for the next
+        self._memo: Memo[Vhost] = (
+            earlier._memo.successor() if earlier is not None else Memo(identity=False)
+        )
         # which virtual hosts a table has depends on services, not on VirtualServices
         self.plans: dict[tuple[str, frozenset[str] | None], Plan] = (
             earlier.plans if earlier is not None else {}
         )
 
+    @property
+    def entries(self) -> dict[tuple[object, ...], Vhost]:
+        """The virtual hosts this generation's tables hold, by key."""
+        return self._memo.current()
+
     def get(self, key: tuple[object, ...], make: Callable[[set[str]], rc.VirtualHost]) -> Vhost:
-        found = self.entries.get(key) or self._earlier.get(key)
-        if found is None:
+        def build() -> Vhost:
             needs: set[str] = set()
             vh = make(needs)
             body = protowire.field(2, vh.SerializeToString(deterministic=True))
-            found = (body, _vhost_refs(vh), frozenset(needs))
-        self.entries[key] = found
-        return found
+            return (body, _vhost_refs(vh), frozenset(needs))
+
+        return self._memo.get(key, build)
 
     def plan(
         self, namespace: str, visible: frozenset[str] | None, make: Callable[[], Plan]

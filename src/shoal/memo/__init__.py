@@ -1,13 +1,13 @@
-"""The one memo primitive of shoal's incremental engine (`IdentityMemo`).
+"""The one memo primitive of shoal's incremental engine (`Memo`).
 
-Everything that lets a rebuild reuse what the previous one made, keyed by the identity of its
-inputs, goes through this one class, with one of two lifetimes: *generations* (an entry lives
-while builds keep asking for it: `rotate` at the start of each build) or *a size bound* (least
-recently used first). Instances are owned by what builds (the pipeline's snapshot memo, a
-generator), never module globals: `tests/unit/engine/test_no_module_state.py` scans the pure
-and engine layers for module-level mutable state.
+Everything that lets a rebuild reuse what an earlier one made goes through this one class:
+keyed by the identity of its inputs (or by value, for small keys made afresh), with one of
+two lifetimes: *generations* (an entry lives while builds keep asking for it) or *a size bound*
+(least recently used first). Instances are owned by what builds (the pipeline's snapshot memo,
+a generator's virtual hosts, the xDS server's map and message memos), never module globals:
+`tests/unit/engine/test_no_module_state.py` scans for module-level mutable state.
 """
 
-from shoal.memo.identity import IdentityMemo
+from shoal.memo.memo import Memo
 
-__all__ = ["IdentityMemo"]
+__all__ = ["Memo"]

@@ -17,7 +17,7 @@ from shoal.api.localworkload import LocalWorkloadSpec
 from shoal.api.meshconfig import MeshConfigSpec
 from shoal.api.serviceentry import ServiceEntrySpec, WorkloadEntrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
-from shoal.memo import IdentityMemo
+from shoal.memo import Memo
 from shoal.model.fileservices import file_service, tls_secrets
 from shoal.model.snapshot import Credential, Endpoint, MeshSnapshot, Port, Service
 
@@ -42,8 +42,8 @@ class SnapshotMemo:
     never process-wide: two builders in one process do not rotate away each other's entries."""
 
     def __init__(self) -> None:
-        self._endpoints: IdentityMemo[Endpoint] = IdentityMemo()
-        self._services: IdentityMemo[Service] = IdentityMemo()
+        self._endpoints: Memo[Endpoint] = Memo()
+        self._services: Memo[Service] = Memo()
 
     def rotate(self) -> None:
         """A build starts: what the previous build did not use is dropped."""

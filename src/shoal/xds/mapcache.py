@@ -5,7 +5,7 @@ Snapshots share map objects between proxies and, for unchanged types, between sn
 differs from the map the proxy holds, its encoded response body — is therefore computed once
 per map (or pair of maps) and looked up by identity. Each cache keeps the maps it describes
 alive, so an id is never reused while its entry exists, and holds only a few recent entries
-(`shoal.memo.IdentityMemo` with a size bound). The memos are a `MapMemos` the server owns and
+(`shoal.memo.Memo` with a size bound). The memos are a `MapMemos` the server owns and
 hands every stream (a stream made alone gets its own).
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from shoal.generate import PreparedResource
 from shoal.generate.resourceset import ResourceSet, content_digest
-from shoal.memo import IdentityMemo
+from shoal.memo import Memo
 
 ResourceMap = Mapping[str, PreparedResource]
 
@@ -52,9 +52,9 @@ class MapMemos:
     """What streams learn about pairs of shared maps, once for all of them (one per server)."""
 
     def __init__(self, size: int = 256) -> None:
-        self._diffs: IdentityMemo[tuple[frozenset[str], frozenset[str]]] = IdentityMemo(size)
-        self._covers: IdentityMemo[bool] = IdentityMemo(size)
-        self._uncovered: IdentityMemo[frozenset[str]] = IdentityMemo(size)
+        self._diffs: Memo[tuple[frozenset[str], frozenset[str]]] = Memo(size)
+        self._covers: Memo[bool] = Memo(size)
+        self._uncovered: Memo[frozenset[str]] = Memo(size)
 
     def diff(
         self, old: ResourceMap, new: ResourceMap, *, shared: bool = True

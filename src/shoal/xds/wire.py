@@ -15,7 +15,7 @@ from collections.abc import Callable
 from shoal.generate import PreparedResource
 from shoal.generate.protowire import field as _field
 from shoal.generate.protowire import text as _str
-from shoal.memo import IdentityMemo
+from shoal.memo import Memo
 from shoal.xds.messages import Response
 
 
@@ -45,8 +45,8 @@ class Encoder:
     process; the least recently used entries go first."""
 
     def __init__(self, messages: int = 64, entries: int = 100_000) -> None:
-        self.messages: IdentityMemo[bytes] = IdentityMemo(size=messages)
-        self._entries: IdentityMemo[bytes] = IdentityMemo(size=entries)
+        self.messages: Memo[bytes] = Memo(size=messages)
+        self._entries: Memo[bytes] = Memo(size=entries)
 
     def sotw(self, resp: Response) -> bytes:
         """DiscoveryResponse: version_info=1, resources=2, type_url=4, nonce=5."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from shoal.memo import IdentityMemo
+from shoal.memo import Memo
 
 
 class Key:
@@ -14,7 +14,7 @@ class Key:
 
 
 def test_an_entry_lives_while_builds_use_it_and_goes_after_one_that_does_not() -> None:
-    memo: IdentityMemo[str] = IdentityMemo()
+    memo: Memo[str] = Memo()
     kept, dropped = Key(), Key()
     made: list[str] = []
 
@@ -36,14 +36,14 @@ def test_an_entry_lives_while_builds_use_it_and_goes_after_one_that_does_not() -
 
 
 def test_keys_are_by_identity_not_equality() -> None:
-    memo: IdentityMemo[int] = IdentityMemo()
+    memo: Memo[int] = Memo()
     a, b = [1, 2], [1, 2]  # equal, two objects
     assert memo.get((a,), lambda: 1) == 1
     assert memo.get((b,), lambda: 2) == 2
 
 
 def test_a_sized_memo_drops_the_least_recently_used() -> None:
-    memo: IdentityMemo[str] = IdentityMemo(size=2)
+    memo: Memo[str] = Memo(size=2)
     a, b, c = Key(), Key(), Key()
     memo.get((a,), lambda: "a")
     memo.get((b,), lambda: "b")
@@ -51,3 +51,15 @@ def test_a_sized_memo_drops_the_least_recently_used() -> None:
     memo.get((c,), lambda: "c")  # b goes
     assert memo.get((b,), lambda: "b again") == "b again"
     assert (memo.hits, memo.misses) == (1, 4)
+
+
+def test_a_successor_finds_what_its_predecessor_made_and_keeps_only_what_it_used() -> None:
+    first: Memo[str] = Memo(identity=False)
+    first.get(("a", 1), lambda: "made a")
+    first.get(("b", 1), lambda: "made b")
+    second = first.successor()
+    assert second.get(("a", 1), lambda: "again") == "made a"  # equal keys: by value
+    assert second.current() == {("a", 1): "made a"}
+    third = second.successor()
+    assert third.get(("b", 1), lambda: "b again") == "b again"  # second did not use b
+    assert first.current() == {("a", 1): "made a", ("b", 1): "made b"}  # left as it was
