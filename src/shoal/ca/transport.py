@@ -5,7 +5,9 @@ gRPC asks `ServingCertificate._fetch` for the certificate at every new TLS hands
 dynamic server credentials); once the certificate in use is past `renew_fraction` of its
 lifetime the next handshake gets a fresh key and certificate, so a handshake never meets an
 expired one. Connections already open keep the session they negotiated: TLS does not look at
-the certificate again, and an ADS stream lives on across the renewal.
+the certificate again, and an ADS stream lives on across the renewal. A rotated root (`shoal
+ca rotate-root`, a new intermediate in the CA directory) renews it at the next handshake too,
+so the control plane needs no restart to serve a chain from the new signer.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class ServingCertificate:
         self.serial = 0
         self.not_after = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._renew_at = 0.0
+        self._signer = ca.signer
         initial = self._issue()
         self.credentials: grpc.ServerCredentials = grpc.dynamic_ssl_server_credentials(
             initial, self._fetch, require_client_authentication=False
@@ -61,6 +64,7 @@ class ServingCertificate:
     def _issue(self) -> grpc.ServerCertificateConfiguration:
         key = certs.new_key()
         issued_at = self._clock()
+        self._signer = self.ca.signer
         issued = self.ca.server_certificate(key, lifetime=self.lifetime)
         self.serial = certs.load_certs(issued.chain[0].encode())[0].serial_number
         self.not_after = issued.not_after
@@ -73,7 +77,9 @@ class ServingCertificate:
     def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
         """None: keep the certificate in use; else the one new handshakes get from now on."""
         with self._lock:
-            if self._clock() < self._renew_at:
+            self.ca.reload_if_changed()  # a few stat calls; it logs and keeps what it has
+            rotated = self.ca.signer is not self._signer
+            if self._clock() < self._renew_at and not rotated:
                 return None
             try:
                 config = self._issue()

@@ -96,6 +96,19 @@ async def test_a_failed_renewal_keeps_serving_the_current_certificate(
     assert serving.failures >= 1 and serving.renewals == 0
 
 
+async def test_a_rotated_root_renews_it_at_the_next_handshake(
+    served: tuple[ServingCertificate, int, Path], tmp_path: Path
+) -> None:
+    """`shoal ca rotate-root` in another process: the CA directory changes on disk."""
+    serving, port, roots = served
+    first = await _served(port, roots)
+    other = CertificateAuthority(tmp_path / "ca")
+    other.rotate_root()
+    renewed = await _served(port, roots)  # the bundle trusts old and new roots
+    assert renewed.issuer == other.signer.subject != first.issuer
+    assert renewed.serial_number != first.serial_number and serving.renewals == 1
+
+
 def test_the_renewal_point_must_be_inside_the_lifetime(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="renew_fraction"):
         ServingCertificate(CertificateAuthority(tmp_path / "ca"), renew_fraction=1.0)
