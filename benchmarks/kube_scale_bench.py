@@ -123,19 +123,24 @@ def _fresh() -> None:
     gc.freeze()
 
 
-async def _run(cell: Cell, opts: Options, with_files: bool) -> tuple[CellResult, CellResult | None]:
+async def _run(
+    cell: Cell, opts: Options, with_files: bool, files_first: bool
+) -> tuple[CellResult, CellResult | None]:
     def log(m: str) -> None:
         print(m, flush=True)
 
-    print("kubernetes side (then its floor) ...", flush=True)
-    _fresh()
-    kube = await run_cell(cell, opts, log=log, backend=kube_mesh)
-    files = None
-    if with_files:
+    async def files_side() -> CellResult:
         print("files side ...", flush=True)
         _fresh()
         no_floor = Options(**{**opts.__dict__, "floor": False})
-        files = await run_cell(cell, no_floor, log=log, backend=file_mesh)
+        return await run_cell(cell, no_floor, log=log, backend=file_mesh)
+
+    files = await files_side() if with_files and files_first else None
+    print("kubernetes side (then its floor) ...", flush=True)
+    _fresh()
+    kube = await run_cell(cell, opts, log=log, backend=kube_mesh)
+    if with_files and not files_first:
+        files = await files_side()
     return kube, files
 
 
@@ -157,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--debounce-ms", type=int, default=None, help="default: shoal's (100)")
     p.add_argument("--no-files", action="store_true", help="skip the files side")
     p.add_argument("--no-floor", action="store_true", help="skip the floor")
+    p.add_argument("--files-first", action="store_true", help="run the files side first")
     args = p.parse_args(argv)
     if args.quick:
         args.services, args.pods_per_service, args.namespaces = 12, 3, 3
@@ -172,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     started = time.perf_counter()
     print(f"shoal Kubernetes scale benchmark; machine: {machine()}", flush=True)
-    kube, files = asyncio.run(_run(cell, opts, not args.no_files))
+    kube, files = asyncio.run(_run(cell, opts, not args.no_files, args.files_first))
     print(table(kube, files))
     print(f"(total benchmark time {time.perf_counter() - started:.0f} s; {machine()})")
     return 0
