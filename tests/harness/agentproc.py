@@ -70,7 +70,10 @@ class Agent:
             *self.extra_args,
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            # its own group, as shoal up starts it: a test may signal the group
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
         procs.register(self.proc)
         wait_until(
             lambda: self.alive() and self.debug()["epoch"] == 0 and self.envoy_ready(),
@@ -112,6 +115,11 @@ class Agent:
     def signal(self, sig: signal.Signals) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)
+
+    def signal_group(self, sig: signal.Signals) -> None:
+        """`sig` to the agent's whole process group, as shoal up's Child.stop sends it."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, sig)
 
     def stop(self) -> int | None:
         """Stop the agent (SIGTERM), then check no process or file of it is left."""

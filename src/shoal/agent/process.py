@@ -13,7 +13,8 @@ sockets: that restart is a cold one (drain, stop, start at epoch 0), logged as s
 (an exit nobody asked for) restarts at epoch 0 with exponential backoff; draining parents the
 crashed epoch would have ended are ended first. `stop()` drains: responses carry
 `Connection: close` (HTTP/2: GOAWAY), in-flight requests get up to the drain time, then every
-epoch is terminated. Each Envoy gets `PR_SET_PDEATHSIG`, so even a SIGKILLed agent leaves none.
+epoch is terminated. Each Envoy runs in its own process group, so a signal to the agent's
+group does not skip the drain, and gets `PR_SET_PDEATHSIG`, so a SIGKILLed agent leaves none.
 """
 
 from __future__ import annotations
@@ -150,6 +151,10 @@ class EnvoyProcess:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             preexec_fn=_die_with_agent,
+            # its own process group: a SIGTERM to the agent's group (shoal up stopping a
+            # sidecar, Ctrl-C in a terminal) reaches the agent, which drains Envoy first,
+            # instead of ending Envoy at once beside it
+            process_group=0,
         )
         ep = _Epoch(number, binary, proc, asyncio.create_task(self._watch(proc, number)))
         self._all.add(ep)
