@@ -1,7 +1,10 @@
 """Registry of config kinds shoal understands: which apiVersions, which spec model.
 
 Adding a kind (security.istio.io AuthorizationPolicy, shoal.dev LocalWorkload, ...) is
-one `KindSpec` entry in `_REGISTRY`.
+one `KindSpec` entry in `_REGISTRY`. `_KUBERNETES` holds the Kubernetes kinds a config
+directory may hold beside them (api/kubernetes.py); they are not CRDs, so `KIND_SPECS` (what
+Kubernetes serves) leaves them out and `FILE_KIND_SPECS` has both. Kinds and API groups
+shoal does not implement are refused as such by `lookup`, naming what to use instead.
 """
 
 from __future__ import annotations
