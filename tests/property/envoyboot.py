@@ -24,6 +24,7 @@ from google.protobuf import json_format
 
 from shoal.agent.bootstrap import layered_runtime
 from shoal.agent.process import find_envoy
+from shoal.agent.securebootstrap import sds_cluster
 from shoal.generate import CLUSTER, LISTENER, ROUTE, ConfigGenerator
 from shoal.generate.prepared import ENDPOINT, unpack
 from shoal.model import Proxy, parse_proxy
@@ -42,6 +43,39 @@ def sidecar(outbound_port: int = 15001, inbound_port: int = 15006) -> Proxy:
     )
 
 
+def secure_sidecar(outbound_port: int = 15001, inbound_port: int = 15006) -> Proxy:
+    """A secure sidecar (SDS, mTLS) of the workload `app: client`, serving its app on 8080."""
+    return parse_proxy(
+        "sidecar~127.0.0.1~client.default~default.svc.cluster.local",
+        {
+            "NAMESPACE": "default",
+            "LABELS": {"app": "client", "version": "v1"},
+            "SERVICE_ACCOUNT": "client",
+            "INSTANCE_IPS": "127.0.0.1",
+            "INTERCEPTION_MODE": "NONE",
+            "OUTBOUND_PORT": str(outbound_port),
+            "INBOUND_PORT": str(inbound_port),
+            "APP_PORT": "8080",
+            "SECURE": "true",
+            "SERVICE_HOST": "client.default.svc.cluster.local",
+        },
+    )
+
+
+def gateway_router() -> Proxy:
+    """A secure ingress gateway (`router` node) labelled `istio: ingressgateway`."""
+    return parse_proxy(
+        "router~127.0.0.1~ingress.default~default.svc.cluster.local",
+        {
+            "NAMESPACE": "default",
+            "LABELS": {"istio": "ingressgateway"},
+            "SERVICE_ACCOUNT": "ingress",
+            "INSTANCE_IPS": "127.0.0.1",
+            "SECURE": "true",
+        },
+    )
+
+
 def bootstrap(
     gen: ConfigGenerator, proxy: Proxy, *, serve: bool = False
 ) -> bootstrap_pb2.Bootstrap:
@@ -51,6 +85,10 @@ def bootstrap(
     boot.node.id = proxy.node_id
     boot.node.cluster = "client"
     json_format.ParseDict(layered_runtime(), boot.layered_runtime)
+    if proxy.secure:  # the agent's SDS cluster, which generated TLS contexts name
+        json_format.ParseDict(
+            sds_cluster("/nonexistent/sds.sock"), boot.static_resources.clusters.add()
+        )
     endpoints = {
         name: unpack(res, endpoint_pb2.ClusterLoadAssignment())
         for name, res in view.of(ENDPOINT).items()

@@ -9,10 +9,11 @@ are listed in `CONDITION_KEYS` and checked here, so a typo is a load error with 
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from shoal.api.base import ApiModel, field_error
 from shoal.api.peerauthentication import WorkloadLabelSelector
@@ -42,6 +43,34 @@ def split_key(key: str) -> tuple[str, str]:
     return key, ""
 
 
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+def check_port_text(port: str) -> str:
+    """A port written as a string (Istio's `ports`, `destination.port` values): 1..65535."""
+    if not _PORT.fullmatch(port) or not 0 < int(port) < 65536:
+        raise ValueError(f"port {port!r} must be a number in 1..65535")
+    return port
+
+
+def check_ip_block(block: str) -> str:
+    """An IP address or CIDR block (`10.0.0.0/8`, `::1`): Envoy's CidrRange refuses others."""
+    address, _, length = block.partition("/")
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise ValueError(
+            f"{block!r} is not an IP address or CIDR block (e.g. 10.0.0.0/8)"
+        ) from None
+    if length and (not length.isascii() or not length.isdigit() or int(length) > ip.max_prefixlen):
+        raise ValueError(f"{block!r}: the prefix length must be a number in 0..{ip.max_prefixlen}")
+    return block
+
+
+IpBlock = Annotated[str, AfterValidator(check_ip_block)]
+PortText = Annotated[str, AfterValidator(check_port_text)]
+
+
 class Source(ApiModel):
     principals: list[str] = Field(default_factory=list)
     not_principals: list[str] = Field(default_factory=list)
@@ -49,29 +78,21 @@ class Source(ApiModel):
     not_request_principals: list[str] = Field(default_factory=list)
     namespaces: list[str] = Field(default_factory=list)
     not_namespaces: list[str] = Field(default_factory=list)
-    ip_blocks: list[str] = Field(default_factory=list)
-    not_ip_blocks: list[str] = Field(default_factory=list)
-    remote_ip_blocks: list[str] = Field(default_factory=list)
-    not_remote_ip_blocks: list[str] = Field(default_factory=list)
+    ip_blocks: list[IpBlock] = Field(default_factory=list)
+    not_ip_blocks: list[IpBlock] = Field(default_factory=list)
+    remote_ip_blocks: list[IpBlock] = Field(default_factory=list)
+    not_remote_ip_blocks: list[IpBlock] = Field(default_factory=list)
 
 
 class Operation(ApiModel):
     hosts: list[str] = Field(default_factory=list)
     not_hosts: list[str] = Field(default_factory=list)
-    ports: list[str] = Field(default_factory=list)
-    not_ports: list[str] = Field(default_factory=list)
+    ports: list[PortText] = Field(default_factory=list)
+    not_ports: list[PortText] = Field(default_factory=list)
     methods: list[str] = Field(default_factory=list)
     not_methods: list[str] = Field(default_factory=list)
     paths: list[str] = Field(default_factory=list)
     not_paths: list[str] = Field(default_factory=list)
-
-    @field_validator("ports", "not_ports")
-    @classmethod
-    def _numeric(cls, value: list[str]) -> list[str]:
-        for port in value:
-            if not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError(f"port {port!r} must be a number in 1..65535")
-        return value
 
 
 class From(ApiModel):
@@ -101,14 +122,24 @@ class Condition(ApiModel):
             )
         if not self.values and not self.not_values:
             raise field_error("values", "a condition needs values or notValues")
-        if name == "destination.port":
-            for i, v in enumerate([*self.values, *self.not_values]):
-                if not v.isdigit():
-                    raise field_error(f"values.{i}", f"port {v!r} must be a number")
+        check = _VALUE_CHECKS.get(name)
+        if check is not None:
+            for where, values in (("values", self.values), ("notValues", self.not_values)):
+                for i, value in enumerate(values):
+                    try:
+                        check(value)
+                    except ValueError as exc:
+                        raise field_error(f"{where}.{i}", str(exc)) from None
         return self
 
 
 _ARG_KEYS = ("request.headers", "request.auth.claims")
+# condition values that become Envoy numbers or CIDR ranges, checked as such
+_VALUE_CHECKS = {
+    "destination.port": check_port_text,
+    "source.ip": check_ip_block,
+    "remote.ip": check_ip_block,
+}
 
 
 class Rule(ApiModel):

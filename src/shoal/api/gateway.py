@@ -9,15 +9,32 @@ TLS passthrough, mutual TLS and file-path certificates are not implemented yet.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+import re
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from shoal.api.base import ApiModel, Port, field_error
+from shoal.api.hosts import check_host
 from shoal.api.serviceentry import Protocol
 
 HTTP_LIKE = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
 TCP_LIKE = frozenset({"TCP", "MONGO", "MYSQL", "REDIS"})
+
+
+def check_server_host(entry: str) -> str:
+    """A server host, `[namespace/]host`: the namespace `*`, `.` or a name; the host `*`, a
+    DNS name or `*.suffix` (it becomes a virtual-host domain and an SNI of the listener, where
+    Envoy refuses partial wildcards such as `a*.example.com`)."""
+    namespace, sep, host = entry.rpartition("/")
+    if sep and namespace not in ("*", ".") and not _NAMESPACE.fullmatch(namespace):
+        raise ValueError(f"{entry!r}: {namespace!r} is not '*', '.' or a namespace name")
+    check_host(host)
+    return entry
+
+
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+ServerHost = Annotated[str, AfterValidator(check_server_host)]
 
 
 class GatewayPort(ApiModel):
@@ -73,7 +90,7 @@ class ServerTLSSettings(ApiModel):
 
 class Server(ApiModel):
     port: GatewayPort
-    hosts: list[str] = Field(min_length=1)
+    hosts: list[ServerHost] = Field(min_length=1)
     tls: ServerTLSSettings | None = None
     name: str = ""
 
@@ -103,6 +120,11 @@ class Server(ApiModel):
             return False
         return self.port.protocol in HTTP_LIKE or self.port.protocol == "HTTPS"
 
+    @property
+    def server_names(self) -> tuple[str, ...]:
+        """The SNI names a TLS server is told apart by on a shared port (`*`: none, any)."""
+        return tuple(sorted({h.rpartition("/")[2] for h in self.hosts} - {"*"}))
+
 
 class GatewaySpec(ApiModel):
     selector: dict[str, str] = Field(default_factory=dict)
@@ -118,4 +140,21 @@ class GatewaySpec(ApiModel):
                     f"servers.{i}.port.number",
                     f"port {server.port.number} mixes HTTP and TCP servers",
                 )
+        self._tls_apart()
         return self
+
+    def _tls_apart(self) -> None:
+        # TLS servers sharing a port become filter chains told apart by SNI: Envoy refuses
+        # the listener when two claim one name (or both claim all, by `*` alone)
+        claimed: dict[tuple[int, str], int] = {}
+        for i, server in enumerate(self.servers):
+            if server.tls is None or server.passthrough:  # passthrough: chains per tls route
+                continue
+            for name in server.server_names or ("*",):
+                first = claimed.setdefault((server.port.number, name), i)
+                if first != i:
+                    raise field_error(
+                        f"servers.{i}.hosts",
+                        f"{name!r} on port {server.port.number} is already served with TLS by "
+                        f"servers[{first}]; Envoy cannot tell the two apart by SNI",
+                    )

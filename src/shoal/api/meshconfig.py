@@ -42,6 +42,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from shoal.api.base import ApiModel, ExportTarget
+from shoal.api.logformat import check_log_format
 from shoal.api.routepolicies import HTTPRetry
 
 
@@ -88,6 +89,11 @@ class MeshConfigSpec(ApiModel):
 
     def provider(self, name: str) -> ExtensionProvider | None:
         return next((p for p in self.extension_providers if p.name == name), None)
+
+    @field_validator("access_log_format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        return check_log_format(value) if value else value
 
     @field_validator("access_log_file")
     @classmethod

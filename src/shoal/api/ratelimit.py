@@ -20,8 +20,9 @@ from shoal.api.serviceentry import WorkloadSelector
 class LocalRateLimitSpec(ApiModel):
     workload_selector: WorkloadSelector | None = None
     # the bucket holds at most max_tokens; every fill_interval adds tokens_per_fill
-    max_tokens: Annotated[int, Field(ge=1, strict=True)]
-    tokens_per_fill: Annotated[int, Field(ge=1, strict=True)] = 1
+    # both are uint32 in Envoy's TokenBucket
+    max_tokens: Annotated[int, Field(ge=1, le=2**32 - 1, strict=True)]
+    tokens_per_fill: Annotated[int, Field(ge=1, le=2**32 - 1, strict=True)] = 1
     fill_interval: Duration
 
     @field_validator("fill_interval")

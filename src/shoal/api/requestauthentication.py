@@ -14,22 +14,28 @@ every token is refused.
 from __future__ import annotations
 
 import json
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from shoal.api.base import ApiModel, field_error
 from shoal.api.duration import Duration
+from shoal.api.httpgrammar import CookieName, HeaderName, HeaderText, check_header_name
 from shoal.api.peerauthentication import WorkloadLabelSelector
 
 
+def _header_or_empty(name: str) -> str:
+    return check_header_name(name) if name else name
+
+
 class JwtHeader(ApiModel):
-    name: str = Field(min_length=1)
-    prefix: str = ""
+    name: HeaderName
+    prefix: HeaderText = ""
 
 
 class ClaimToHeader(ApiModel):
-    header: str = Field(min_length=1, pattern=r"^[-_A-Za-z0-9]+$")
+    # a header added to the request: an HTTP token (Envoy's own check is looser)
+    header: HeaderName = Field(pattern=r"^[-_A-Za-z0-9]+$")
     claim: str = Field(min_length=1)
 
 
@@ -39,9 +45,10 @@ class JwtRule(ApiModel):
     jwks_uri: str = ""
     jwks: str = ""
     from_headers: list[JwtHeader] = Field(default_factory=list)
-    from_params: list[str] = Field(default_factory=list)
-    from_cookies: list[str] = Field(default_factory=list)
-    output_payload_to_header: str = ""
+    from_params: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    from_cookies: list[CookieName] = Field(default_factory=list)
+    # the request gets this header holding the payload: an HTTP token or nothing
+    output_payload_to_header: Annotated[str, AfterValidator(_header_or_empty)] = ""
     forward_original_token: bool = False
     output_claim_to_headers: list[ClaimToHeader] = Field(default_factory=list)
     # how long the control plane waits for an http(s) jwksUri (Istio's default: 5 s)

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from shoal.api.base import ApiModel, Bool
+from shoal.api.cel import check_cel
 from shoal.api.peerauthentication import WorkloadLabelSelector
 
 MetricName = Literal[
@@ -53,6 +54,11 @@ class TagOverride(ApiModel):
             raise ValueError("an UPSERT tag override needs a value (a CEL expression)")
         if "%" in self.value:
             raise ValueError("value must be a CEL expression without '%'")
+        if any(ord(c) < 0x20 or c == "\x7f" for c in self.value):
+            # it goes into an Envoy format string (%CEL(...)%), which ends at a line break
+            raise ValueError("value must be a CEL expression on one line, no control characters")
+        if self.operation == "UPSERT":
+            check_cel(self.value)  # Envoy refuses the listener for a syntax error
         return self
 
 

@@ -56,9 +56,8 @@ def string_match(
 ) -> string_pb2.StringMatcher:
     """Istio's value forms: exact, `prefix*`, `*suffix`, `*` (non-empty)."""
     if value == "*":
-        return string_pb2.StringMatcher(
-            safe_regex=regex_pb2.RegexMatcher(regex=".+"), ignore_case=ignore_case
-        )
+        # no ignore_case: Envoy refuses it beside safe_regex (`hosts: ["*"]` was NACKed)
+        return string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=".+"))
     if value.endswith("*"):
         return string_pb2.StringMatcher(prefix=prefix + value[:-1], ignore_case=ignore_case)
     if value.startswith("*"):

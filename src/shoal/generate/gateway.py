@@ -261,6 +261,7 @@ def _chains(
         return [listener_components_pb2.FilterChain(filters=[network_filter])]
     chains = []
     alpn = ["h2", "http/1.1"] if servers[0].server.is_http else []
+    claimed: set[str] = set()
     for bound in tls_servers:
         assert bound.server.tls is not None
         credential = snapshot.credentials.get(bound.server.tls.credential_name)
@@ -270,8 +271,14 @@ def _chains(
             filters=[network_filter], transport_socket=_tls(credential, alpn, bound.server.tls)
         )
         if len(tls_servers) > 1:
-            names = sorted({h.rpartition("/")[2] for h in bound.server.hosts} - {"*"})
-            chain.filter_chain_match.server_names.extend(names)
+            # a name (or "any", by `*`) already claimed by an earlier server (validation keeps
+            # one Gateway's apart; two Gateways on one port may still collide) stays with it:
+            # Envoy refuses a listener whose chains overlap
+            names = [n for n in bound.server.server_names or ("*",) if n not in claimed]
+            if not names:
+                continue
+            claimed.update(names)
+            chain.filter_chain_match.server_names.extend(n for n in names if n != "*")
         chains.append(chain)
     return chains
 

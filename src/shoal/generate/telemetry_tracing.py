@@ -23,6 +23,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from google.protobuf import wrappers_pb2
 
 from shoal.api.meshconfig import ExtensionProvider
 from shoal.generate.prepared import PreparedResource, prepare
@@ -95,7 +96,8 @@ def apply_tracing(
             collector_endpoint="/api/v2/spans",
             collector_endpoint_version=zipkin_pb2.ZipkinConfig.HTTP_JSON,
             trace_id_128bit=True,
-            shared_span_context=False,
+            # a BoolValue, not a bool: a plain False here raised for every zipkin provider
+            shared_span_context=wrappers_pb2.BoolValue(value=False),
             trace_context_option=zipkin_pb2.ZipkinConfig.USE_B3_WITH_W3C_PROPAGATION,
         )
         provider.typed_config.Pack(zipkin)
