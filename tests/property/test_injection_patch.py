@@ -8,7 +8,7 @@ import copy
 from typing import Any
 
 import jsonpatch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shoal.kube.inject import PROXY_CONTAINER, inject_pod, injection_patch
@@ -48,7 +48,7 @@ def pods(draw: st.DrawFn) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pods())
 def test_patch_applied_is_the_injected_pod(pod: dict[str, Any]) -> None:
     original = copy.deepcopy(pod)

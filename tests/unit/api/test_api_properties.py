@@ -3,7 +3,7 @@
 from typing import Any
 
 import yaml
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shoal.api import VirtualServiceSpec, parse_file
@@ -50,7 +50,7 @@ def _virtual_service(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_virtual_service(), min_size=1, max_size=3), st.booleans())
 def test_generated_virtual_services_load(docs: list[dict[str, Any]], flow: bool) -> None:
     text = yaml.safe_dump_all(docs, default_flow_style=flow, sort_keys=False)
@@ -65,7 +65,7 @@ def test_generated_virtual_services_load(docs: list[dict[str, Any]], flow: bool)
             assert sum(d.weight for d in route.route) == 100
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_virtual_service(), st.data())
 def test_any_misspelt_field_is_reported_at_its_line(
     doc: dict[str, Any], data: st.DataObject
