@@ -165,3 +165,32 @@ def test_gateway_tls_protocol_versions_bound_what_clients_may_speak(
     wait_until(lambda: refused(tls12), 10, interval=0.2, what="TLS 1.2 to be refused")
     assert get(port, host, tls=tls13)[0] == 200
     assert router.listeners() == [f"127.0.0.1_{port}"]
+
+
+def test_https_redirect_on_an_http_server_answers_301_to_https(
+    mesh: Mesh, envoy_factory: Callable[..., EnvoyProcess], config_dir: ConfigDir
+) -> None:
+    port, host = free_port(), "shop.example.com"
+
+    def gateway(tls: str) -> str:
+        return _gateway(f"""  - port: {{number: {port}, name: http, protocol: HTTP}}
+    hosts: ["{host}"]{tls}
+""")
+
+    config_dir.write("gateway.yaml", gateway(""))
+    config_dir.write("shop-vs.yaml", _bound_vs(host))
+    cp = mesh.start()
+    router = envoy_factory(router_bootstrap(cp.xds_port), name="ingress")
+    # baseline: plain HTTP is served
+    wait_until(lambda: get(port, host)[0] == 200, 10, interval=0.2, what="HTTP through the gateway")
+
+    config_dir.write("gateway.yaml", gateway("\n    tls: {httpsRedirect: true}"))
+    wait_until(
+        lambda: get(port, host)[0] == 301,
+        10,
+        interval=0.2,
+        what="a redirect",
+        describe=router.describe,
+    )
+    status, headers, _ = get(port, host, "/books?page=2")
+    assert status == 301 and headers["location"] == f"https://{host}/books?page=2", headers

@@ -55,6 +55,8 @@ class ServerTLSSettings(ApiModel):
         "PASSTHROUGH"
     )
     credential_name: str = ""
+    # on an HTTP server: answer every request with a 301 to its https:// URL
+    https_redirect: bool = False
     # the TLS versions the server accepts (Istio's defaults: TLS 1.2 up to 1.3)
     min_protocol_version: TlsVersion = "TLS_AUTO"
     max_protocol_version: TlsVersion = "TLS_AUTO"
@@ -99,9 +101,15 @@ class Server(ApiModel):
         protocol = self.port.protocol
         if protocol in ("HTTPS", "TLS") and self.tls is None:
             raise field_error("tls", f"a {protocol} server needs tls (mode SIMPLE)")
-        if protocol not in ("HTTPS", "TLS") and self.tls is not None:
+        # an HTTP server's tls may say httpsRedirect, and only that
+        redirect_only = protocol in HTTP_LIKE and (
+            self.tls is None or self.tls.model_fields_set == {"https_redirect"}
+        )
+        if protocol not in ("HTTPS", "TLS") and self.tls is not None and not redirect_only:
             raise field_error(
-                "tls", f"tls on a {protocol} server (e.g. httpsRedirect) is not implemented yet"
+                "tls",
+                f"on a {protocol} server tls may only say httpsRedirect (other tls "
+                "settings belong to an HTTPS or TLS server)",
             )
         if protocol not in HTTP_LIKE | TCP_LIKE | {"HTTPS", "TLS"}:
             raise field_error(
@@ -112,7 +120,16 @@ class Server(ApiModel):
     @property
     def passthrough(self) -> bool:
         """TLS passed through unopened, routed by SNI (VirtualService `tls` routes)."""
-        return self.tls is not None and self.tls.mode == "PASSTHROUGH"
+        return (
+            self.port.protocol in ("HTTPS", "TLS")
+            and self.tls is not None
+            and self.tls.mode == "PASSTHROUGH"
+        )
+
+    @property
+    def https_redirect(self) -> bool:
+        """An HTTP server that sends every request to https:// (Istio's httpsRedirect)."""
+        return self.tls is not None and self.tls.https_redirect and self.port.protocol in HTTP_LIKE
 
     @property
     def is_http(self) -> bool:

@@ -73,7 +73,6 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
     AccessLogging: frozenset({"filter"}),
     ServerTLSSettings: frozenset(
         {
-            "httpsRedirect",
             "serverCertificate",
             "privateKey",
             "caCertificates",

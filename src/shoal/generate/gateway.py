@@ -144,7 +144,10 @@ def port_routes(snapshot: MeshSnapshot, port: int, servers: list[_Bound]) -> Pre
                 if not found:
                     continue
                 claimed.add(host)
-                vhosts.append(rc.VirtualHost(name=f"{host}:{port}", domains=[host], routes=found))
+                vhost = rc.VirtualHost(name=f"{host}:{port}", domains=[host], routes=found)
+                if bound.server.https_redirect:
+                    vhost.require_tls = rc.VirtualHost.ALL  # 301 to https://, as Istio
+                vhosts.append(vhost)
     config = route_pb2.RouteConfiguration(name=route_name(port), virtual_hosts=vhosts)
     config.validate_clusters.value = False
     return prepare(route_name(port), config, refs=routes.route_refs(config))
@@ -256,7 +259,8 @@ def _chains(
     snapshot: MeshSnapshot, servers: list[_Bound], network_filter: listener_components_pb2.Filter
 ) -> list[listener_components_pb2.FilterChain]:
     """A plain chain, or one TLS chain per server (matched by SNI when there are several)."""
-    tls_servers = [b for b in servers if b.server.tls is not None]
+    # (an HTTP server's tls says only httpsRedirect: it terminates nothing)
+    tls_servers = [b for b in servers if b.server.tls is not None and not b.server.https_redirect]
     if not tls_servers:
         return [listener_components_pb2.FilterChain(filters=[network_filter])]
     chains = []
