@@ -1,78 +1,38 @@
-"""The `shoal` command: an argparse dispatcher; each subcommand lives in its own module."""
+"""The `shoal` command: an argparse dispatcher; each subcommand lives in its own module.
+
+Only the module of the command being run is imported: the modules behind `agent`, `up` or
+`control-plane` pull in the generator, grpc and aiohttp, seconds of start-up on a loaded
+machine that `shoal version`, `shoal tap` or an injected pod's `agent-wait` should not pay.
+Without a known command (``--help``, a typo) every module registers, so help lists them all.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import importlib
 import logging
 import sys
-from pathlib import Path
 
 from shoal import __version__
-from shoal.cli import (
-    agentcmd,
-    agentwait,
-    analyze,
-    cacmd,
-    dashboardcmd,
-    diffcmd,
-    installcmd,
-    kubeargs,
-    proxyconfig,
-    proxystatus,
-    statcmd,
-    tapcmd,
-    topcmd,
-    upcmd,
-)
-from shoal.cli.limits import add_max_file_bytes, add_namespace
-from shoal.controlplane.app import ControlPlane, Settings
-from shoal.kube import names
-from shoal.kube.inject import InjectorSettings
-from shoal.sources.jwks import DEFAULT_REFRESH_S
 
-
-def _control_plane(args: argparse.Namespace) -> int:
-    try:
-        kube = kubeargs.kube_settings(args)
-    except ValueError as err:
-        print(f"shoal: {err}", file=sys.stderr)
-        return 2
-    if args.config_dir is None and kube is None:
-        print("shoal: control-plane needs --config-dir DIR, --kubernetes, or both", file=sys.stderr)
-        return 2
-    config_dir = Path(args.config_dir).resolve() if args.config_dir else None
-    if config_dir is not None and not config_dir.is_dir():
-        print(f"shoal: --config-dir {config_dir}: not a directory", file=sys.stderr)
-        return 2
-    settings = Settings(
-        config_dir=config_dir,
-        host=args.host,
-        xds_port=args.xds_port,
-        admin_port=args.admin_port,
-        debounce_s=args.debounce_ms / 1000,
-        max_file_bytes=args.max_file_bytes,
-        namespace=args.namespace,
-        jwks_refresh_s=args.jwks_refresh,
-        test_hooks=args.test_hooks,
-        secure=args.secure,
-        ca_dir=Path(args.ca_dir).resolve() if args.ca_dir else None,
-        cert_ttl_s=args.cert_ttl,
-        serving_cert_ttl_s=args.serving_cert_ttl,
-        webhook_port=args.webhook_port,
-        injector=InjectorSettings(
-            image=args.proxy_image, xds_address=args.proxy_xds_address, revision=args.revision
-        ),
-        kubernetes=kube,
-    )
-    if args.webhook_port is not None and args.ca_dir is None:
-        print("shoal: --webhook-port needs --ca-dir DIR (its serving certificate)", file=sys.stderr)
-        return 2
-    if args.secure and args.ca_dir is None:
-        print("shoal: --secure needs --ca-dir DIR (the CA's files)", file=sys.stderr)
-        return 2
-    asyncio.run(ControlPlane(settings).run())
-    return 0
+# command -> the module whose register() adds it, in the order help lists them
+COMMANDS: dict[str, str] = {
+    "control-plane": "shoal.cli.controlplanecmd",
+    "up": "shoal.cli.upcmd",
+    "agent": "shoal.cli.agentcmd",
+    "agent-wait": "shoal.cli.agentwait",
+    "ca": "shoal.cli.cacmd",
+    "install": "shoal.cli.installcmd",
+    "analyze": "shoal.cli.analyze",
+    "proxy-status": "shoal.cli.proxystatus",
+    "proxy-config": "shoal.cli.proxyconfig",
+    "stat": "shoal.cli.statcmd",
+    "edges": "shoal.cli.statcmd",
+    "dashboard": "shoal.cli.dashboardcmd",
+    "tap": "shoal.cli.tapcmd",
+    "diff": "shoal.cli.diffcmd",
+    "top": "shoal.cli.topcmd",
+}
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -80,80 +40,39 @@ def _version(_: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
+def _command(argv: list[str]) -> str | None:
+    """The subcommand named in `argv`: the first word that is not a global option or its value."""
+    words = iter(argv)
+    for word in words:
+        if word == "--log-level":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv` (default: every command, as help shows them)."""
     p = argparse.ArgumentParser(prog="shoal", description="A service mesh in Python.")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     sub = p.add_subparsers(dest="command", required=True)
-
-    cp = sub.add_parser(
-        "control-plane", help="serve xDS from a directory of Istio YAML and/or Kubernetes"
-    )
-    cp.add_argument("--config-dir", help="folder of Istio-compatible YAML files (VMs, local)")
-    cp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    cp.add_argument("--xds-port", type=int, default=15010)
-    cp.add_argument("--admin-port", type=int, default=15014)
-    cp.add_argument("--debounce-ms", type=int, default=100, help="quiet time before a push")
-    add_max_file_bytes(cp)
-    add_namespace(cp)
-    cp.add_argument(
-        "--jwks-refresh",
-        type=float,
-        default=DEFAULT_REFRESH_S,
-        metavar="S",
-        help="fetch the keys of http(s) jwksUris again every S seconds "
-        f"(default {DEFAULT_REFRESH_S:g}; the last good keys stay while an issuer is down)",
-    )
-    cp.add_argument("--secure", action="store_true", help="TLS, tokens and the CA on the xDS port")
-    cp.add_argument("--ca-dir", help="CA files (created on first start); needed by --secure")
-    cp.add_argument(
-        "--cert-ttl", type=float, default=86400, help="workload certificate lifetime, seconds"
-    )
-    cp.add_argument(
-        "--serving-cert-ttl",
-        type=float,
-        default=30 * 86400,
-        help="lifetime of the xDS/CA port's own certificate, seconds (renewed at half-life)",
-    )
-    kubeargs.add_arguments(cp)
-    hooks = cp.add_argument_group("admission webhooks (sidecar injection, validation)")
-    hooks.add_argument(
-        "--webhook-port",
-        type=int,
-        help="serve /inject and /validate over HTTPS (15017 in a cluster)",
-    )
-    hooks.add_argument("--proxy-image", default=names.DEFAULT_IMAGE, help="injected agent image")
-    hooks.add_argument(
-        "--proxy-xds-address",
-        default=InjectorSettings().xds_address,
-        help="where injected agents find the control plane (host:port)",
-    )
-    hooks.add_argument("--revision", default="", help="istio.io/rev this control plane serves")
-    cp.add_argument("--test-hooks", action="store_true", help=argparse.SUPPRESS)
-    cp.set_defaults(func=_control_plane)
-
-    upcmd.register(sub)
-    agentcmd.register(sub)
-    agentwait.register(sub)
-    cacmd.register(sub)
-    installcmd.register(sub)
-
+    wanted = _command(argv) if argv is not None else None
+    if wanted in COMMANDS:
+        modules = [COMMANDS[wanted]]
+    elif wanted == "version":
+        modules = []
+    else:
+        modules = list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
+        importlib.import_module(name).register(sub)
     ver = sub.add_parser("version", help="print the version")
     ver.set_defaults(func=_version)
-
-    # Each command lives in its own module and adds its own subparser.
-    analyze.register(sub)
-    proxystatus.register(sub)
-    proxyconfig.register(sub)
-    statcmd.register(sub)
-    dashboardcmd.register(sub)
-    tapcmd.register(sub)
-    diffcmd.register(sub)
-    topcmd.register(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(argv).parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
