@@ -118,7 +118,10 @@ def measure_cost(
         runner(port, host, connections, 1.0)  # warm-up: connections, pools, first label sets
     out: dict[str, list[tuple[Result, float]]] = {"on": [], "off": []}
     for round_ in range(rounds):
-        for mode, (port, host, pids) in paths.items():
+        # alternate which path goes first: a load change on the shared machine then falls on
+        # both halves equally instead of always on the second
+        order = list(paths.items()) if round_ % 2 == 0 else list(reversed(paths.items()))
+        for mode, (port, host, pids) in order:
             before = sum(cpu_s(p) for p in pids)
             result = runner(port, host, connections, duration)
             used = sum(cpu_s(p) for p in pids) - before
@@ -194,17 +197,34 @@ def main(argv: list[str] | None = None) -> int:
             measure_scrape(up, folder, args.paths)
     print()
     print(f"Medians over {args.rounds} rounds of {args.duration:g} s:")
-    print(f"  {'telemetry':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'Envoy us/req':>13}")
+    print(
+        f"  {'telemetry':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'Envoy us/req':>13}"
+        f"  {'us/req min-max':>15}  {'p99 min-max':>15}"
+    )
     medians = {}
     for mode, rows in results.items():
         rps = statistics.median(r.rps for r, _ in rows)
         p50 = statistics.median(r.p50_ms for r, _ in rows)
-        p99 = statistics.median(r.p99_ms for r, _ in rows)
-        cpu = statistics.median(c for _, c in rows)
+        p99s = [r.p99_ms for r, _ in rows]
+        cpus = [c for _, c in rows]
+        cpu = statistics.median(cpus)
         medians[mode] = cpu
-        print(f"  {mode:<10} {rps:8.0f} {p50:8.2f} {p99:8.2f} {cpu:13.1f}")
+        print(
+            f"  {mode:<10} {rps:8.0f} {p50:8.2f} {statistics.median(p99s):8.2f} {cpu:13.1f}"
+            f"  {min(cpus):7.0f}-{max(cpus):<7.0f}  {min(p99s):7.1f}-{max(p99s):<7.1f}"
+        )
     extra = (medians["on"] / medians["off"] - 1) * 100 if medians["off"] else float("nan")
     print(f"  telemetry on costs {extra:+.1f} % Envoy CPU per request (goal: <= +10 %)")
+    # the same ratio round by round (on and off ran back to back): its spread says how much
+    # of the median's difference this machine can resolve
+    ratios = sorted(
+        (on[1] / off[1] - 1) * 100 for on, off in zip(results["on"], results["off"], strict=True)
+    )
+    print(
+        "  per round: "
+        + ", ".join(f"{r:+.1f} %" for r in ratios)
+        + f" (median {statistics.median(ratios):+.1f} %)"
+    )
     return 0
 
 
