@@ -83,6 +83,7 @@ BEHAVIOUR: dict[tuple[str, str], tuple[str, ...]] = {
     ("RequestAuthentication", ""): (
         E2E + "test_security_authz.py",
         E2E + "test_security_jwks_fetch.py",
+        E2E + "test_security_jwt_sources.py",
         "harness/policies.py",
     ),
     ("Telemetry", ""): (
