@@ -61,8 +61,25 @@ class ConfigGenerator:
     ) -> None:
         self.snapshot = snapshot
         # clusters of weighted destinations without endpoints (emptydest.py): routes depend
-        # on it, so only transitions to and from empty rebuild routes
-        self.empty_destinations = emptydest.empty_destinations(snapshot)
+        # on it, so only transitions to and from empty rebuild routes. After a registry-only
+        # push (routes, subsets and namespaces as before) only the changed hosts are checked.
+        incremental = (
+            previous is not None
+            and push is not None
+            and push.registry_only
+            and previous.snapshot.mesh_config == snapshot.mesh_config
+        )
+        self.weighted_destinations: emptydest.WeightedDestinations = (
+            previous.weighted_destinations
+            if incremental and previous is not None
+            else emptydest.weighted_destinations(snapshot)
+        )
+        self.empty_destinations: frozenset[str] = emptydest.empty_destinations(
+            snapshot,
+            self.weighted_destinations,
+            previous=previous.empty_destinations if incremental and previous else None,
+            hosts=push.hosts if incremental and push is not None else None,
+        )
         self._routes: dict[tuple[object, ...], ResourceMap] = {}
         self._listeners: dict[tuple[object, ...], ResourceMap] = {}
         self._views: dict[tuple[object, ...], ProxyView] = {}

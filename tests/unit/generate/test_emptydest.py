@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from envoy.config.route.v3 import route_pb2
 
-from shoal.generate import CLUSTER, ENDPOINT, LISTENER, ROUTE, ConfigGenerator
+from shoal.generate import CLUSTER, ENDPOINT, LISTENER, ROUTE, ConfigGenerator, emptydest
 from shoal.generate.prepared import unpack
 
 from .meshcfg import RATINGS, REVIEWS, moved_on, sidecar
@@ -100,3 +100,13 @@ def test_endpoint_changes_that_keep_emptiness_stay_eds_only() -> None:
         for type_url in (CLUSTER, ROUTE, LISTENER):
             assert two.of(type_url) is one.of(type_url)
         assert two.of(ENDPOINT)[V1].version != one.of(ENDPOINT)[V1].version
+
+
+def test_after_a_registry_only_push_the_set_is_what_a_fresh_walk_gives() -> None:
+    """The generator checks only the changed hosts after an endpoint-only change; the set
+    must equal a walk of every route of the same snapshot, through empty and back."""
+    g = gen(REVIEWS, RATINGS)
+    for texts in ((NO_V2, RATINGS), (NO_ENDPOINTS, RATINGS), (NO_V2, RATINGS), (REVIEWS, RATINGS)):
+        g = gen(*texts, previous=g)
+        assert g.empty_destinations == emptydest.empty_destinations(g.snapshot)
+    assert g.empty_destinations == frozenset()
