@@ -97,10 +97,11 @@ _HTTP_HISTOGRAMS = (
 
 
 def http_access_logs(
-    labels: Mapping[str, str], policy: MetricsPolicy, side: str
+    labels: Mapping[str, str], policy: MetricsPolicy, side: str, *, max_series: int = MAX_SERIES
 ) -> list[accesslog_pb2.AccessLog]:
     """The stats logger of one HTTP connection manager (request end), with the metrics and
-    labels `policy` (Telemetry) leaves; none when every metric is disabled."""
+    labels `policy` (Telemetry) leaves; none when every metric is disabled. At most
+    `max_series` label sets (a test lowers it to see Envoy hold the cap)."""
     base = _ordered(labels, HTTP_LABELS)
     counters = [
         stats_pb2.Config.Counter(
@@ -122,7 +123,7 @@ def http_access_logs(
     return [
         accesslog_pb2.AccessLog(
             name=STATS_LOGGER,
-            typed_config=_logger(config, MAX_SERIES, MAX_SERIES * _HISTOGRAMS_PER_SERIES),
+            typed_config=_logger(config, max_series, max_series * _HISTOGRAMS_PER_SERIES),
         )
     ]
 
