@@ -53,7 +53,11 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
     ServiceEntrySpec: frozenset({"subjectAltNames"}),
     OutboundTrafficPolicy: frozenset({"egressProxy"}),
     JwtRule: frozenset({"spaceDelimitedClaims"}),
-    L4MatchAttributes: frozenset({"sourceSubnet"}),
+    # (tcp routes are served at gateways, which matched only port and gateway: the rest
+    # were accepted and ignored until they were listed here)
+    L4MatchAttributes: frozenset(
+        {"sourceSubnet", "destinationSubnets", "sourceLabels", "sourceNamespace"}
+    ),
     TLSMatchAttributes: frozenset(
         {"destinationSubnets", "sourceLabels", "sourceNamespace", "sourceSubnet"}
     ),

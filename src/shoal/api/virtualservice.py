@@ -289,13 +289,10 @@ _CAMEL = {"route": "route", "redirect": "redirect", "direct_response": "directRe
 
 
 class L4MatchAttributes(ApiModel):
-    """Conditions on a TCP connection."""
+    """Conditions on a TCP connection (at a gateway: its port and which gateway)."""
 
-    destination_subnets: list[str] = Field(default_factory=list)
     port: Port | None = None
-    source_labels: dict[str, str] = Field(default_factory=dict)
     gateways: list[str] = Field(default_factory=list)
-    source_namespace: str = ""
 
 
 class TCPRoute(ApiModel):
