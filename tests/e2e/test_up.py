@@ -239,6 +239,7 @@ spec:
   command: ["python", "-m", "shoal.samples.service"]
 """
 BACKEND_CLUSTER = "outbound|80||backend.default.svc.cluster.local"
+RESTART_BUDGET_S = 20.0
 
 
 def test_killing_one_of_two_replicas_under_load_fails_no_request(
@@ -286,14 +287,16 @@ def test_killing_one_of_two_replicas_under_load_fails_no_request(
             fresh = now["app_pid"] not in (None, victim["app_pid"])
             return now if fresh and now["registered"] and now["state"] == "running" else None
 
+        # the restart is the app's backoff (0.5 s) plus a Python start-up of the sample app,
+        # ~2 s alone on a loaded 2-core machine: a budget for load, not a speed claim
         revived = wait_until(
-            back, 5.0, interval=0.05, what="backend-1 restarted and registered again"
+            back, RESTART_BUDGET_S, interval=0.05, what="backend-1 restarted and registered again"
         )
         assert revived["restarts"] == 1 and revived["sidecar_pid"] == victim["sidecar_pid"]
         # ... and serving again through the client's sidecar
         wait_until(
             lambda: hosts().get(victim_host, {}).get("rq_success", 0) > 5,
-            5.0 - (time.monotonic() - killed),
+            RESTART_BUDGET_S,
             what="the restarted replica serving the client again",
             describe=lambda: f"{hosts()}\n{load.snapshot().summary()}",
         )

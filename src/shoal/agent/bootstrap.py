@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from shoal.agent.metricsport import admin_cluster, metrics_listener
-from shoal.api.re2 import REGEX_PROGRAM_SIZE_LIMIT, RUNTIME_KEY
+from shoal.common.re2limits import REGEX_PROGRAM_SIZE_LIMIT, RUNTIME_KEY
 
 ApiType = Literal["GRPC", "DELTA_GRPC"]
 

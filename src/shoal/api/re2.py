@@ -13,9 +13,15 @@ from __future__ import annotations
 
 import re2
 
-# Istio's bootstrap sets the same limit (extractRuntimeFlags in pkg/bootstrap).
-REGEX_PROGRAM_SIZE_LIMIT = 32768
-RUNTIME_KEY = "re2.max_program_size.error_level"
+from shoal.common.re2limits import REGEX_PROGRAM_SIZE_LIMIT, RUNTIME_KEY
+
+__all__ = [
+    "REGEX_PROGRAM_SIZE_LIMIT",
+    "RUNTIME_KEY",
+    "capture_groups",
+    "check_regex",
+    "program_size",
+]
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # the error comes back as an exception; no stderr noise

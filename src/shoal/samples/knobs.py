@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shoal.api.duration import format_duration, parse_duration
+from shoal.common.duration import format_duration, parse_duration
 
 T = TypeVar("T")
 
