@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="shoal-telemetry-") as tmp:
         folder = ConfigDir(Path(tmp) / "bench")
         folder.write("bench.yaml", mesh_yaml(args.attribute))
-        with running(folder.path, Path(tmp), 4) as up:
+        with running(folder.path, Path(tmp), 2 * len(modes(args.attribute))) as up:
             results = measure_cost(
                 up, load, args.connections, args.duration, args.rounds, attribute=args.attribute
             )
@@ -243,16 +243,17 @@ def main(argv: list[str] | None = None) -> int:
     if "count" in medians and medians["off"]:
         count = (medians["count"] / medians["off"] - 1) * 100
         print(f"  requests_total only (peer filters + 1 stat of 4) costs {count:+.1f} %")
-    # the same ratio round by round (on and off ran back to back): its spread says how much
-    # of the median's difference this machine can resolve
-    ratios = sorted(
-        (on[1] / off[1] - 1) * 100 for on, off in zip(results["on"], results["off"], strict=True)
-    )
-    print(
-        "  per round: "
-        + ", ".join(f"{r:+.1f} %" for r in ratios)
-        + f" (median {statistics.median(ratios):+.1f} %)"
-    )
+    # the same ratios round by round (the paths ran back to back): their spread says how much
+    # of the medians' difference this machine can resolve
+    for mode in (m for m in results if m != "off"):
+        ratios = sorted(
+            (a[1] / b[1] - 1) * 100 for a, b in zip(results[mode], results["off"], strict=True)
+        )
+        print(
+            f"  {mode} vs off per round: "
+            + ", ".join(f"{r:+.1f} %" for r in ratios)
+            + f" (median {statistics.median(ratios):+.1f} %)"
+        )
     return 0
 
 

@@ -55,3 +55,35 @@ def test_each_provider_kind_configures_the_sidecars_tracer(kind: str) -> None:
             otel = opentelemetry_pb2.OpenTelemetryConfig()
             assert provider.typed_config.Unpack(otel)
             assert otel.grpc_service.envoy_grpc.cluster_name == clusters[0]
+
+
+def test_sampling_follows_istios_precedence_mesh_namespace_workload() -> None:
+    from shoal.api import ConfigStore
+    from shoal.generate.telemetry_policy import CLIENT, SERVER
+    from shoal.generate.telemetry_tracing import tracing_policy
+    from shoal.model import build_snapshot
+
+    def telemetry(name: str, namespace: str, percent: float, extra: str = "") -> str:
+        return (
+            "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\n"
+            f"metadata: {{name: {name}, namespace: {namespace}}}\n"
+            f"spec:\n{extra}  tracing: [{{randomSamplingPercentage: {percent}}}]\n"
+        )
+
+    texts = [
+        MESH.format(kind="opentelemetry"),
+        telemetry("mesh", "istio-system", 10),
+        telemetry("ns", "default", 50),
+        telemetry("reviews", "default", 100, "  selector: {matchLabels: {app: reviews}}\n"),
+    ]
+    result = ConfigStore().update({f"f{i}.yaml": t for i, t in enumerate(texts)})
+    assert not result.errors, [str(e) for e in result.errors]
+    snapshot = build_snapshot("t.1", result.resources)
+
+    def sampling(namespace: str, name: str) -> set[float]:
+        policies = [tracing_policy(snapshot, sidecar(namespace, name), s) for s in (CLIENT, SERVER)]
+        return {p.sampling for p in policies if p is not None}
+
+    assert sampling("default", "reviews") == {100}  # the workload's own overrides the rest
+    assert sampling("default", "ratings") == {50}  # its namespace's
+    assert sampling("other", "ratings") == {10}  # the mesh-wide one
