@@ -2,9 +2,10 @@
 
 Every replica runs the informers (its own cache; xDS is served from it), TokenReview
 authentication and the CA. Only the Lease holder writes to the API: the root certificate
-ConfigMap in every namespace and Events on invalid objects. Those writes run in one task that
-wakes when leadership, namespaces, the trust roots or the config errors change (and every
-30 s, to repair what someone deleted), so a slow or absent API server never holds up a push.
+ConfigMap in every namespace, Events on invalid objects and the Istio-style `status` of every
+custom object (kube/status.py). Those writes run in one task that wakes when leadership,
+namespaces, the trust roots, the config errors or the applied objects change (and every 30 s,
+to repair what someone deleted), so a slow or absent API server never holds up a push.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from shoal.kube.client import KubeClient
 from shoal.kube.events import EventRecorder
 from shoal.kube.informer import InformerSettings
 from shoal.kube.leader import LeaderElector, LeaseSettings
+from shoal.kube.resources import CORE_TYPES
 from shoal.kube.rootcert import RootCertWriter
 from shoal.kube.source import KubernetesSource
+from shoal.kube.status import StatusWriter, observe_objects
 from shoal.kube.tokenreview import MESH_AUDIENCE, TokenReviewer
 
 log = logging.getLogger("shoal.controlplane.kubernetes")
@@ -57,6 +60,7 @@ class KubeSide:
         )
         self.events = EventRecorder(self.client, self.source.get_object, settings.identity)
         self.rootcert = RootCertWriter(self.client)
+        self.status = StatusWriter(self.client, self.source.get_object, self.source.resource_type)
         self.reviewer = TokenReviewer(self.client, settings.audience)
         self.roots_pem: str | None = None
         self.errors: tuple[ConfigError, ...] = ()
@@ -73,11 +77,23 @@ class KubeSide:
         if leading:  # a new leader does not know what the last one wrote
             self.events.forget()
             self.rootcert.forget()
+            self.status.forget()
         self._kick.set()
 
     def config_applied(self, errors: tuple[ConfigError, ...]) -> None:
+        """Called in the step that took the informers' changes and applied them: the custom
+        objects the informers hold now are exactly the versions that config contains."""
         if errors != self.errors:
             self.errors = errors
+            self._kick.set()
+        core = {rt.kind for rt in CORE_TYPES}
+        objects = (
+            ((kind, *key), obj)
+            for kind, informer in self.source.informers.items()
+            if kind not in core
+            for key, obj in informer.cache.objects.items()
+        )
+        if self.status.observe(observe_objects(objects, errors)):
             self._kick.set()
 
     def set_roots(self, pem: str) -> None:
@@ -102,6 +118,7 @@ class KubeSide:
             if self.roots_pem is not None:
                 await self.rootcert.sync(self.source.namespaces, self.roots_pem)
             await self.events.report(self.errors)
+            await self.status.sync()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -122,5 +139,6 @@ class KubeSide:
             "token_reviews": self.reviewer.reviews,
             "events_posted": self.events.posted,
             "root_cert_writes": self.rootcert.writes,
+            "status_writes": self.status.writes,
             "informers": self.source.describe(),
         }

@@ -161,10 +161,14 @@ class KubernetesSource:
         elif kind == SERVICE_ACCOUNTS.kind:
             return
         else:
+            changed = False
             for event in events:
                 change = config_change(kind, event)
                 if change is not None:
                     self._changes[change.source] = change
+                    changed = True
+            if not changed:
+                return  # a status write or a resync: nothing the config reads moved
         self.on_change()
 
     # ------------------------------------------------------------------ lifecycle
