@@ -60,7 +60,12 @@ class KubeSide:
         )
         self.events = EventRecorder(self.client, self.source.get_object, settings.identity)
         self.rootcert = RootCertWriter(self.client)
-        self.status = StatusWriter(self.client, self.source.get_object, self.source.resource_type)
+        self.status = StatusWriter(
+            self.client,
+            self.source.get_object,
+            self.source.resource_type,
+            allowed=lambda: self.leader.leading,
+        )
         self.reviewer = TokenReviewer(self.client, settings.audience)
         self.roots_pem: str | None = None
         self.errors: tuple[ConfigError, ...] = ()

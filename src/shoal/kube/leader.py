@@ -1,8 +1,8 @@
 """Leader election on a `coordination.k8s.io/v1` Lease, as client-go's leaderelection does it.
 
 Every control-plane replica serves xDS, the CA and the webhooks; only the Lease holder writes
-to the API (root certificate ConfigMaps, Events on invalid objects), so replicas never race
-each other's writes.
+to the API (root certificate ConfigMaps, Events on invalid objects, the status of custom
+objects), so replicas never race each other's writes.
 
 * Every `retry_s` a replica reads the Lease. Held by nobody, or by a holder that has not
   renewed for `lease_s` *as observed on this replica's own clock* (renewTime values from

@@ -34,6 +34,7 @@ which holds what the old leader wrote, and writes only what is missing or stale.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -56,6 +57,7 @@ PUSHED = "in the config pushed to the proxies"
 _SCHEMA_ERROR = {"code": "IST0106", "name": "SchemaValidationError"}
 _DOC_URL = "https://istio.io/latest/docs/reference/config/analysis/ist0106/"
 _TIMESTAMPS = ("lastTransitionTime", "lastProbeTime")
+QPS = 100.0  # status writes per second at most (istiod's PILOT_STATUS_QPS default)
 
 Key = tuple[str, str, str]  # kind, namespace, name
 ObjectLookup = Callable[[str, str, str], KubeObject | None]
@@ -148,11 +150,19 @@ def _now() -> str:
 
 class StatusWriter:
     def __init__(
-        self, client: KubeClient, lookup: ObjectLookup, types: Callable[[str], ResourceType | None]
+        self,
+        client: KubeClient,
+        lookup: ObjectLookup,
+        types: Callable[[str], ResourceType | None],
+        *,
+        qps: float = QPS,
+        allowed: Callable[[], bool] = lambda: True,
     ) -> None:
         self.client = client
         self.lookup = lookup
         self.types = types
+        self.qps = qps
+        self.allowed = allowed  # still the Lease holder? (checked before every write)
         self.writes = 0
         self.observed: dict[Key, Observed] = {}
         self._written: dict[Key, tuple[Observed, object]] = {}
@@ -185,6 +195,8 @@ class StatusWriter:
             same = comparable(want)
             if comparable(held) == same or self._written.get(key) == (seen, same):
                 continue
+            if not self.allowed():
+                return  # lost the Lease meanwhile: the next leader writes the rest
             try:
                 written = await self._write(key, str(meta.get("resourceVersion") or ""), want)
             except KubeError as err:
@@ -192,6 +204,9 @@ class StatusWriter:
                 continue
             if written:
                 self._written[key] = (seen, same)
+            # paced, as istiod's PILOT_STATUS_QPS: a new leader with thousands of objects
+            # to write must not crowd the API server or this loop's pushes
+            await asyncio.sleep(1.0 / self.qps)
 
     async def _write(self, key: Key, resource_version: str, status: dict[str, Any]) -> bool:
         kind, namespace, name = key

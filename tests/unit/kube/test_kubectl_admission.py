@@ -1,6 +1,7 @@
 """`shoal install` into the fake API server, then the real kubectl against it: an invalid
 Istio resource is refused at `kubectl apply` time with `shoal analyze`'s message, valid ones
-are accepted with their status left alone, and pods in a labelled namespace come back with a
+are accepted with their status left alone by the webhook (the leader's own status is a merge
+patch of its fields, other writers' stay), and pods in a labelled namespace come back with a
 sidecar. The webhooks are served over HTTPS by a real `shoal control-plane --kubernetes
 --secure --webhook-port`, as the Deployment runs it, trusted by the fake through the caBundle
 `shoal install` wrote."""
@@ -23,6 +24,7 @@ import pytest
 from harness.kubeapi import KubeAPIThread
 from harness.kubectl import Kubectl
 from harness.ports import free_port
+from harness.wait import wait_until
 from shoal.cli.analyze import analyze
 from shoal.cli.main import main
 from shoal.kube.validate import describe
@@ -200,15 +202,31 @@ def test_valid_resources_are_accepted_and_their_status_left_alone(
     good = GOOD_VS.replace("namespace: shop", "namespace: accepted")
     (tmp_path / "good.yaml").write_text(good)
     kc("apply", "-f", str(tmp_path / "good.yaml"))
-    status: dict[str, object] = {"conditions": [{"type": "Reconciled", "status": "True"}]}
-    _write_status(cluster.api, "accepted", status)
+    # another status writer's field: neither the webhook nor shoal's own status writes
+    # (a merge patch of conditions, observedGeneration, validationMessages) touch it
+    other = {"by": "someone else"}
+    _write_status(cluster.api, "accepted", {"other": other})
     # an update goes through the webhook too, and is accepted as it is
     updated = good.replace("weight: 50\n", "weight: 40\n", 1).replace("weight: 50", "weight: 60")
     (tmp_path / "good.yaml").write_text(updated)
     kc("apply", "-f", str(tmp_path / "good.yaml"))
     vs = kc.json("get", "vs", "-n", "accepted", "reviews")
     assert vs["spec"]["http"][0]["route"][0]["weight"] == 40
-    assert vs["status"] == status
+    assert vs["metadata"]["generation"] == 2
+    # the control plane (the Lease holder) reports on generation 2 through /status
+    wait_until(
+        lambda: (
+            (kc.json("get", "vs", "-n", "accepted", "reviews").get("status") or {}).get(
+                "observedGeneration"
+            )
+            == 2
+        ),
+        20,
+        what="the status of generation 2",
+    )
+    status = kc.json("get", "vs", "-n", "accepted", "reviews")["status"]
+    assert status["other"] == other
+    assert [c["type"] for c in status["conditions"]] == ["Reconciled"]
 
 
 def test_pods_in_a_labelled_namespace_get_a_sidecar(kc: Kubectl, tmp_path: Path) -> None:

@@ -13,9 +13,23 @@ from typing import Any
 
 from harness.kubeapi.semantics import prepare_update
 from harness.kubeapi.server import KubeAPIServer
-from harness.kubecp import add_service_with_pods, install_crds, kube_control_plane, namespace, until
+from harness.kubecp import (
+    add_service_with_pods,
+    fake_api,
+    install_crds,
+    kube_control_plane,
+    namespace,
+    until,
+)
 from shoal.controlplane.app import ControlPlane
-from shoal.kube.status import Observed, comparable, desired_status
+from shoal.kube.resources import config_types
+from shoal.kube.status import (
+    Observed,
+    StatusWriter,
+    comparable,
+    desired_status,
+    observe_objects,
+)
 
 NET = "networking.istio.io/v1"
 VS = {
@@ -204,3 +218,29 @@ def test_the_status_keeps_its_transition_time_and_compares_without_timestamps() 
     )
     assert bad["conditions"][0]["lastTransitionTime"] == "2026-01-03T00:00:00Z"
     assert comparable(bad) != comparable(again)
+
+
+async def test_a_writer_that_is_not_the_lease_holder_writes_nothing(tmp_path: Path) -> None:
+    async with fake_api(tmp_path) as (server, client):
+        install_crds(server)
+        server.create(None, namespace("shop"))
+        obj = server.create(None, VS)
+        types = {rt.kind: rt for rt in config_types()}
+        leading = False
+        writer = StatusWriter(
+            client,
+            lambda kind, ns, name: server.get(NET, kind, name, ns),
+            types.get,
+            allowed=lambda: leading,
+        )
+        key = ("VirtualService", "shop", "reviews")
+        assert writer.observe(observe_objects([(key, obj)], []))
+        assert not writer.observe(observe_objects([(key, obj)], []))  # nothing new
+        await writer.sync()
+        assert writer.writes == 0 and "status" not in _vs(server)
+        leading = True
+        await writer.sync()
+        assert writer.writes == 1 and _status_is(server, "True", 1)
+        writer.forget()  # as a new leader: the API's copy is right, nothing to write
+        await writer.sync()
+        assert writer.writes == 1
