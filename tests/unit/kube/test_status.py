@@ -139,6 +139,8 @@ async def test_the_leader_writes_reconciled_once_and_a_status_write_pushes_nothi
             later = _reconciled(_vs(server))
             assert later is not None
             assert later["lastTransitionTime"] == cond["lastTransitionTime"]  # still True
+            await until(lambda: _writes(cp) == 3)  # counted once the PATCH has answered
+            await asyncio.sleep(0.5)
             assert _writes(cp) == 3
     finally:
         await server.stop()
