@@ -75,12 +75,12 @@ def run(args: argparse.Namespace) -> int:
             log_level=args.envoy_log_level,
             hot_restart=not args.disable_hot_restart,
             base_id=args.base_id,
+            give_up_after=args.give_up_after,
         ),
         security=_security(args),
         options_file=Path(args.options_file) if args.options_file else None,
     )
-    asyncio.run(run_agent(settings))
-    return 0
+    return asyncio.run(run_agent(settings))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -148,6 +148,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         help="hot restart: the Envoy base id (default: Envoy picks a free one); give one per "
         "Envoy when several network namespaces share /dev/shm",
+    )
+    p.add_argument(
+        "--give-up-after",
+        type=int,
+        default=0,
+        metavar="N",
+        help="exit with code 3 after N quick Envoy crashes in a row (e.g. a port it was given "
+        "is taken) so the supervisor can start the sidecar again on other ports (0: never)",
     )
     p.add_argument(
         "--options-file",

@@ -31,6 +31,10 @@ class EnvoyOptions:
     # the network namespace, while shared memory is per host: Envoys in separate netns
     # sharing /dev/shm are safer with ids given out by one owner.
     base_id: int | None = None
+    # crashes in a row, each within 10 s of its start, after which the agent stops restarting
+    # Envoy and exits (GAVE_UP_EXIT); 0: restart forever. A supervisor that owns the ports
+    # (`shoal up`) sets it: an Envoy that cannot bind a taken port would crash on it forever.
+    give_up_after: int = 0
 
     @property
     def drain_time_s(self) -> int:

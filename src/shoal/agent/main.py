@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shoal.agent")
 
+# The exit code of an agent whose Envoy crashed `--give-up-after` times in a row: its
+# supervisor should start it again, on other ports if one of them may be taken.
+GAVE_UP_EXIT = 3
+
 
 @dataclass(frozen=True)
 class AgentSettings:
@@ -110,7 +114,8 @@ async def _reload_on_sighup(reloader: Reloader) -> None:
         log.info("SIGHUP: Envoy hot-restarted: %s", result and result.as_dict())
 
 
-async def run_agent(settings: AgentSettings) -> None:
+async def run_agent(settings: AgentSettings) -> int:
+    """Run until SIGTERM/SIGINT (0) or until Envoy is given up on (GAVE_UP_EXIT)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -121,7 +126,7 @@ async def run_agent(settings: AgentSettings) -> None:
         if settings.security is not None:
             secure = await _secure_sidecar(settings, workdir, stop)
             if secure is None:
-                return
+                return 1
         envoy = EnvoyProcess(
             workdir / "envoy-bootstrap.json",
             settings.admin_port,
@@ -168,9 +173,12 @@ async def run_agent(settings: AgentSettings) -> None:
         log.info("agent for %s: envoy admin :%d", settings.identity.node_id, settings.admin_port)
         watchdog = asyncio.create_task(_orphan_watch(stop))
         watcher = asyncio.create_task(reloader.watch(stop))
+        stopped = asyncio.create_task(stop.wait())
         try:
-            await stop.wait()
+            # Envoy's supervision ends by itself only when it gives up
+            await asyncio.wait({stopped, task}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            stopped.cancel()
             loop.remove_signal_handler(signal.SIGHUP)
             watchdog.cancel()
             await envoy.stop()
@@ -182,3 +190,4 @@ async def run_agent(settings: AgentSettings) -> None:
                 await secure.stop()
             if runner is not None:
                 await runner.cleanup()
+    return GAVE_UP_EXIT if envoy.gave_up else 0

@@ -123,6 +123,7 @@ class EnvoyProcess:
         self._stopping = False
         self._versions: dict[str, str] = {}
         self._waited = 0.0
+        self.gave_up = False  # run() stopped restarting after options.give_up_after crashes
 
     @property
     def admin_url(self) -> str:
@@ -268,8 +269,11 @@ class EnvoyProcess:
 
     # ------------------------------------------------------------------ supervision
     async def run(self) -> None:
-        """Run Envoy until `stop()`, restarting it at epoch 0 with backoff after a crash."""
+        """Run Envoy until `stop()`, restarting it at epoch 0 with backoff after a crash.
+
+        Returns early, with `gave_up` set, after `options.give_up_after` quick crashes."""
         backoff = 0.2
+        quick = 0  # crashes in a row within 10 s of their start
         if self.options.hot_restart:
             await asyncio.to_thread(sweep_shared_memory)
         async with self._lock:
@@ -294,6 +298,18 @@ class EnvoyProcess:
                 self.restarts += 1
                 if asyncio.get_running_loop().time() - started > 10:
                     backoff = 0.2  # a long healthy run resets the backoff
+                    quick = 0
+                quick += 1
+                if self.options.give_up_after and quick >= self.options.give_up_after:
+                    log.error(
+                        "envoy exited with %s, %d quick crashes in a row; giving up",
+                        cur.exit_code,
+                        quick,
+                    )
+                    for parent in list(self.parents):
+                        await self._terminate(parent)
+                    self.gave_up = True
+                    return
                 log.warning("envoy exited with %s; restarting in %.1f s", cur.exit_code, backoff)
                 # the epoch that would have ended them is gone; nobody else will
                 for parent in list(self.parents):

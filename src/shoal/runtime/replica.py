@@ -3,6 +3,11 @@
 The sidecar starts first and stays up while the app restarts. The replica is registered as an
 endpoint of its service only while its app accepts connections, and is removed the moment the
 app exits, so callers stop being routed to it within one debounce window.
+
+A sidecar that exits (its Envoy crashed `--give-up-after` times in a row, e.g. because another
+process took one of its ports, or its health port could not be bound) is started again on
+fresh ports, and its app with it: the new ports reach the registry (inbound), the table of
+`/debug/workloads` and, through the new sidecar's node metadata, the metrics scrape.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ log = logging.getLogger("shoal.runtime")
 
 _BACKOFF_MIN = 0.5
 _BACKOFF_MAX = 10.0
+# quick Envoy crashes after which the agent exits and is started again on fresh ports
+SIDECAR_GIVE_UP_AFTER = 3
 
 
 @dataclass
@@ -67,6 +74,7 @@ class Replica:
         index: int,
         hostname: str,
         ports: ReplicaPorts,
+        new_ports: Callable[[], ReplicaPorts],
         xds_port: int,
         on_change: Callable[[], None],
         agent_args: Sequence[str] = (),
@@ -78,6 +86,8 @@ class Replica:
         self.index = index
         self.hostname = hostname
         self.ports = ports
+        self._new_ports = new_ports
+        self.sidecar_restarts = 0
         self.xds_port = xds_port
         self.name = f"{workload.meta.name}-{index}"
         # secure mode: token file and trust bundle for the agent; endpoints speak mTLS
@@ -133,6 +143,7 @@ class Replica:
             "--prometheus-port", str(p.metrics),
             "--service-host", self.hostname,
             "--drain-seconds", "1",
+            "--give-up-after", str(SIDECAR_GIVE_UP_AFTER),
             *self.agent_args,
         ]  # fmt: skip
 
@@ -165,11 +176,11 @@ class Replica:
             await asyncio.sleep(0.05)
         return False
 
-    async def _sidecar_ready(self, within: float) -> bool:
+    async def _sidecar_ready(self, within: float, agent: Child) -> bool:
         url = f"http://127.0.0.1:{self.ports.health}/healthz/ready"
         deadline = time.monotonic() + within
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
-            while time.monotonic() < deadline and not self._stopping:
+            while time.monotonic() < deadline and not self._stopping and agent.running:
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                     async with http.get(url) as resp:
                         if resp.status == 200:
@@ -185,32 +196,72 @@ class Replica:
             self._on_change()
 
     async def _run(self) -> None:
-        self.agent = Child(f"{self.name}/sidecar", self._agent_argv(), dict(os.environ))
-        await self.agent.start()
-        # Like Istio's holdApplicationUntilProxyStarts: an app that calls out at start-up
-        # must find its sidecar already configured.
-        self.status.state = "sidecar starting"
-        if not await self._sidecar_ready(within=30):
-            log.warning("%s: sidecar not ready after 30 s; starting the app anyway", self.name)
         backoff = _BACKOFF_MIN
         while not self._stopping:
-            self.app = Child(self.name, _command(list(self.spec.command)), self._app_env())
             started = time.monotonic()
-            await self.app.start()
-            if await self._app_listening(within=30):
-                self._set("running", registered=True)
-            code = await self.app.wait()
-            self.status.last_exit = code
-            self._set("exited", registered=False)
+            await self._run_with_sidecar()
             if self._stopping:
                 return
-            if time.monotonic() - started > 10:
+            # the sidecar exited: one of its ports may be someone else's now
+            if time.monotonic() - started > 30:
                 backoff = _BACKOFF_MIN
-            self.status.restarts += 1
-            log.warning("%s exited with %s; restarting in %.1f s", self.name, code, backoff)
-            self.status.state = f"restarting in {backoff:.1f}s"
+            self.sidecar_restarts += 1
+            old, self.ports = self.ports, self._new_ports()
+            log.warning(
+                "%s: sidecar exited with %s; starting it again in %.1f s on fresh ports "
+                "(admin %d -> %d, inbound %d -> %d)",
+                self.name, self.agent.proc.returncode if self.agent and self.agent.proc else None,
+                backoff, old.admin, self.ports.admin, old.inbound, self.ports.inbound,
+            )  # fmt: skip
+            self.status.state = f"sidecar restarting in {backoff:.1f}s"
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _BACKOFF_MAX)
+
+    async def _run_with_sidecar(self) -> None:
+        """Run the sidecar, and the app restarted as it exits, until the sidecar exits."""
+        agent = self.agent = Child(f"{self.name}/sidecar", self._agent_argv(), dict(os.environ))
+        await agent.start()
+        sidecar_gone = asyncio.create_task(agent.wait())
+        try:
+            # Like Istio's holdApplicationUntilProxyStarts: an app that calls out at start-up
+            # must find its sidecar already configured.
+            self.status.state = "sidecar starting"
+            if not await self._sidecar_ready(within=30, agent=agent):
+                if not agent.running:
+                    return
+                log.warning("%s: sidecar not ready after 30 s; starting the app anyway", self.name)
+            backoff = _BACKOFF_MIN
+            while not self._stopping:
+                self.app = Child(self.name, _command(list(self.spec.command)), self._app_env())
+                started = time.monotonic()
+                await self.app.start()
+                if await self._app_listening(within=30):
+                    self._set("running", registered=True)
+                app_gone = asyncio.create_task(self.app.wait())
+                await asyncio.wait({app_gone, sidecar_gone}, return_when=asyncio.FIRST_COMPLETED)
+                if not app_gone.done():
+                    # the sidecar went: callers lose this replica now, the app goes with it
+                    self._set("sidecar exited", registered=False)
+                    await self.app.stop()
+                    app_gone.cancel()
+                    return
+                code = app_gone.result()
+                self.status.last_exit = code
+                self._set("exited", registered=False)
+                if self._stopping or sidecar_gone.done():
+                    return
+                if time.monotonic() - started > 10:
+                    backoff = _BACKOFF_MIN
+                self.status.restarts += 1
+                log.warning("%s exited with %s; restarting in %.1f s", self.name, code, backoff)
+                self.status.state = f"restarting in {backoff:.1f}s"
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+        finally:
+            if self._stopping:
+                sidecar_gone.cancel()
+            elif not sidecar_gone.done():
+                await agent.stop(grace=5)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
