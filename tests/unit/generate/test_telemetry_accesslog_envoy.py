@@ -16,7 +16,7 @@ from .envoyhcm import envoy_with, get
 def test_text_format_to_a_file(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     logs = file_access_logs(AccessLogPolicy(client=str(log), encoding="TEXT"), CLIENT)
-    with envoy_with(tmp_path, logs) as (_, port):
+    with envoy_with(tmp_path, logs) as (_, port, _):
         get(f"http://127.0.0.1:{port}/hello?x=1", {"x-request-id": "req-1", "user-agent": "t/1"})
         line = wait_until(
             lambda: log.exists() and log.read_text().strip(), 15, what="an access log line"

@@ -33,7 +33,7 @@ def test_envoy_creates_no_series_past_the_cap(tmp_path: Path) -> None:
     labels = dict.fromkeys(HTTP_LABELS, "x")
     path_label = {(stat, CLIENT): {"request_path": "%REQ(:PATH)%"} for stat in HTTP_STATS}
     logs = http_access_logs(labels, MetricsPolicy(tags=path_label), CLIENT, max_series=CAP)
-    with envoy_with(tmp_path, logs) as (admin, port):
+    with envoy_with(tmp_path, logs) as (admin, port, _):
         for i in range(PATHS):
             assert get(f"http://127.0.0.1:{port}/p{i}") == ""
         get(f"http://127.0.0.1:{port}/p0")  # an existing label set keeps counting
