@@ -7,6 +7,7 @@ so the failure report says what the peers saw.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,11 @@ from harness.kubeapi import KubeAPIThread
 from harness.kubectl import Kubectl
 from harness.mesh import Mesh
 from harness.secmesh import SecureMesh
+
+# trio (pulled in by selenium for the dashboard test) registers a Hypothesis plugin that warns
+# at Hypothesis' import; with warnings as errors that fails the run wherever Hypothesis is first
+# imported (even in the terminal summary). shoal's tests use no trio and no Hypothesis plugins.
+os.environ.setdefault("HYPOTHESIS_NO_PLUGINS", "1")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
