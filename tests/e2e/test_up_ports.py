@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from harness.adminhttp import get_json
 from harness.configdir import ConfigDir
 from harness.up import ShoalUp, descendants, envoy_cluster_hosts, get_via_proxy, process_table
 from harness.wait import wait_until
@@ -70,6 +71,11 @@ def _listen(port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _scrape_targets(up: ShoalUp) -> set[str]:
+    groups = get_json(up.admin_url + "/debug/prometheus_sd")
+    return {t for group in groups for t in group["targets"]}
 
 
 def _envoys(agent_pid: int) -> list[int]:
@@ -129,3 +135,15 @@ def test_a_sidecar_whose_ports_are_taken_comes_back_on_fresh_ports(up: ShoalUp) 
         assert body["replica"] == "backend-0"
         # the replica's table entry was given every port anew, not just the taken ones
         assert new["health"] != old["health"] and new["metrics"] != old["metrics"]
+        # and Prometheus discovery (the new sidecar's node metadata) scrapes the new one
+        targets = wait_until(
+            lambda: (
+                _scrape_targets(up)
+                if f"127.0.0.1:{new['metrics']}" in _scrape_targets(up)
+                else None
+            ),
+            BUDGET_S,
+            what="the new metrics port in /debug/prometheus_sd",
+            describe=lambda: str(_scrape_targets(up)),
+        )
+        assert f"127.0.0.1:{old['metrics']}" not in targets
