@@ -157,9 +157,11 @@ def test_three_sidecars_on_one_host_restart_at_once_each_on_its_own_base_id(
         for agent, (status, body) in zip(fleet, answers, strict=True):
             assert status == 200 and body["epoch"] == 1 and body["hot"], body
             assert agent.debug()["base_id"] == body["base_id"]
-        time.sleep(1)
+        # traffic on the new epochs too (2 s at 30 rps), not only across the hand-over
+        time.sleep(2)
     finally:
         results = [load.stop() for load in loads]
     print(f"restarts {[b for _, b in answers]}; " + " | ".join(r.summary() for r in results))
     for result in results:
-        assert result.total > 50 and not result.failures, result.summary()
+        # the count depends on how long the reloads took; what matters is none failed
+        assert result.total >= 30 and not result.failures, result.summary()

