@@ -193,11 +193,27 @@ async def watch_dir(
     base: str, on_change: Callable[[Changes], None], stop: asyncio.Event, cache: DirCache
 ) -> None:
     """Call `on_change` after any change to a config file under `base` (an absolute, resolved
-    path), until `stop` is set. `cache` (the reader's) tells a vanished folder from a file."""
+    path), until `stop` is set. `cache` (the reader's) tells a vanished folder from a file.
+
+    The first read of the folder happens before the watch exists (the control plane builds
+    its first snapshot, then starts serving and watching), so a file written in between has
+    no event. The first batch (an empty one after `rust_timeout` when nothing happened)
+    proves the watch is in place: it is answered with one full scan, which the cache makes
+    a `stat` per file, so nothing written before the watch began is missed."""
+    watched = False
     async for changes in watchfiles.awatch(
-        base, debounce=50, step=10, stop_event=stop, recursive=True, rust_timeout=500
+        base,
+        debounce=50,
+        step=10,
+        stop_event=stop,
+        recursive=True,
+        rust_timeout=500,
+        yield_on_timeout=True,
     ):
         full, keys = classify(base, (path for _, path in changes), cache)
+        if not watched:
+            watched = True
+            full = True
         if full:
             on_change(None)
         elif keys:
