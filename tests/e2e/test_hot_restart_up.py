@@ -20,34 +20,13 @@ from harness.adminhttp import get_json, request
 from harness.agentproc import leftover_processes
 from harness.configdir import ConfigDir
 from harness.load import SteadyLoad
+from harness.meshyaml import backend_and_client
 from harness.up import ShoalUp
 from harness.wait import wait_until
 
 pytestmark = pytest.mark.envoy
 
-MESH = """\
-apiVersion: shoal.dev/v1alpha1
-kind: LocalWorkload
-metadata: {name: backend, namespace: default}
-spec:
-  service: backend
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  labels: {app: backend, version: v1}
-  serviceAccount: backend
-  replicas: 2
-  command: ["python", "-m", "shoal.samples.service"]
----
-apiVersion: shoal.dev/v1alpha1
-kind: LocalWorkload
-metadata: {name: client, namespace: default}
-spec:
-  service: client
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  labels: {app: client, version: v1}
-  serviceAccount: client
-  replicas: 1
-  command: ["python", "-m", "shoal.samples.service"]
-"""
+MESH = backend_and_client(accounts=True)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ import pytest
 from harness.adminhttp import get_json
 from harness.configdir import ConfigDir
 from harness.load import SteadyLoad
+from harness.meshyaml import documents, local_workload
 from harness.up import VENV_BIN, ShoalUp, envoy_cluster_hosts
 from harness.wait import wait_until
 
@@ -70,37 +71,11 @@ def test_make_demo_five_times_no_failed_request_in_the_first_30_seconds(
         assert stats["versions"].get("reviews:v2", 0) > 0, stats  # the canary served too
 
 
-CANARY_MESH = """\
-apiVersion: shoal.dev/v1alpha1
-kind: LocalWorkload
-metadata: {name: web-v1, namespace: default}
-spec:
-  service: web
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  labels: {app: web, version: v1}
-  replicas: 1
-  command: ["python", "-m", "shoal.samples.service"]
----
-apiVersion: shoal.dev/v1alpha1
-kind: LocalWorkload
-metadata: {name: web-v2, namespace: default}
-spec:
-  service: web
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  labels: {app: web, version: v2}
-  replicas: REPLICAS
-  command: ["python", "-m", "shoal.samples.service"]
----
-apiVersion: shoal.dev/v1alpha1
-kind: LocalWorkload
-metadata: {name: client, namespace: default}
-spec:
-  service: client
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  labels: {app: client, version: v1}
-  replicas: 1
-  command: ["python", "-m", "shoal.samples.service"]
----
+CANARY_MESH = documents(
+    local_workload("web-v1", service="web"),
+    local_workload("web-v2", service="web", version="v2", replicas="REPLICAS"),
+    local_workload("client"),
+    """\
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: web, namespace: default}
@@ -119,7 +94,8 @@ spec:
   - route:
     - {destination: {host: web, subset: v1}, weight: 90}
     - {destination: {host: web, subset: v2}, weight: 10}
-"""
+""",
+)
 V2_CLUSTER = "outbound|80|v2|web.default.svc.cluster.local"
 
 

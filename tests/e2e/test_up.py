@@ -22,6 +22,7 @@ import pytest
 from harness.adminhttp import get_json, request
 from harness.configdir import ConfigDir
 from harness.load import SteadyLoad
+from harness.meshyaml import backend_and_client
 from harness.up import REPO, ShoalUp, envoy_cluster_hosts, get_via_proxy, is_alive
 from harness.wait import wait_until
 
@@ -217,27 +218,7 @@ def test_editing_the_routing_file_moves_reviews_to_v2_without_restarts(
 
 # -- 3. a replica dies under load -------------------------------------------------------------
 
-TWO_REPLICAS = """\
-apiVersion: shoal.dev/v1alpha1
-kind: LocalWorkload
-metadata: {name: backend, namespace: default}
-spec:
-  service: backend
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  labels: {app: backend, version: v1}
-  replicas: 2
-  command: ["python", "-m", "shoal.samples.service"]
----
-apiVersion: shoal.dev/v1alpha1
-kind: LocalWorkload
-metadata: {name: client, namespace: default}
-spec:
-  service: client
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  labels: {app: client, version: v1}
-  replicas: 1
-  command: ["python", "-m", "shoal.samples.service"]
-"""
+TWO_REPLICAS = backend_and_client()
 BACKEND_CLUSTER = "outbound|80||backend.default.svc.cluster.local"
 RESTART_BUDGET_S = 20.0
 

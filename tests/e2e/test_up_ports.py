@@ -21,30 +21,13 @@ import pytest
 
 from harness.adminhttp import get_json
 from harness.configdir import ConfigDir
+from harness.meshyaml import backend_and_client
 from harness.up import ShoalUp, descendants, envoy_cluster_hosts, get_via_proxy, process_table
 from harness.wait import wait_until
 
 pytestmark = pytest.mark.envoy
 
-MESH = """\
-apiVersion: shoal.dev/v1alpha1
-kind: LocalWorkload
-metadata: {name: backend, namespace: default}
-spec:
-  service: backend
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  labels: {app: backend, version: v1}
-  command: ["python", "-m", "shoal.samples.service"]
----
-apiVersion: shoal.dev/v1alpha1
-kind: LocalWorkload
-metadata: {name: client, namespace: default}
-spec:
-  service: client
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  labels: {app: client, version: v1}
-  command: ["python", "-m", "shoal.samples.service"]
-"""
+MESH = backend_and_client(backends=1)
 BACKEND_CLUSTER = "outbound|80||backend.default.svc.cluster.local"
 BUDGET_S = 30.0  # crashes with backoff, a new sidecar and app start-up on a loaded machine
 

@@ -16,37 +16,19 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.meshyaml import documents, local_workload
 from harness.up import ShoalUp, get_via_proxy
 
-MESH = """\
-apiVersion: shoal.dev/v1alpha1
-kind: LocalWorkload
-metadata: {name: reviews, namespace: default}
-spec:
-  service: reviews
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  labels: {app: reviews, version: v1}
-  serviceAccount: reviews
-  replicas: 1
-  command: ["python", "-m", "shoal.samples.service"]
-  env: {SHOAL_LATENCY: "30ms"}
----
-apiVersion: shoal.dev/v1alpha1
-kind: LocalWorkload
-metadata: {name: frontend, namespace: default}
-spec:
-  service: frontend
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  labels: {app: frontend, version: v2}
-  serviceAccount: frontend
-  replicas: 1
-  command: ["python", "-m", "shoal.samples.service"]
----
+MESH = documents(
+    local_workload("reviews", service_account="reviews", env={"SHOAL_LATENCY": "30ms"}),
+    local_workload("frontend", version="v2", service_account="frontend"),
+    """\
 apiVersion: shoal.dev/v1alpha1
 kind: MeshConfig
 metadata: {name: mesh, namespace: istio-system}
 spec: {accessLogFile: /dev/stdout, accessLogEncoding: JSON}
-"""
+""",
+)
 REVIEWS = "reviews.default.svc.cluster.local"
 
 
