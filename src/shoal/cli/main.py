@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "tap": "shoal.cli.tapcmd",
     "diff": "shoal.cli.diffcmd",
     "top": "shoal.cli.topcmd",
+    "bootstrap": "shoal.cli.bootstrapcmd",
 }
 
 

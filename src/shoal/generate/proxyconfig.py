@@ -23,6 +23,7 @@ from shoal.generate import (
     gateway,
     listeners,
     outbound_policy,
+    proxyless,
     reuse,
     routes,
     scope,
@@ -294,8 +295,38 @@ class ConfigGenerator:
             extra.append(clusters.inbound(proxy.app_port))
         return extra
 
+    def _proxyless_view(self, proxy: Proxy) -> ProxyView:
+        """A proxyless gRPC client's view (proxyless.py), shared per namespace, scope and
+        (when rules match on them) labels. Maps equal to the previous snapshot's are taken
+        over, so a change a client cannot see does not wake its stream."""
+        key = ("proxyless", *self._route_key(proxy))
+        found = self._views.get(key)
+        if found is not None:
+            return found
+        made = proxyless.maps(self.snapshot, proxy, self.visible(proxy))
+        prior = self._prev_views.get(key)
+        maps: dict[str, ResourceMap] = {}
+        for type_url, new in made.items():
+            old = prior.of(type_url) if prior is not None else None
+            if (
+                isinstance(old, ResourceSet)
+                and isinstance(new, ResourceSet)
+                and old.digest() == new.digest()
+            ):
+                maps[type_url] = old
+            else:
+                maps[type_url] = new
+        if prior is not None and all(prior.resources.get(t) is m for t, m in maps.items()):
+            found = prior
+        else:
+            found = ProxyView(version=self.snapshot.version, resources=MappingProxyType(maps))
+        self._views[key] = found
+        return found
+
     def view(self, proxy: Proxy) -> ProxyView:
         """What `proxy` should hold under this snapshot (shared objects, no copies)."""
+        if proxy.proxyless:
+            return self._proxyless_view(proxy)
         key = (self._route_key(proxy), self._listener_key(proxy))
         found = self._views.get(key)
         if found is not None:

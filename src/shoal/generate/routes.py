@@ -478,3 +478,25 @@ def build_route(
     route = rc.Route(name=http.name or (m.name if m else ""), match=_route_match(m))
     _action(snapshot, http, namespace, port, route, empty=empty, needs=needs)
     return route
+
+
+def virtual_host(
+    snapshot: MeshSnapshot,
+    proxy: Proxy,
+    service: Service,
+    port: Port,
+    domains: tuple[str, ...],
+) -> rc.VirtualHost:
+    """The virtual host a sidecar in `proxy`'s place would get for (service, port), under
+    `domains`: for callers that shape it further (proxyless gRPC, generate/proxyless.py)."""
+    vs_res = snapshot.vs_by_host.get(service.hostname)
+    return _virtual_host(
+        snapshot,
+        proxy,
+        service,
+        port,
+        set(),
+        domains=domains,
+        vs=vs_res[0] if vs_res else None,
+        empty=frozenset(),
+    )

@@ -50,6 +50,10 @@ class Proxy:
     # (what it reports as `destination_service` for requests it receives)
     prometheus_port: int | None = None
     service_host: str = ""
+    # node metadata GENERATOR "grpc" (Istio's proxyless marker): not an Envoy but a gRPC
+    # library's own xDS client (grpcio's `xds:///` targets), which gets API listeners named
+    # by the target it dials instead of sidecar listeners (generate/proxyless.py)
+    proxyless: bool = False
 
     @property
     def labels_key(self) -> tuple[tuple[str, str], ...]:
@@ -99,7 +103,8 @@ def parse_proxy(node_id: str, metadata: Mapping[str, object]) -> Proxy:
     mode: InterceptionMode = "NONE" if mode_raw == "NONE" else "REDIRECT"
     ips_raw = str(metadata.get("INSTANCE_IPS") or ip)
     outbound = _port(metadata, "OUTBOUND_PORT")
-    if mode == "NONE" and outbound is None and proxy_type == "sidecar":
+    proxyless = str(metadata.get("GENERATOR") or "").lower() == "grpc"
+    if mode == "NONE" and outbound is None and proxy_type == "sidecar" and not proxyless:
         raise ProxyError("INTERCEPTION_MODE NONE needs node metadata OUTBOUND_PORT")
     return Proxy(
         node_id=node_id,
@@ -119,4 +124,5 @@ def parse_proxy(node_id: str, metadata: Mapping[str, object]) -> Proxy:
         secure=str(metadata.get("SECURE") or "").lower() == "true",
         prometheus_port=_port(metadata, "PROMETHEUS_PORT"),
         service_host=str(metadata.get("SERVICE_HOST") or ""),
+        proxyless=proxyless,
     )

@@ -372,6 +372,8 @@ class AdsServer:
             log.warning("refusing xDS stream: %s", err)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         assert conn.proxy is not None
+        # a gRPC client subscribes to clusters only after the routes naming them
+        conn.protocol.ordered = not conn.proxy.proxyless
         claimed = (conn.proxy.namespace, conn.proxy.service_account)
         if conn.identity is not None and claimed != conn.identity:
             msg = (

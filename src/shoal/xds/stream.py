@@ -172,6 +172,10 @@ class StreamProtocol:
         # Envoy keeps them warming (and may hold back the CDS ACK) until EDS answers.
         self._warming: set[str] = set()
         self._warming_gen = 0
+        # Envoy: listeners and routes wait for the clusters they name (make before break).
+        # A proxyless gRPC client asks for clusters only once it holds the routes naming
+        # them, so for it (set False) waiting would never end (generate/proxyless.py).
+        self.ordered = True
 
     def awaiting_ack(self) -> bool:
         """Whether a response sent on this stream has not been answered yet."""
@@ -450,7 +454,7 @@ class StreamProtocol:
             if inputs == ts.idle:
                 continue  # nothing this type depends on changed since it was last idle
             target, shared = self._target(ts)
-            if type_url in (LISTENER, ROUTE) and not self._ready_for(target):
+            if type_url in (LISTENER, ROUTE) and self.ordered and not self._ready_for(target):
                 ts.idle, ts.idle_maps = inputs, self._input_maps(ts)
                 continue
             response = self._respond(ts, target, shared)
