@@ -38,8 +38,10 @@ def _security(args: argparse.Namespace) -> AgentSecurity | None:
 def run(args: argparse.Namespace) -> int:
     if not args.name:
         raise SystemExit("shoal agent: --name is required")
-    if args.mode == "sidecar" and args.outbound_port is None:
-        raise SystemExit("shoal agent: --outbound-port is required in sidecar mode")
+    if args.mode == "sidecar" and args.outbound_port is None and args.interception == "NONE":
+        raise SystemExit(
+            "shoal agent: --outbound-port is required in sidecar mode (or --interception REDIRECT)"
+        )
     # several control-plane replicas: "h1:p1,h2:p2" (each an endpoint of the xds cluster)
     addresses = [a.strip().rpartition(":") for a in args.xds_address.split(",") if a.strip()]
     (host, _, port), more = addresses[0], addresses[1:]
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         prometheus_port=args.prometheus_port or None,
         metrics_host=args.health_host,
         service_host=args.service_host,
+        interception=args.interception,
     )
     settings = AgentSettings(
         identity=identity,
@@ -105,7 +108,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="sidecar",
         help="router: a gateway Envoy whose listeners come from Gateway resources",
     )
-    p.add_argument("--outbound-port", type=int, help="required in sidecar mode")
+    p.add_argument(
+        "--interception",
+        choices=["NONE", "REDIRECT"],
+        default="NONE",
+        help="REDIRECT: iptables in the pod's network namespace captures its traffic into "
+        "15001/15006 (the rules are set up by whoever made the pod: shoal up --netns)",
+    )
+    p.add_argument(
+        "--outbound-port", type=int, help="required in sidecar mode without --interception"
+    )
     p.add_argument("--inbound-port", type=int)
     p.add_argument("--app-port", type=int)
     p.add_argument("--admin-port", type=int, default=15000)

@@ -47,6 +47,8 @@ class SidecarIdentity:
     metrics_host: str = "127.0.0.1"
     # the service host the workload serves (reported as `destination_service`)
     service_host: str = ""
+    # "NONE": loopback ports; "REDIRECT": iptables captures the pod's traffic into 15001/15006
+    interception: str = "NONE"
 
     @property
     def node_id(self) -> str:
@@ -61,7 +63,7 @@ def _metadata(ident: SidecarIdentity, admin_port: int) -> dict[str, object]:
         "SERVICE_ACCOUNT": ident.service_account,
         "INSTANCE_IPS": ident.ip,
         "WORKLOAD_NAME": ident.workload or ident.name,
-        "INTERCEPTION_MODE": "NONE",
+        "INTERCEPTION_MODE": ident.interception,
         "ADMIN_PORT": str(admin_port),
     }
     for key, value in (

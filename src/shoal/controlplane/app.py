@@ -37,6 +37,7 @@ from shoal.controlplane.webhooks import Webhooks
 from shoal.engine import Pipeline
 from shoal.kube.inject import InjectorSettings
 from shoal.model import Credential, MeshSnapshot, RegistryInstance
+from shoal.model.vips import LocalVips
 from shoal.sources.directory import Changes, DirCache, read_changes, watch_dir
 from shoal.sources.filetext import DEFAULT_MAX_FILE_BYTES
 from shoal.sources.jwks import DEFAULT_REFRESH_S, JwksCache
@@ -79,6 +80,10 @@ class Settings:
     kubernetes: KubeSettings | None = None
     # config files larger than this are refused unread (an error of that file)
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    # `shoal up --netns`: LocalWorkload services get addresses from this range (model/vips.py)
+    local_vips: str | None = None
+    # more addresses the xDS port listens on (the pods' bridge), beside `host`
+    xds_extra_hosts: tuple[str, ...] = ()
 
 
 # Reloads whose changed files hold this much text have their YAML loaded in the child.
@@ -99,7 +104,11 @@ class ControlPlane:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.boot_id = new_boot_id()
-        self.pipeline = Pipeline(self.boot_id, policy_files=self._read_policy_files)
+        self.pipeline = Pipeline(
+            self.boot_id,
+            policy_files=self._read_policy_files,
+            local_vips=LocalVips(settings.local_vips) if settings.local_vips else None,
+        )
         self.ads = AdsServer(self.boot_id)
         self.instances: tuple[RegistryInstance, ...] = ()
         # called with every new snapshot (e.g. `shoal up` reconciles its replicas)
@@ -319,7 +328,7 @@ class ControlPlane:
                 "Kubernetes informers synced in %.2f s", self.kube.source.synced_after_s or 0.0
             )
         self.apply()
-        self.xds_port = await self.ads.start(s.host, s.xds_port)
+        self.xds_port = await self.ads.start(s.host, s.xds_port, also=s.xds_extra_hosts)
         self._admin = await start_admin(self, s.host, s.admin_port)
         if self.webhooks is not None and s.webhook_port is not None:
             port = await self.webhooks.start(s.host, s.webhook_port)

@@ -18,6 +18,7 @@ from shoal.model import Credential, MeshSnapshot, PushRequest, RegistryInstance,
 from shoal.model.build import SnapshotMemo
 from shoal.model.push import CREDENTIAL, INSTANCE, NOTHING, POLICY_FILE, REGISTRY, push_request
 from shoal.model.snapshot import Service
+from shoal.model.vips import LocalVips
 
 # Reads the local files the config names (control plane: sources/policyfiles.py); pure
 # callers pass none and get no files.
@@ -45,12 +46,15 @@ class Pipeline:
         *,
         policy_files: PolicyFileReader | None = None,
         known_hosts: Mapping[str, Collection[int]] | None = None,
+        local_vips: LocalVips | None = None,
     ) -> None:
         self.store = ConfigStore(known_hosts=known_hosts)
         self._prefix = version_prefix
         self._policy_files = policy_files
         self._seq = 0
         self._memo = SnapshotMemo()  # what the snapshot builder carries between builds
+        # addresses for LocalWorkload services (`shoal up --netns`), kept for the run
+        self.local_vips = local_vips
         self.generation: ConfigGenerator | None = None
         self.errors: tuple[ConfigError, ...] = ()
         self.instances: tuple[RegistryInstance, ...] = ()
@@ -129,6 +133,7 @@ class Pipeline:
             registry=self.registry,
             registry_namespaces=self.registry_namespaces,
             memo=self._memo,
+            local_vips=self.local_vips,
         )
         push = push_request(
             previous.snapshot if previous is not None else None,
@@ -142,7 +147,7 @@ class Pipeline:
     def fork(self) -> Pipeline:
         """A pipeline where this one is, to try a change on (`shoal diff`): applying to the
         fork builds the generation the change would make, and leaves this one as it was."""
-        out = Pipeline(self._prefix, policy_files=self._policy_files)
+        out = Pipeline(self._prefix, policy_files=self._policy_files, local_vips=self.local_vips)
         out.store = self.store.fork()
         out._seq = self._seq
         out.generation = self.generation

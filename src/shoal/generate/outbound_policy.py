@@ -39,6 +39,7 @@ ROOT_NAMESPACE = "istio-system"
 ALLOW_ANY = "ALLOW_ANY"
 REGISTRY_ONLY = "REGISTRY_ONLY"
 DFP_CLUSTER = "dynamic_forward_proxy_cluster"
+PASSTHROUGH_CLUSTER = "PassthroughCluster"  # capture_listeners.py makes it
 DFP_FILTER = "envoy.filters.http.dynamic_forward_proxy"
 CATCH_ALL = "allow_any"
 BLACKHOLE = "block_all"
@@ -71,6 +72,16 @@ def outbound_mode(snapshot: MeshSnapshot, proxy: Proxy) -> str:
     assert isinstance(res.spec, SidecarSpec)
     policy = res.spec.outbound_traffic_policy
     return policy.mode if policy is not None else ALLOW_ANY
+
+
+def captured(proxy: Proxy) -> bool:
+    """A sidecar whose traffic iptables captures (INTERCEPTION_MODE REDIRECT, no loopback
+    OUTBOUND_PORT): Istio's virtualOutbound/virtualInbound shape (capture_listeners.py)."""
+    return (
+        proxy.type == "sidecar"
+        and proxy.interception_mode == "REDIRECT"
+        and proxy.outbound_port is None
+    )
 
 
 def _dns_cache() -> dns_cache_pb2.DnsCacheConfig:
@@ -124,6 +135,12 @@ def catch_all(snapshot: MeshSnapshot, proxy: Proxy) -> list[rc.VirtualHost]:
         route.direct_response.status = 502
         return [rc.VirtualHost(name=BLACKHOLE, domains=["*"], routes=[route])]
     route.name = CATCH_ALL
+    if captured(proxy):
+        # the connection's original destination is where the app was going (Istio's)
+        route.route.cluster = PASSTHROUGH_CLUSTER
+        route.route.timeout.FromSeconds(0)
+        meshexit.strip_peer_headers(route)
+        return [rc.VirtualHost(name=CATCH_ALL, domains=["*"], routes=[route])]
     route.route.cluster = DFP_CLUSTER
     # the filter is off elsewhere; Envoy refuses an enabling FilterConfig without a config
     enable = rc.FilterConfig()

@@ -17,6 +17,7 @@ from types import MappingProxyType
 
 from shoal.api import Resource
 from shoal.generate import (
+    capture_listeners,
     clusters,
     emptydest,
     endpoints,
@@ -87,8 +88,11 @@ class ConfigGenerator:
         self._scopes: dict[tuple[str, Resource | None], scope.Scope] = {}
         self._missing: dict[str, PreparedResource] = {}  # empty assignments by EDS name
         # (id of a CDS map, extra clusters' names) -> (that map, it merged with them)
-        self._cds_with: dict[tuple[int, tuple[str, ...]], tuple[ResourceMap, ResourceSet]] = {}
-        self._prev_cds_with: dict[tuple[int, tuple[str, ...]], tuple[ResourceMap, ResourceSet]]
+        self._cds_with: dict[tuple[int, tuple[str, ...], bool], tuple[ResourceMap, ResourceSet]]
+        self._cds_with = {}
+        self._prev_cds_with: dict[
+            tuple[int, tuple[str, ...], bool], tuple[ResourceMap, ResourceSet]
+        ]
         self._prev_cds_with = {}
         # the previous snapshot's views: a proxy whose maps are all the same objects keeps
         # its view object, and its stream need not even wake up
@@ -123,7 +127,12 @@ class ConfigGenerator:
             self._prev_cds_with = previous._cds_with
             self._prev_views = previous._views
             if keep.sidecar_listeners:
-                self._listeners = {k: v for k, v in previous._listeners.items() if k[0] != "router"}
+                # captured sidecars' listeners follow services (ports, addresses): not kept
+                self._listeners = {
+                    k: v
+                    for k, v in previous._listeners.items()
+                    if k[0] != "router" and not _captured_key(k)
+                }
             if keep.routing:
                 # endpoint-only change: every cluster, route table and listener stays
                 self._cds = previous._cds
@@ -211,6 +220,8 @@ class ConfigGenerator:
             proxy.labels_key if self._source_sensitive else (),
             outbound_policy.outbound_mode(self.snapshot, proxy),
             scope.scope_key(self.snapshot, proxy),
+            # captured sidecars' catch-all is the PassthroughCluster (outbound_policy.py)
+            outbound_policy.captured(proxy),
         )
 
     def visible(self, proxy: Proxy) -> scope.Scope:
@@ -271,6 +282,8 @@ class ConfigGenerator:
         if found is None:
             if proxy.type == "router":
                 made = gateway.router_listeners(self.snapshot, proxy)
+            elif outbound_policy.captured(proxy):
+                made = capture_listeners.capture_listeners(self.snapshot, proxy)
             else:
                 made = listeners.sidecar_listeners(self.snapshot, proxy)
             found = self._listeners[key] = ResourceSet.of(made)
@@ -291,7 +304,9 @@ class ConfigGenerator:
         """Clusters only some proxies hold: the local app, the catch-all forward proxy."""
         extra = outbound_policy.clusters(proxy)
         extra.extend(telemetry_tracing.clusters(self.snapshot, proxy))  # trace collectors
-        if proxy.inbound_port is not None and proxy.app_port is not None:
+        if outbound_policy.captured(proxy):
+            extra.extend(capture_listeners.clusters(self.snapshot, proxy))
+        elif proxy.inbound_port is not None and proxy.app_port is not None:
             extra.append(clusters.inbound(proxy.app_port))
         return extra
 
@@ -337,7 +352,7 @@ class ConfigGenerator:
         extra = self.inbound_clusters(proxy)
         if extra:
             # proxies needing the same extra clusters beside the same map share one map
-            merged_key = (id(cds), tuple(c.name for c in extra))
+            merged_key = (id(cds), tuple(c.name for c in extra), outbound_policy.captured(proxy))
             merged_found = self._cds_with.get(merged_key) or self._prev_cds_with.get(merged_key)
             if merged_found is not None and merged_found[0] is cds:
                 merged = merged_found[1]
@@ -358,3 +373,8 @@ class ConfigGenerator:
             found = ProxyView(version=self.snapshot.version, resources=MappingProxyType(maps))
         self._views[key] = found
         return found
+
+
+def _captured_key(key: tuple[object, ...]) -> bool:
+    # (type, workload, namespace, labels, secure, interception mode, outbound port, ...)
+    return key[5] == "REDIRECT" and key[6] is None

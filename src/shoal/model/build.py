@@ -20,6 +20,7 @@ from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.memo import Memo
 from shoal.model.fileservices import file_service, tls_secrets
 from shoal.model.snapshot import Credential, Endpoint, MeshSnapshot, Port, Service
+from shoal.model.vips import LocalVips
 
 TLS_MODE_LABEL = "security.istio.io/tlsMode"
 
@@ -121,13 +122,15 @@ def build_snapshot(
     registry: Mapping[str, Service] | None = None,
     registry_namespaces: Iterable[str] = (),
     memo: SnapshotMemo | None = None,
+    local_vips: LocalVips | None = None,
 ) -> MeshSnapshot:
     """Index validated resources into a snapshot. Resources must already be validated.
 
     `registry`: services another registry already built (Kubernetes Services with their
     endpoints), by hostname; they win a host over ServiceEntries, as Istio's Kubernetes
     registry comes first. `registry_namespaces`: the namespaces that registry knows.
-    `memo`: the builder's memory of its previous build (none: everything is made afresh)."""
+    `memo`: the builder's memory of its previous build (none: everything is made afresh).
+    `local_vips`: gives each LocalWorkload service an address (`shoal up --netns`; vips.py)."""
     if memo is None:
         memo = SnapshotMemo()
     memo.rotate()
@@ -175,7 +178,11 @@ def build_snapshot(
             for p in res.spec.ports
         )
         # endpoints arrive as registry instances while `shoal up` runs the replicas
-        services.setdefault(name, Service(hostname=name, namespace=res.meta.namespace, ports=ports))
+        addresses = (local_vips.get(name),) if local_vips is not None else ()
+        services.setdefault(
+            name,
+            Service(hostname=name, namespace=res.meta.namespace, ports=ports, addresses=addresses),
+        )
 
     extra: dict[str, list[Endpoint]] = {}
     for inst in instances:

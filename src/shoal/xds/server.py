@@ -17,7 +17,7 @@ import functools
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -194,14 +194,19 @@ class AdsServer:
         return self.view_filter(view) if self.view_filter is not None else view
 
     # ------------------------------------------------------------------ grpc
-    async def start(self, host: str, port: int) -> int:
+    async def start(self, host: str, port: int, also: Sequence[str] = ()) -> int:
+        """Serve on host:port (0: a free port) and on the same port of the `also` hosts."""
         server = grpc.aio.server(options=_SERVER_OPTIONS)
         server.add_generic_rpc_handlers([self._handler(), *self.extra_handlers])
-        bound: int = (
-            server.add_secure_port(f"{host}:{port}", self.credentials)
-            if self.credentials is not None
-            else server.add_insecure_port(f"{host}:{port}")
-        )
+        bound = 0
+        for address in (host, *also):
+            where = f"{address}:{bound or port}"
+            got: int = (
+                server.add_secure_port(where, self.credentials)
+                if self.credentials is not None
+                else server.add_insecure_port(where)
+            )
+            bound = bound or got
         await server.start()
         self._server = server
         return bound
