@@ -23,6 +23,7 @@ from harness.kubeapi import KubeAPIThread
 from harness.kubectl import Kubectl
 from harness.mesh import Mesh
 from harness.secmesh import SecureMesh
+from harness.upruns import call_failed
 
 # trio (pulled in by selenium for the dashboard test) registers a Hypothesis plugin that warns
 # at Hypothesis' import; with warnings as errors that fails the run wherever Hypothesis is first
@@ -36,11 +37,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
-
-
-def _failed(request: pytest.FixtureRequest) -> bool:
-    rep = getattr(request.node, "rep_call", None)
-    return rep is None or rep.failed
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -87,7 +83,7 @@ def envoy_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[En
         return envoy.start()
 
     yield make
-    failed = _failed(request)
+    failed = call_failed(request)
     for envoy in reversed(started):
         if failed:
             print(envoy.describe())
@@ -124,7 +120,7 @@ def control_plane_factory(
         return cp
 
     yield make
-    failed = _failed(request)
+    failed = call_failed(request)
     for cp in reversed(started):
         if failed:
             print(cp.describe())
@@ -181,7 +177,7 @@ def agents(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[AgentFact
         return agent.start()
 
     yield make
-    failed = _failed(request)
+    failed = call_failed(request)
     for agent in started:
         if failed:
             print(f"--- {agent.name} log tail ---\n{agent.log_tail()}")

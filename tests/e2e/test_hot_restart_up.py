@@ -18,10 +18,10 @@ import pytest
 
 from harness.adminhttp import get_json, request
 from harness.agentproc import leftover_processes
-from harness.configdir import ConfigDir
 from harness.load import SteadyLoad
 from harness.meshyaml import backend_and_client
 from harness.up import ShoalUp
+from harness.upruns import run_mesh
 from harness.wait import wait_until
 
 pytestmark = pytest.mark.envoy
@@ -31,16 +31,8 @@ MESH = backend_and_client(accounts=True)
 
 @pytest.fixture
 def secure_up(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ShoalUp]:
-    folder = ConfigDir(tmp_path / "mesh")
-    folder.write("mesh.yaml", MESH)
     extra = ["--secure", "--ca-dir", str(tmp_path / "ca")]
-    up = ShoalUp(folder.path, tmp_path, name="hot-up", extra_args=extra)
-    up.start()
-    yield up
-    rep = getattr(request.node, "rep_call", None)
-    if rep is None or rep.failed:
-        print(up.describe())
-    up.stop()
+    yield from run_mesh(tmp_path, request, MESH, name="hot-up", extra_args=extra)
 
 
 def _debug(replica: dict[str, Any]) -> dict[str, Any]:

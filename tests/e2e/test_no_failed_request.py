@@ -24,6 +24,7 @@ from harness.configdir import ConfigDir
 from harness.load import SteadyLoad
 from harness.meshyaml import documents, local_workload
 from harness.up import VENV_BIN, ShoalUp, envoy_cluster_hosts
+from harness.upruns import finish
 from harness.wait import wait_until
 
 pytestmark = pytest.mark.envoy
@@ -35,11 +36,7 @@ FIRST_SECONDS = 30.0
 def runs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[list[ShoalUp]]:
     started: list[ShoalUp] = []
     yield started
-    rep = getattr(request.node, "rep_call", None)
-    for up in started:
-        if rep is None or rep.failed:
-            print(up.describe())
-        up.stop()
+    finish(started, request)
 
 
 def _replica(up: ShoalUp, name: str) -> dict[str, Any] | None:

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from harness.adminhttp import get_json, request
-from harness.configdir import ConfigDir
 from harness.load import SteadyLoad
 from harness.meshyaml import backend_and_client
 from harness.up import ShoalUp
+from harness.upruns import run_mesh
 
 pytestmark = pytest.mark.envoy
 
@@ -29,16 +29,8 @@ MESH = backend_and_client(accounts=True)
 
 @pytest.fixture
 def secure_up(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ShoalUp]:
-    folder = ConfigDir(tmp_path / "mesh")
-    folder.write("mesh.yaml", MESH)
     extra = ["--secure", "--ca-dir", str(tmp_path / "ca"), "--cert-ttl", "20"]
-    up = ShoalUp(folder.path, tmp_path, name="secure-up", extra_args=extra)
-    up.start()
-    yield up
-    rep = getattr(request.node, "rep_call", None)
-    if rep is None or rep.failed:
-        print(up.describe())
-    up.stop()
+    yield from run_mesh(tmp_path, request, MESH, name="secure-up", extra_args=extra)
 
 
 def _certs(replica: dict[str, Any]) -> dict[str, Any]:

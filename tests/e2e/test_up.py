@@ -24,6 +24,7 @@ from harness.configdir import ConfigDir
 from harness.load import SteadyLoad
 from harness.meshyaml import backend_and_client
 from harness.up import REPO, ShoalUp, envoy_cluster_hosts, get_via_proxy, is_alive
+from harness.upruns import call_failed, finish
 from harness.wait import wait_until
 
 pytestmark = pytest.mark.envoy
@@ -44,14 +45,9 @@ def shoal_up(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[UpFacto
         return up.start()
 
     yield make
-    rep = getattr(request.node, "rep_call", None)
-    failed = rep is None or rep.failed
-    for up in reversed(started):
-        if failed:
-            print(up.describe())
-        survivors = up.stop()
-        if survivors and not failed:
-            pytest.fail(f"{up.name}: processes outlived shoal up: {survivors}")
+    outlived = {name: procs for name, procs in finish(started, request).items() if procs}
+    if outlived and not call_failed(request):
+        pytest.fail(f"processes outlived shoal up: {outlived}")
 
 
 def _replica(workloads: list[dict[str, Any]], name: str) -> dict[str, Any]:
