@@ -217,6 +217,8 @@ def instrument_inbound(
     policy = metrics_policy(snapshot, proxy)
     if policy.http_metrics_on(SERVER):  # its labels are all the peer filter is for
         _before_router(hcm, telemetry_peer.inbound_filter(mtls=mtls))
+    elif server_metrics_anywhere(snapshot):  # callers still send them: the app must not see
+        _before_router(hcm, telemetry_peer.strip_filter())
     telemetry_tap.add_tap(hcm, proxy, telemetry_tap.INBOUND_TAP)
     others = [a for a in hcm.access_log if a.name not in (STATS_LOGGER, FILE_LOGGER)]
     del hcm.access_log[:]

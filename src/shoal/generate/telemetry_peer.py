@@ -13,7 +13,8 @@ itself, and trusts only what the connection proves:
   stripped unread and those labels are `unknown` (a caller without a certificate could write
   anything).
 
-Either way the headers never reach the app.
+Either way the headers never reach the app: a server that counts no HTTP metric (Telemetry)
+reads nothing, but still removes them (`strip_filter`) while callers' sidecars send them.
 """
 
 from __future__ import annotations
@@ -123,3 +124,14 @@ def inbound_filter(*, mtls: bool) -> hcm_pb2.HttpFilter:
         claim = _to_metadata(key, None, namespace)
         rules.append(h2m.Config.Rule(header=header, on_header_present=claim, remove=True))
     return _filter(h2m.Config(request_rules=rules))
+
+
+def strip_filter() -> hcm_pb2.HttpFilter:
+    """For a server whose HTTP metrics are off: its callers' sidecars still state who they are
+    (other servers count), and the app must not see it. A header mutation that only removes
+    (no regex, no metadata): cheaper than `inbound_filter`, whose labels nobody reads here."""
+    config = header_mutation_pb2.HeaderMutation()
+    config.mutations.request_mutations.extend(
+        mutation_rules_pb2.HeaderMutation(remove=header) for header in PEER_HEADERS
+    )
+    return _filter(config)
