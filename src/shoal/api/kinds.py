@@ -29,6 +29,7 @@ from shoal.api.sidecar import SidecarSpec
 from shoal.api.telemetry import TelemetrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.api.workloadentry import WorkloadEntrySpec
+from shoal.api.workloadgroup import WorkloadGroupSpec
 
 _ISTIO_NETWORKING = ("v1", "v1beta1", "v1alpha3")
 _ISTIO_SECURITY = ("v1", "v1beta1")
@@ -57,6 +58,7 @@ class KindSpec:
 _REGISTRY: tuple[KindSpec, ...] = (
     KindSpec("networking.istio.io", _ISTIO_NETWORKING, "ServiceEntry", ServiceEntrySpec),
     KindSpec("networking.istio.io", _ISTIO_NETWORKING, "WorkloadEntry", WorkloadEntrySpec),
+    KindSpec("networking.istio.io", _ISTIO_NETWORKING, "WorkloadGroup", WorkloadGroupSpec),
     KindSpec("networking.istio.io", _ISTIO_NETWORKING, "VirtualService", VirtualServiceSpec),
     KindSpec("networking.istio.io", _ISTIO_NETWORKING, "DestinationRule", DestinationRuleSpec),
     KindSpec("shoal.dev", ("v1alpha1",), "LocalWorkload", LocalWorkloadSpec),
@@ -106,7 +108,6 @@ _NOT_IMPLEMENTED_KINDS: Mapping[str, str] = {
     "RequestAuthentication or LocalRateLimit for what the plugin did",
     "ProxyConfig": "set proxy options in shoal.dev/v1alpha1 MeshConfig (or the agent's "
     "flags) instead",
-    "WorkloadGroup": "declare each workload as a WorkloadEntry (or a LocalWorkload)",
 }
 _NOT_IMPLEMENTED_GROUPS: Mapping[str, str] = {
     "gateway.networking.k8s.io": "use networking.istio.io/v1 Gateway and VirtualService",

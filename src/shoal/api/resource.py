@@ -29,10 +29,12 @@ from shoal.api.sidecar import SidecarSpec
 from shoal.api.telemetry import TelemetrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.api.workloadentry import WorkloadEntrySpec
+from shoal.api.workloadgroup import WorkloadGroupSpec
 
 Spec = (
     ServiceEntrySpec
     | WorkloadEntrySpec
+    | WorkloadGroupSpec
     | VirtualServiceSpec
     | DestinationRuleSpec
     | LocalWorkloadSpec

@@ -31,6 +31,7 @@ from shoal.api.virtualservice import (
     L4MatchAttributes,
     TLSMatchAttributes,
 )
+from shoal.api.workloadgroup import ReadinessProbe, WorkloadTemplate
 
 NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
     HTTPRoute: frozenset({"delegate"}),
@@ -49,6 +50,9 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
     Server: frozenset({"bind", "defaultEndpoint"}),
     # multi-network meshes and locality-aware load balancing are not done yet
     WorkloadEntrySpec: frozenset({"network", "locality"}),
+    WorkloadTemplate: frozenset({"network", "locality"}),
+    # the agent runs HTTP, TCP and exec probes; gRPC health checking is not done yet
+    ReadinessProbe: frozenset({"grpc"}),
     # SANs to verify an ISTIO_MUTUAL endpoint's certificate against
     ServiceEntrySpec: frozenset({"subjectAltNames"}),
     OutboundTrafficPolicy: frozenset({"egressProxy"}),

@@ -167,11 +167,10 @@ def _classify(kind: str, path: str) -> str:
 
 
 def _evidence(kind: str, path: str) -> tuple[str, ...]:
-    best = max(
-        (p for k, p in BEHAVIOUR if k == kind and path.startswith(p)),
-        key=len,
-    )
-    return BEHAVIOUR[(kind, best)]
+    sections = [p for k, p in BEHAVIOUR if k == kind and path.startswith(p)]
+    if not sections:  # a kind with no real-Envoy section yet: each of its fields is a gap
+        return ()
+    return BEHAVIOUR[(kind, max(sections, key=len))]
 
 
 _TEXTS: dict[str, str] = {}
