@@ -27,8 +27,10 @@ unit: $(STAMP)
 
 # DEMO_ARGS lets tests pick free ports: make demo DEMO_ARGS="--xds-port 0 ..."
 DEMO_ARGS ?=
+# NETNS=1: every replica a pod with transparent capture (root; see README "shoal up --netns")
+NETNS ?=
 demo: $(STAMP)
-	$(BIN)/shoal up examples/demo --secure $(DEMO_ARGS)
+	$(BIN)/shoal up examples/demo --secure $(if $(NETNS),--netns) $(DEMO_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/generate_bench.py

@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,8 @@ class _State:
     bridge: str = ""
     namespaces: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)  # host ends of the pods' veth pairs
+    # files in /dev/shm the run's Envoys share (one per --base-id), removed with the rest
+    shm: list[str] = field(default_factory=list)
 
     def dump(self) -> str:
         return json.dumps(
@@ -77,6 +80,7 @@ class _State:
                 "bridge": self.bridge,
                 "namespaces": self.namespaces,
                 "links": self.links,
+                "shm": self.shm,
             }
         )
 
@@ -102,9 +106,16 @@ def _end_processes(netns: str, grace: float = 3.0) -> None:
             return
 
 
-def _remove(bridge: str, namespaces: list[str], links: list[str]) -> None:
+SHM = Path("/dev/shm")
+
+
+def _remove(bridge: str, namespaces: list[str], links: list[str], shm: Sequence[str] = ()) -> None:
     for ns in namespaces:
         _end_processes(ns)
+    for name in shm:
+        # only Envoy's own files (a state file is not trusted to name any path)
+        if name.startswith("envoy_shared_memory_") and "/" not in name:
+            (SHM / name).unlink(missing_ok=True)
     # the host end takes its pair along at once; a deleted namespace frees its own later
     for link in links:
         _quiet_ip("link", "del", link)
@@ -133,7 +144,7 @@ def sweep(state_dir: Path) -> list[str]:
         namespaces = [str(n) for n in data.get("namespaces", [])]
         links = [str(n) for n in data.get("links", [])]
         bridge = str(data.get("bridge", ""))
-        _remove(bridge, namespaces, links)
+        _remove(bridge, namespaces, links, [str(n) for n in data.get("shm", [])])
         removed += [*namespaces, *links, *([bridge] if bridge else [])]
         path.unlink(missing_ok=True)
     return removed
@@ -148,6 +159,7 @@ class PodNetwork:
         self.state_file = state_dir / f"podnet-{self.tag}.json"
         self.pods: list[Pod] = []
         self.swept: list[str] = []
+        self._next = 2  # addresses are never reused within a run, so a removed pod's stay dead
 
     @property
     def host_ip(self) -> str:
@@ -172,9 +184,10 @@ class PodNetwork:
     def add_pod(self, name: str, hosts: dict[str, str] | None = None) -> Pod:
         """A namespace on the bridge with the next address; `hosts` -> /etc/netns/NS/hosts
         (seen by processes started with `ip netns exec`, not by ones entering by setns)."""
-        n = len(self.pods) + 2
+        n = self._next
         if n > 254:
             raise PodNetError(f"{self.subnet}.0/24 is full")
+        self._next += 1
         netns = f"shoal-{self.tag}-{name}"
         host_link = f"shv{self.tag}-{n}"[:15]
         ip = f"{self.subnet}.{n}"
@@ -189,21 +202,53 @@ class PodNetwork:
         _ip("-n", netns, "link", "set", "eth0", "up")
         _ip("-n", netns, "link", "set", "lo", "up")  # down in a new namespace
         _ip("-n", netns, "route", "add", "default", "via", self.host_ip)
-        if hosts is not None:
-            etc = NETNS_ETC / netns
-            etc.mkdir(parents=True, exist_ok=True)
-            lines = ["127.0.0.1 localhost", f"{ip} {name}"]
-            lines += [f"{addr} {names}" for names, addr in hosts.items()]
-            (etc / "hosts").write_text("\n".join(lines) + "\n")
         pod = Pod(name, netns, ip, host_link)
+        if hosts is not None:
+            self.set_hosts(pod, hosts)
         self.pods.append(pod)
         return pod
 
+    def set_hosts(self, pod: Pod, hosts: dict[str, str]) -> None:
+        """/etc/netns/NS/hosts: `hosts` maps "name1 name2" to an address. Rewritten in place
+        (one write): `ip netns exec` bind-mounts that inode, so a renamed new file would go
+        unseen by processes already running."""
+        etc = NETNS_ETC / pod.netns
+        etc.mkdir(parents=True, exist_ok=True)
+        lines = ["127.0.0.1 localhost", f"{pod.ip} {pod.name}"]
+        lines += [f"{addr} {names}" for names, addr in hosts.items()]
+        text = "\n".join(lines) + "\n"
+        path = etc / "hosts"
+        if not path.exists() or path.read_text() != text:
+            with path.open("w") as out:
+                out.write(text)
+
+    def remove_pod(self, pod: Pod) -> None:
+        """End the pod's processes and delete its namespace, veth and hosts file."""
+        _remove("", [pod.netns], [pod.host_link])
+        if pod.netns in self.state.namespaces:
+            self.state.namespaces.remove(pod.netns)
+        if pod.host_link in self.state.links:
+            self.state.links.remove(pod.host_link)
+        self._save()
+        self.pods = [p for p in self.pods if p.netns != pod.netns]
+
+    def track_shm(self, name: str) -> None:
+        """Record a /dev/shm file (an Envoy base id's) for cleanup, before it exists."""
+        if name not in self.state.shm:
+            self.state.shm.append(name)
+            self._save()
+
     def close(self) -> None:
         """End the pods' processes, delete the namespaces, the bridge and the state file."""
-        _remove(self.state.bridge, list(self.state.namespaces), list(self.state.links))
+        _remove(
+            self.state.bridge,
+            list(self.state.namespaces),
+            list(self.state.links),
+            list(self.state.shm),
+        )
         self.state.namespaces.clear()
         self.state.links.clear()
+        self.state.shm.clear()
         self.state.bridge = ""
         self.pods.clear()
         self.state_file.unlink(missing_ok=True)

@@ -4,6 +4,10 @@ The sidecar starts first and stays up while the app restarts. The replica is reg
 endpoint of its service only while its app accepts connections, and is removed the moment the
 app exits, so callers stop being routed to it within one debounce window.
 
+With `shoal up --netns` the replica is a pod (pods.py): app and sidecar run in its network
+namespace on their Istio ports, the app on its service port with no HTTP_PROXY (capture sends
+its traffic through the sidecar), and its endpoint is the pod's address.
+
 A sidecar that exits (its Envoy crashed `--give-up-after` times in a row, e.g. because another
 process took one of its ports, or its health port could not be bound) is started again on
 fresh ports, and its app with it: the new ports reach the registry (inbound), the table of
@@ -27,6 +31,8 @@ import aiohttp
 from shoal.api import LocalWorkloadSpec, Resource
 from shoal.model import Endpoint, RegistryInstance
 from shoal.runtime.child import Child
+from shoal.runtime.podnet import PodNetError
+from shoal.runtime.pods import CaptureApplyError, CaptureError, PodSlot
 from shoal.runtime.ports import PortAllocator
 
 log = logging.getLogger("shoal.runtime")
@@ -49,6 +55,12 @@ class ReplicaPorts:
     @classmethod
     def allocate(cls, ports: PortAllocator) -> ReplicaPorts:
         return cls(*(ports.take() for _ in range(6)))
+
+    @classmethod
+    def in_pod(cls, spec: LocalWorkloadSpec) -> ReplicaPorts:
+        """A pod's own network stack: Istio's fixed ports, the app on its service port."""
+        first = spec.ports[0]
+        return cls(first.target_port or first.number, 15006, 15001, 15000, 15021, 15090)
 
 
 @dataclass
@@ -79,6 +91,7 @@ class Replica:
         on_change: Callable[[], None],
         agent_args: Sequence[str] = (),
         tls_mode: str = "disabled",
+        pod: PodSlot | None = None,
     ) -> None:
         assert isinstance(workload.spec, LocalWorkloadSpec)
         self.workload = workload
@@ -100,6 +113,7 @@ class Replica:
         self._task: asyncio.Task[None] | None = None
         self.agent: Child | None = None
         self.app: Child | None = None
+        self.pod = pod  # --netns: the replica's network namespace (pods.py)
 
     @property
     def namespace(self) -> str:
@@ -108,14 +122,24 @@ class Replica:
     @property
     def node_id(self) -> str:
         ns = self.namespace
-        return f"sidecar~127.0.0.1~{self.name}.{ns}~{ns}.svc.cluster.local"
+        return f"sidecar~{self.ip}~{self.name}.{ns}~{ns}.svc.cluster.local"
+
+    @property
+    def ip(self) -> str:
+        return self.pod.ip if self.pod is not None and self.pod.pod is not None else "127.0.0.1"
+
+    def _endpoint_ports(self) -> dict[str, int]:
+        if self.pod is not None:
+            # the pod's capture hands podIP:PORT to the sidecar's 15006 chain for PORT
+            return {p.name: p.target_port or p.number for p in self.spec.ports}
+        # every service port enters through the sidecar's inbound listener
+        return {p.name: self.ports.inbound for p in self.spec.ports}
 
     def instance(self) -> RegistryInstance:
         endpoint = Endpoint(
-            address="127.0.0.1",
+            address=self.ip,
             labels=MappingProxyType(dict(self.spec.labels)),
-            # every service port enters through the sidecar's inbound listener
-            ports=MappingProxyType({p.name: self.ports.inbound for p in self.spec.ports}),
+            ports=MappingProxyType(self._endpoint_ports()),
             service_account=self.spec.service_account or "default",
             tls_mode=self.tls_mode,
             workload=self.workload.meta.name,
@@ -127,6 +151,28 @@ class Replica:
     def _agent_argv(self) -> list[str]:
         labels = ",".join(f"{k}={v}" for k, v in sorted(self.spec.labels.items()))
         p = self.ports
+        if self.pod is not None:
+            return [
+                *self.pod.agent_prefix(),
+                sys.executable, "-m", "shoal.agent", "--log-level", "WARNING",
+                "--name", self.name,
+                "--namespace", self.namespace,
+                "--workload", self.workload.meta.name,
+                "--labels", labels,
+                "--service-account", self.spec.service_account or "default",
+                "--xds-address", f"{self.pod.pods.host_ip}:{self.xds_port}",
+                "--interception", "REDIRECT",
+                "--ip", self.pod.ip,
+                "--admin-port", str(p.admin),
+                "--health-port", str(p.health),
+                "--health-host", "0.0.0.0",
+                "--prometheus-port", str(p.metrics),
+                "--service-host", self.hostname,
+                "--base-id", str(self.pod.base_id),
+                "--drain-seconds", "1",
+                "--give-up-after", str(SIDECAR_GIVE_UP_AFTER),
+                *self.agent_args,
+            ]  # fmt: skip
         return [
             sys.executable, "-m", "shoal.agent", "--log-level", "WARNING",
             "--name", self.name,
@@ -150,6 +196,20 @@ class Replica:
     def _app_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         env.update(self.spec.env)
+        if self.pod is not None:
+            # the app knows nothing of the mesh: capture takes its calls to the sidecar
+            env.update(
+                {
+                    "PORT": str(self.ports.app),
+                    "HOST": "0.0.0.0",  # the sidecar delivers to podIP:PORT from 127.0.0.6
+                    "SHOAL_SERVICE": self.hostname.split(".", 1)[0],
+                    "SHOAL_VERSION": self.spec.labels.get("version", "v1"),
+                    "SHOAL_REPLICA": self.name,
+                    "SHOAL_NAMESPACE": self.namespace,
+                    "PYTHONUNBUFFERED": "1",
+                }
+            )
+            return env
         env.update(
             {
                 "PORT": str(self.ports.app),
@@ -168,6 +228,11 @@ class Replica:
     async def _app_listening(self, within: float) -> bool:
         deadline = time.monotonic() + within
         while time.monotonic() < deadline and self.app is not None and self.app.running:
+            if self.pod is not None:
+                if await self.pod.listening(self.ports.app):
+                    return True
+                await asyncio.sleep(0.05)
+                continue
             with contextlib.suppress(OSError):
                 _, writer = await asyncio.open_connection("127.0.0.1", self.ports.app)
                 writer.close()
@@ -177,7 +242,7 @@ class Replica:
         return False
 
     async def _sidecar_ready(self, within: float, agent: Child) -> bool:
-        url = f"http://127.0.0.1:{self.ports.health}/healthz/ready"
+        url = f"http://{self.ip}:{self.ports.health}/healthz/ready"
         deadline = time.monotonic() + within
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
             while time.monotonic() < deadline and not self._stopping and agent.running:
@@ -195,8 +260,23 @@ class Replica:
             self.registered = registered
             self._on_change()
 
+    async def _make_pod(self) -> bool:
+        """--netns: the pod exists with its capture rules; False (and why, in the state)
+        if it cannot be made."""
+        if self.pod is None:
+            return True
+        try:
+            await asyncio.to_thread(self.pod.ensure)
+        except (CaptureError, CaptureApplyError, PodNetError) as err:
+            log.error("%s: no pod: %s", self.name, err)
+            self.status.state = f"pod error: {err}"
+            return False
+        return True
+
     async def _run(self) -> None:
         backoff = _BACKOFF_MIN
+        if not await self._make_pod():
+            return
         while not self._stopping:
             started = time.monotonic()
             await self._run_with_sidecar()
@@ -206,7 +286,9 @@ class Replica:
             if time.monotonic() - started > 30:
                 backoff = _BACKOFF_MIN
             self.sidecar_restarts += 1
-            old, self.ports = self.ports, self._new_ports()
+            old = self.ports
+            if self.pod is None:  # a pod's ports are its own
+                self.ports = self._new_ports()
             log.warning(
                 "%s: sidecar exited with %s; starting it again in %.1f s on fresh ports "
                 "(admin %d -> %d, inbound %d -> %d)",
@@ -232,7 +314,10 @@ class Replica:
                 log.warning("%s: sidecar not ready after 30 s; starting the app anyway", self.name)
             backoff = _BACKOFF_MIN
             while not self._stopping:
-                self.app = Child(self.name, _command(list(self.spec.command)), self._app_env())
+                argv = _command(list(self.spec.command))
+                if self.pod is not None:
+                    argv = [*self.pod.app_prefix(), *argv]
+                self.app = Child(self.name, argv, self._app_env())
                 started = time.monotonic()
                 await self.app.start()
                 if await self._app_listening(within=30):

@@ -2,7 +2,8 @@
 
 On each new snapshot it reconciles: new workloads and added replicas start, removed ones
 stop, and a workload whose spec changed is restarted replica by replica. Registered replicas
-are handed to the control plane as registry instances.
+are handed to the control plane as registry instances. With `pods` (`shoal up --netns`) each
+replica gets a pod (pods.py), removed when the replica is.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from shoal.controlplane.app import ControlPlane
 from shoal.model import MeshSnapshot
 from shoal.runtime.credentials import Credentials
 from shoal.runtime.gateway import Gateways
+from shoal.runtime.pods import Pods
 from shoal.runtime.ports import PortAllocator
 from shoal.runtime.replica import Replica, ReplicaPorts
 
@@ -30,8 +32,11 @@ RETIRE_DRAIN_S = 2.0
 
 
 class Supervisor:
-    def __init__(self, cp: ControlPlane, credentials: Credentials | None = None) -> None:
+    def __init__(
+        self, cp: ControlPlane, credentials: Credentials | None = None, pods: Pods | None = None
+    ) -> None:
         self.cp = cp
+        self.pods = pods
         self.credentials = credentials
         self.ports = PortAllocator()
         self.replicas: dict[Key, list[Replica]] = {}
@@ -51,11 +56,15 @@ class Supervisor:
         return [r for r in self.cp.store.resources if r.kind == "LocalWorkload"]
 
     def on_snapshot(self, snapshot: MeshSnapshot) -> None:
+        if self.cp.xds_port == 0:
+            return  # the first snapshot, before the xDS port is bound: `shoal up` reconciles
         self.reconcile(snapshot)
 
     def reconcile(self, snapshot: MeshSnapshot) -> None:
         if self._stopping:
             return  # replicas deregistering on the way down must not start new ones
+        if self.pods is not None:
+            self.pods.on_snapshot(snapshot)  # hosts files: names and VIPs of every service
         wanted = {(r.meta.namespace, r.meta.name): r for r in self.workloads()}
         for key in list(self.replicas):
             res = wanted.get(key)
@@ -71,12 +80,19 @@ class Supervisor:
                 name = f"{res.meta.name}-{len(current)}"
                 sa = res.spec.service_account or "default"
                 creds = self.credentials
+                spec = res.spec
+                pod = (
+                    self.pods.slot(name, res.meta.namespace, res.meta.annotations)
+                    if self.pods is not None
+                    else None
+                )
                 replica = Replica(
                     res,
                     index=len(current),
                     hostname=hostname,
-                    ports=ReplicaPorts.allocate(self.ports),
+                    ports=ReplicaPorts.in_pod(spec) if pod else ReplicaPorts.allocate(self.ports),
                     new_ports=lambda: ReplicaPorts.allocate(self.ports),
+                    pod=pod,
                     xds_port=self.cp.xds_port,
                     on_change=self._registry_changed,
                     agent_args=creds.agent_args(name, res.meta.namespace, sa) if creds else (),
@@ -92,9 +108,14 @@ class Supervisor:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    async def _stop(self, replica: Replica, drain: float = 0.0) -> None:
+        await replica.stop(drain=drain)
+        if self.pods is not None and replica.pod is not None:
+            await asyncio.to_thread(self.pods.forget, replica.pod)
+
     def _retire(self, replicas: list[Replica]) -> None:
         for replica in replicas:
-            task = asyncio.create_task(replica.stop(drain=RETIRE_DRAIN_S))
+            task = asyncio.create_task(self._stop(replica, drain=RETIRE_DRAIN_S))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
@@ -102,7 +123,7 @@ class Supervisor:
         self._stopping = True
         everyone = [r for reps in self.replicas.values() for r in reps]
         self.replicas.clear()
-        await asyncio.gather(*(r.stop() for r in everyone), *self._pending)
+        await asyncio.gather(*(self._stop(r) for r in everyone), *self._pending)
         await self.gateways.stop()
 
     def describe(self) -> list[dict[str, object]]:
@@ -122,6 +143,8 @@ class Supervisor:
                 "app_pid": r.app.pid if r.app is not None and r.app.running else None,
                 "sidecar_pid": r.agent.pid if r.agent is not None and r.agent.running else None,
                 "ports": dataclasses.asdict(r.ports),
+                "ip": r.ip,
+                "netns": r.pod.netns if r.pod is not None and r.pod.pod is not None else None,
             }
             for r in self.all()
         ]

@@ -1,7 +1,9 @@
 """`shoal up DIR`: the control plane, every workload and its sidecar, in one process tree.
 
 Ctrl-C or SIGTERM stops apps first, then sidecars, then the control plane, and waits for
-every child: nothing is left running.
+every child: nothing is left running. With `netns` every replica is a pod with transparent
+capture (pods.py); its namespaces, links and bridge go at the end, and a run killed before
+that is cleaned up by the next one (or `shoal up --cleanup`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
+from shoal.agent.capture import PROXY_UID
 from shoal.controlplane.app import ControlPlane, Settings
 from shoal.runtime.credentials import Credentials
+from shoal.runtime.pods import DEFAULT_STATE_DIR, DEFAULT_SUBNET, DEFAULT_VIPS, Pods
 from shoal.runtime.status import status_table
 from shoal.runtime.supervisor import Supervisor
 from shoal.sources.filetext import DEFAULT_MAX_FILE_BYTES
@@ -40,6 +44,11 @@ class UpSettings:
     cert_ttl_s: float = 24 * 3600.0
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     namespace: str = "default"
+    # pods: each replica in its own network namespace, traffic captured (pods.py)
+    netns: bool = False
+    state_dir: Path = DEFAULT_STATE_DIR
+    pod_subnet: str = DEFAULT_SUBNET  # the bridge's /24: host .1, pods from .2
+    vip_range: str = DEFAULT_VIPS
 
 
 async def run_up(settings: UpSettings) -> None:
@@ -52,6 +61,17 @@ async def run_up(settings: UpSettings) -> None:
 
 
 async def _run_up(settings: UpSettings, private: list[Path]) -> None:
+    if not settings.netns:
+        await _serve(settings, private, None)
+        return
+    pods = await asyncio.to_thread(Pods.open, settings.state_dir, settings.pod_subnet)
+    try:
+        await _serve(settings, private, pods)
+    finally:
+        await asyncio.to_thread(pods.close)
+
+
+async def _serve(settings: UpSettings, private: list[Path], pods: Pods | None) -> None:
     ca_dir = settings.ca_dir
     if settings.secure and ca_dir is None:
         ca_dir = Path(tempfile.mkdtemp(prefix="shoal-ca-"))
@@ -66,18 +86,23 @@ async def _run_up(settings: UpSettings, private: list[Path]) -> None:
             cert_ttl_s=settings.cert_ttl_s,
             max_file_bytes=settings.max_file_bytes,
             namespace=settings.namespace,
+            local_vips=settings.vip_range if pods is not None else None,
+            xds_extra_hosts=(pods.host_ip,) if pods is not None else (),
         )
     )
     credentials = None
     if cp.security is not None:
         token_dir = Path(tempfile.mkdtemp(prefix="shoal-tokens-"))
         private.append(token_dir)
-        credentials = Credentials(cp.security, token_dir)
+        # pods' sidecars run as the proxy UID and must read their token and the roots
+        credentials = Credentials(
+            cp.security, token_dir, owner_uid=PROXY_UID if pods is not None else None
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    supervisor = Supervisor(cp, credentials)
+    supervisor = Supervisor(cp, credentials, pods)
     await cp.start()
     # the first snapshot was built before the supervisor could know the xDS port
     assert cp.snapshot is not None

@@ -284,7 +284,7 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.N
     p.add_argument("--name", default=env.get("SHOAL_SERVICE", "sample"), help="service name")
     p.add_argument("--version", default=env.get("SHOAL_VERSION", "v1"))
     p.add_argument("--replica", default=env.get("SHOAL_REPLICA"), help="replica id")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default=env.get("HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(env.get("PORT", "8080")))
     p.add_argument(
         "--error-rate",
