@@ -171,6 +171,35 @@ def proxyless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxyless]:
         ),
     )
     config.write("moving.yaml", service_entry("moving", {"a": b["old"]}))
+    three = {"v1": b["v1"], "v2": b["v2"], "good": b["good"]}
+    for name, lb in (
+        ("sticky", "{consistentHash: {httpHeaderName: x-key}}"),
+        ("leastreq", "{simple: LEAST_REQUEST}"),
+    ):
+        config.write(
+            f"{name}.yaml",
+            service_entry(name, three)
+            + f"""---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: {name}, namespace: {NS}}}
+spec:
+  host: {fqdn(name)}
+  trafficPolicy: {{loadBalancer: {lb}}}
+""",
+        )
+    config.write(
+        "redirected.yaml",
+        service_entry("redirected", {"v1": b["v1"]})
+        + "---\n"
+        + virtual_service(
+            "redirected",
+            f"""  - match: [{{headers: {{x-go: {{exact: away}}}}}}]
+    redirect: {{uri: /elsewhere}}
+  - route: [{{destination: {{host: {fqdn("redirected")}}}}}]
+""",
+        ),
+    )
     cp = ControlPlane(config.path, workdir=work).start()
     client: XdsClient | None = None
     try:
@@ -278,3 +307,41 @@ def test_endpoint_change_reaches_the_running_client(proxyless: Proxyless) -> Non
         moved, 20, interval=0.2, what="calls to reach the new endpoint", describe=proxyless.describe
     )
     assert proxyless.client.proc.poll() is None  # the same client process throughout
+
+
+def test_consistent_hash_keeps_a_key_on_one_backend(proxyless: Proxyless) -> None:
+    # DestinationRule consistentHash -> RING_HASH and a header hash policy (gRFC A42)
+    first = proxyless.run("sticky", 1, wait_for_ready=True, metadata={"x-key": "k"})
+    assert first["codes"] == {"OK": 1}, (first, proxyless.describe())
+    seen = set()
+    for key in range(16):
+        result = proxyless.run("sticky", 10, metadata={"x-key": f"user-{key}"})
+        assert result["codes"] == {"OK": 10}, result
+        assert len(result["answers"]) == 1, (key, result["answers"])  # one backend per key
+        seen.update(result["answers"])
+    # 16 keys on a 1024-entry ring over 3 backends: all on one would be a broken hash
+    assert len(seen) >= 2, seen
+
+
+def test_least_request_is_served_as_round_robin_not_refused(proxyless: Proxyless) -> None:
+    # grpcio NACKs lb_policy LEAST_REQUEST ("LB policy is not supported"): shoal sends
+    # ROUND_ROBIN, so the client is served and holds no NACK
+    result = proxyless.run("leastreq", 30, wait_for_ready=True)
+    assert result["codes"] == {"OK": 30}, (result, proxyless.describe())
+    assert set(result["answers"]) == {"v1", "v2", "good"}
+    nacks = [
+        (p["node"], kind, st["last_nack"])
+        for p in proxyless.control_plane.syncz()
+        for kind, st in p["types"].items()
+        if st["last_nack"] is not None
+    ]
+    assert nacks == []
+
+
+def test_a_redirect_route_fails_grpc_calls_with_unavailable(proxyless: Proxyless) -> None:
+    # not supported by gRPC: a route whose action is not `route` fails the call (gRFC A28)
+    plain = proxyless.run("redirected", 2, wait_for_ready=True)
+    assert plain["codes"] == {"OK": 2}, (plain, proxyless.describe())
+    away = proxyless.run("redirected", 2, metadata={"x-go": "away"})
+    assert away["codes"] == {"UNAVAILABLE": 2}, away
+    assert "inappropriate action" in away["errors"][0]

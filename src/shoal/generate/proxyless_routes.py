@@ -12,8 +12,9 @@ gRPC client as to a sidecar wherever gRPC can honour it. What changes:
   gRPC caps attempts at 5) and `retry_back_off`; the rest of Istio's policy (HTTP codes,
   connect-failure, per-try timeout, host predicates) has no gRPC meaning and is left out. A
   policy with none of those conditions is dropped (A44).
-* fault injection: the per-route `HTTPFault` is given directly (gRPC reads no `FilterConfig`
-  wrapper's `disabled` semantics); the listener's fault filter has an empty config (A33).
+* fault injection: the per-route `HTTPFault` is sent as itself, not in the `FilterConfig`
+  wrapper a sidecar's routes use to turn on a disabled filter; the listener's fault filter is
+  enabled with an empty config, which injects nothing until a route's config replaces it (A33).
 * what gRPC ignores is not sent (header rewrites, mirrors, URL/authority rewrites, CORS), so a
   config dump shows what the client does; hash policies keep their `header` kind only (A42).
 """

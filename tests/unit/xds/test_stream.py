@@ -454,3 +454,24 @@ def test_ordinary_endpoint_changes_of_relied_on_clusters_are_not_held() -> None:
     connect_sotw(p, split_view({"a": "1", "b": "empty"}, ("a",), "r1"))
     eds = only(p.on_view(split_view({"a": "2", "b": "empty"}, ("a",), "r1")), ENDPOINT)
     assert [r.name for r in eds.resources] == ["a"]
+
+
+def test_unordered_stream_sends_routes_before_clusters_are_asked_for() -> None:
+    # a proxyless gRPC client subscribes to clusters only once it holds the routes naming
+    # them: an ordered stream would hold the routes back forever
+    ordered = proto()
+    ordered.on_view(view({"a": "1"}, ("a",)))
+    only(ordered.on_request(Request(type_url=LISTENER, names=("out",))), LISTENER)
+    assert ordered.on_request(Request(type_url=ROUTE, names=("outbound_http",))) == []
+
+    p = proto()
+    p.ordered = False
+    p.on_view(view({"a": "1"}, ("a",)))
+    lds = only(p.on_request(Request(type_url=LISTENER, names=("out",))), LISTENER)
+    rds = only(p.on_request(Request(type_url=ROUTE, names=("outbound_http",))), ROUTE)
+    cds = only(p.on_request(Request(type_url=CLUSTER, names=("a",))), CLUSTER)
+    eds = only(p.on_request(Request(type_url=ENDPOINT, names=("a",))), ENDPOINT)
+    assert [r.name for r in cds.resources] == ["a"] and [r.name for r in eds.resources] == ["a"]
+    for r, names in ((lds, ("out",)), (rds, ("outbound_http",)), (cds, ("a",)), (eds, ("a",))):
+        assert ack(p, r, names) == []
+    assert all(s["sent"] == s["acked"] for s in p.status().values())
