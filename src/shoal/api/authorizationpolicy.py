@@ -2,8 +2,9 @@
 
 Field names and meaning are Istio's (`security/v1beta1/authorization_policy.proto`):
 `action` ALLOW (default), DENY or AUDIT; `rules` of `from` sources, `to` operations and
-`when` conditions. CUSTOM (an external authorizer) and `targetRef(s)` are not implemented yet
-and say so. Translation to Envoy RBAC is generate/authz.py; the `when` keys it understands
+`when` conditions. `targetRef(s)` bind a policy to a Gateway API Gateway's proxies instead
+of a `selector` (api/targetref.py). CUSTOM (an external authorizer) is not implemented yet
+and says so. Translation to Envoy RBAC is generate/authz.py; the `when` keys it understands
 are listed in `CONDITION_KEYS` and checked here, so a typo is a load error with its field.
 """
 
@@ -17,6 +18,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from shoal.api.base import ApiModel, field_error
 from shoal.api.peerauthentication import WorkloadLabelSelector
+from shoal.api.targetref import TargetedPolicy
 
 # Istio's condition keys shoal translates (authorization-policy conditions reference).
 CONDITION_KEYS = (
@@ -148,7 +150,7 @@ class Rule(ApiModel):
     when: list[Condition] = Field(default_factory=list)
 
 
-class AuthorizationPolicySpec(ApiModel):
+class AuthorizationPolicySpec(TargetedPolicy):
     selector: WorkloadLabelSelector | None = None
     rules: list[Rule] = Field(default_factory=list)
     action: Literal["ALLOW", "DENY", "AUDIT", "CUSTOM"] = "ALLOW"

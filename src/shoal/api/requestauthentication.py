@@ -22,6 +22,7 @@ from shoal.api.base import ApiModel, field_error
 from shoal.api.duration import Duration
 from shoal.api.httpgrammar import CookieName, HeaderName, HeaderText, check_header_name
 from shoal.api.peerauthentication import WorkloadLabelSelector
+from shoal.api.targetref import TargetedPolicy
 
 
 def _header_or_empty(name: str) -> str:
@@ -88,6 +89,6 @@ class JwtRule(ApiModel):
         return rest[2:] if rest.startswith("//") else rest
 
 
-class RequestAuthenticationSpec(ApiModel):
+class RequestAuthenticationSpec(TargetedPolicy):
     selector: WorkloadLabelSelector | None = None
     jwt_rules: list[JwtRule] = Field(default_factory=list)

@@ -16,7 +16,7 @@ from shoal.api.authorizationpolicy import AuthorizationPolicySpec, Source
 from shoal.api.clienttls import ClientTLSSettings
 from shoal.api.destinationrule import DestinationRuleSpec, LoadBalancerSettings, TrafficPolicy
 from shoal.api.gateway import Server, ServerTLSSettings
-from shoal.api.requestauthentication import JwtRule, RequestAuthenticationSpec
+from shoal.api.requestauthentication import JwtRule
 from shoal.api.serviceentry import ServiceEntrySpec, WorkloadEntrySpec
 from shoal.api.sidecar import EgressListener, OutboundTrafficPolicy, SidecarSpec
 from shoal.api.telemetry import AccessLogging, Metrics, MetricSelector, TelemetrySpec, Tracing
@@ -39,8 +39,7 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
     DestinationRuleSpec: frozenset({"workloadSelector"}),
     TrafficPolicy: frozenset({"tunnel", "proxyProtocol"}),
     ClientTLSSettings: frozenset({"credentialName", "caCrl"}),
-    AuthorizationPolicySpec: frozenset({"targetRef", "targetRefs", "provider"}),
-    RequestAuthenticationSpec: frozenset({"targetRef", "targetRefs"}),
+    AuthorizationPolicySpec: frozenset({"provider"}),
     HTTPSettings: frozenset({"useClientProtocol", "http2KeepAlive"}),
     OutlierDetection: frozenset({"consecutiveErrors", "outlierDetectionHttpErrorCodes"}),
     RetryBudget: frozenset({"budgetInterval"}),

@@ -38,7 +38,7 @@ from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from shoal.api import Resource, VirtualServiceSpec, host_matches
 from shoal.api.gateway import GatewaySpec, Server, ServerTLSSettings
 from shoal.api.virtualservice import HTTPMatchRequest, TCPRoute
-from shoal.generate import routes, tcp, telemetry
+from shoal.generate import authz, jwt, routes, tcp, telemetry
 from shoal.generate.prepared import PreparedResource, prepare
 from shoal.model import Credential, MeshSnapshot, Port, Proxy
 
@@ -184,6 +184,11 @@ def _tls(
 def _hcm(snapshot: MeshSnapshot, proxy: Proxy, port: int) -> hcm_pb2.HttpConnectionManager:
     hcm = hcm_pb2.HttpConnectionManager(
         stat_prefix=f"gateway_http_{port}", via=f"gateway {proxy.workload_name}"
+    )
+    # RequestAuthentication and AuthorizationPolicy apply to gateways as to sidecars (by
+    # selector or, for a Gateway API Gateway's proxies, by targetRef): JWT, then RBAC
+    hcm.http_filters.extend(
+        [*jwt.http_filters(snapshot, proxy), *authz.http_filters(snapshot, proxy)]
     )
     router = hcm.http_filters.add(name="envoy.filters.http.router")
     router.typed_config.Pack(router_pb2.Router())

@@ -27,6 +27,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 
 from shoal.api import Resource
 from shoal.api.requestauthentication import JwtRule, RequestAuthenticationSpec
+from shoal.api.targetref import TargetedPolicy
 from shoal.generate.peerauth import ROOT_NAMESPACE
 from shoal.model import MeshSnapshot, Proxy
 
@@ -56,7 +57,15 @@ FAKE_JWKS = json.dumps(
 
 def selects(res: Resource, selector_labels: dict[str, str] | None, proxy: Proxy) -> bool:
     """Istio's scoping for security policies: root namespace applies mesh-wide, others to
-    their namespace; a selector narrows to workloads with those labels."""
+    their namespace; a selector narrows to workloads with those labels. A policy with
+    `targetRef(s)` applies to the named gateways' proxies only (api/targetref.py)."""
+    spec = res.spec
+    if isinstance(spec, TargetedPolicy) and spec.targets():
+        return any(
+            (ref.namespace or res.meta.namespace) == proxy.namespace
+            and all(proxy.labels.get(k) == v for k, v in ref.labels().items())
+            for ref in spec.targets()
+        )
     if res.meta.namespace not in (proxy.namespace, ROOT_NAMESPACE):
         return False
     return all(proxy.labels.get(k) == v for k, v in (selector_labels or {}).items())

@@ -78,12 +78,17 @@ BEHAVIOUR: dict[tuple[str, str], tuple[str, ...]] = {
     ("ServiceEntry", ""): (E2E + "test_edges_outbound.py", E2E + "test_edges_tcp.py", *MESH),
     ("WorkloadEntry", ""): (E2E + "test_file_kubernetes.py", E2E + "test_incremental_eds.py"),
     ("Sidecar", ""): (E2E + "test_edges_outbound.py",),
-    ("AuthorizationPolicy", ""): (E2E + "test_security_authz.py", "harness/policies.py"),
+    ("AuthorizationPolicy", ""): (
+        E2E + "test_security_authz.py",
+        E2E + "test_security_gateway_policy.py",
+        "harness/policies.py",
+    ),
     ("PeerAuthentication", ""): (E2E + "test_security_mtls.py", "harness/secmesh.py"),
     ("RequestAuthentication", ""): (
         E2E + "test_security_authz.py",
         E2E + "test_security_jwks_fetch.py",
         E2E + "test_security_jwt_sources.py",
+        E2E + "test_security_gateway_policy.py",
         "harness/policies.py",
     ),
     ("Telemetry", ""): (
