@@ -36,7 +36,7 @@ def get(url: str, headers: dict[str, str] | None = None, data: bytes | None = No
         return str(resp.read().decode())
 
 
-def _bootstrap(
+def bootstrap(
     admin: int,
     port: int,
     access_logs: Iterable[accesslog_pb2.AccessLog],
@@ -77,7 +77,7 @@ def envoy_with(
     """Run Envoy; yield (admin port, listener port, metrics port); always stop it."""
     admin, port, metrics = free_ports(3)
     path = tmp_path / "boot.pb"
-    boot = _bootstrap(admin, port, access_logs, http_filters, metrics)
+    boot = bootstrap(admin, port, access_logs, http_filters, metrics)
     path.write_bytes(boot.SerializeToString())
     with (tmp_path / "envoy.log").open("wb") as log:
         argv = [str(ENVOY), "-c", str(path), "--disable-hot-restart", "--concurrency", "1"]

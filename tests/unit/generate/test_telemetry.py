@@ -12,6 +12,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 
 from shoal.api import ConfigStore
+from shoal.common import packedlabels
 from shoal.generate import ConfigGenerator
 from shoal.generate.prepared import LISTENER, unpack
 from shoal.generate.telemetry_labels import HTTP_LABELS
@@ -63,7 +64,7 @@ def _proxy(name: str = "reviews") -> object:
 
 
 def _stats(gen: ConfigGenerator, listener: str, name: str = "reviews") -> dict[str, list[str]]:
-    """Stat name -> its tag names, of the listener's stats loggers."""
+    """Stat name -> its label names (packed in one tag), of the listener's stats loggers."""
     view = gen.view(_proxy(name))  # type: ignore[arg-type]
     found = unpack(view.of(LISTENER)[listener], listener_pb2.Listener())
     assert isinstance(found, listener_pb2.Listener)
@@ -74,7 +75,8 @@ def _stats(gen: ConfigGenerator, listener: str, name: str = "reviews") -> dict[s
         config = stats_pb2.Config()
         log.typed_config.Unpack(config)
         for stat in [*(c.stat for c in config.counters), *(h.stat for h in config.histograms)]:
-            out[stat.name] = [t.name for t in stat.tags]
+            assert [t.name for t in stat.tags] == [packedlabels.TAG]
+            out[stat.name] = list(packedlabels.unpack(stat.tags[0].value_format))
     return out
 
 

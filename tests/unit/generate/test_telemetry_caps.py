@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shoal.common import packedlabels
 from shoal.generate.telemetry import http_access_logs
 from shoal.generate.telemetry_labels import HTTP_LABELS
 from shoal.generate.telemetry_policy import CLIENT, HTTP_STATS, MetricsPolicy
@@ -24,8 +25,8 @@ def _requests_total(admin: int) -> dict[str, int]:
     out = {}
     for line in get(f"http://127.0.0.1:{admin}/stats/prometheus").splitlines():
         if line.startswith("envoy_istio_requests_total{"):
-            path = line.split('request_path="', 1)[1].split('"', 1)[0]
-            out[path] = int(line.rsplit(" ", 1)[1])
+            packed = line.split(f'{packedlabels.TAG}="', 1)[1].split('"', 1)[0]
+            out[packedlabels.unpack(packed)["request_path"]] = int(line.rsplit(" ", 1)[1])
     return out
 
 
