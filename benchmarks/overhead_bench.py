@@ -312,12 +312,34 @@ spec:
 """
 
 
-def paced_script(workdir: Path, rps: float, connections: int) -> Path:
-    """A wrk script pacing each connection so that all of them send about `rps` requests/s
-    (each waits 1000 * connections / rps ms after an answer: a little under `rps` once
-    latency is added; the measured rate is printed)."""
+# wrk's `delay()` hook, asked before each request a connection sends: every connection takes
+# the next free slot of one schedule of `rps` slots per second (a monotonic clock through
+# LuaJIT's ffi, which Debian's wrk links), so the connections together send `rps` requests/s
+# whatever the latency, as long as enough of them are free. wrk's timer granularity is 1 ms;
+# slots keep their fractions, so the rate holds on average.
+_PACED_LUA = """local ffi = require("ffi")
+ffi.cdef[[
+typedef struct {{ long tv_sec; long tv_nsec; }} shoal_timespec;
+int clock_gettime(int clk_id, shoal_timespec *tp);
+]]
+local ts = ffi.new("shoal_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+local interval, slot = {interval:.6f}, 0
+function delay()
+  local now = now_ms()
+  slot = math.max(slot + interval, now)
+  return math.floor(slot - now + 0.5)
+end
+"""
+
+
+def paced_script(workdir: Path, rps: float) -> Path:
+    """A wrk script holding the load at `rps` requests/s (open schedule, see above)."""
     path = workdir / f"paced-{rps:g}.lua"
-    path.write_text(f"function delay()\n  return {1000.0 * connections / rps:.3f}\nend\n")
+    path.write_text(_PACED_LUA.format(interval=1000.0 / rps))
     return path
 
 
@@ -353,7 +375,7 @@ def measure_chain(
     and shoal's with the metrics turned off mesh-wide (the hand-written chain has none)."""
     from handchain import hand_chain
 
-    paced = paced_script(workdir, rate, 10)
+    paced = paced_script(workdir, rate)
     results: dict[tuple[str, str], list[Result]] = {}
     tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
     ups = {
@@ -434,9 +456,85 @@ def print_chain(
             f"~{rate:g} rps (goal <= 1.05x: {'met' if p99_ratio <= 1.05 else 'NOT met'})"
         )
     print(
-        f"(saturated: wrk, {connections} keep-alive connections, closed loop; paced: 10 "
-        f"connections; median of the rounds, {duration:g} s each, paths interleaved)"
+        f"(saturated: wrk, {connections} keep-alive connections, closed loop; paced: "
+        f"{rate:g} requests/s on one schedule over 10 connections; median of the rounds, "
+        f"{duration:g} s each, paths interleaved)"
     )
+
+
+# -- what each piece of shoal's sidecar config costs, on the hand-written chain --------------
+
+
+def attribution_variants() -> dict[str, frozenset[str]]:
+    """The hand-written chain alone, with every feature of handchain.FEATURES, and with all
+    but each one (pieces alone are lost in the noise; what removing one saves is not)."""
+    from handchain import FEATURES
+
+    every = frozenset(FEATURES)
+    out = {"hand-written": frozenset[str](), "+ all": every}
+    out.update({f"+ all - {name}": every - {name} for name in FEATURES})
+    return out
+
+
+def measure_attribution(
+    workdir: Path, connections: int, duration: float, rounds: int
+) -> dict[str, list[Result]]:
+    """Every variant in front of one fast backend, interleaved round by round, saturated."""
+    from handchain import hand_chain
+    from harness.ports import free_port
+
+    port = free_port()
+    app = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--serve-fast"], env={**os.environ, "PORT": str(port)}
+    )
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    results: dict[str, list[Result]] = {}
+    try:
+        with contextlib.ExitStack() as stack:
+            chains = {
+                name: stack.enter_context(hand_chain(workdir / f"attr-{i}", port, features))
+                for i, (name, features) in enumerate(attribution_variants().items())
+            }
+            for chain_port, _ in chains.values():
+                run_wrk(chain_port, "fast", connections, 1.0)  # warm-up
+            for round_ in range(rounds):
+                for name, (chain_port, pids) in chains.items():
+                    before = cpu_ticks(pids)
+                    result = run_wrk(chain_port, "fast", connections, duration)
+                    result.envoy_us = (cpu_ticks(pids) - before) * tick_us / max(1, result.requests)
+                    results.setdefault(name, []).append(result)
+                print(f"  round {round_ + 1}/{rounds} done", flush=True)
+    finally:
+        app.terminate()
+        app.wait(timeout=10)
+    return results
+
+
+def print_attribution(results: dict[str, list[Result]], duration: float) -> None:
+    from handchain import FEATURES
+
+    print()
+    print(f"{'hand-written chain':<28} {'Envoys us/req':>13} {'ratio (q1-q3)':>22} {'req/s':>7}")
+    base = results["hand-written"]
+    every = results["+ all"]
+    for name, rs in results.items():
+        # per round against the reference measured in the same round: the machine's load
+        # moves both alike
+        ref = every if name.startswith("+ all - ") else base
+        ratios = sorted(r.envoy_us / b.envoy_us for r, b in zip(rs, ref, strict=True))
+        q1, q3 = ratios[len(ratios) // 4], ratios[-1 - len(ratios) // 4]
+        against = "/all" if ref is every else "/hand"
+        print(
+            f"{name:<28} {_median(rs, 'envoy_us'):13.0f} "
+            f"{statistics.median(ratios):8.3f}{against:<5} ({q1:.3f}-{q3:.3f}) "
+            f"{_median(rs, 'rps'):7.0f}"
+        )
+    print(
+        f"(saturated, median of {len(base)} rounds of {duration:g} s; ratio: CPU per request "
+        "against the hand-written chain, or for '+ all - X' against '+ all', in the same round)"
+    )
+    for name, what in FEATURES.items():
+        print(f"  {name:<10} {what}")
 
 
 @dataclass
@@ -575,6 +673,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only secure shoal sidecars against the hand-written mTLS chain",
     )
+    parser.add_argument(
+        "--attribute",
+        action="store_true",
+        help="only the hand-written chain with each piece of shoal's sidecar config added",
+    )
     parser.add_argument("--serve-fast", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_fast:  # run as the fast backend's app by shoal up
@@ -599,6 +702,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load generator: {described}")
     for name, what in BACKENDS.items():
         print(f"backend {name}: {what}")
+    if args.attribute:
+        with tempfile.TemporaryDirectory(prefix="shoal-overhead-") as tmp:
+            found = measure_attribution(Path(tmp), args.connections, args.duration, args.rounds)
+        print_attribution(found, args.duration)
+        print(f"(total benchmark time {time.perf_counter() - started:.0f} s)")
+        return 0
     with tempfile.TemporaryDirectory(prefix="shoal-overhead-") as tmp:
         results = memory = None
         if not args.only_chain:

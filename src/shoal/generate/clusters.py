@@ -80,7 +80,7 @@ def outbound(
     policy = dr.policy_for(port.number, subset) if dr else None
     mesh_mtls = secure and service.location == "MESH_INTERNAL"
     tls = policy.tls if policy else None
-    apply_traffic_policy(
+    http2 = apply_traffic_policy(
         cluster, policy, port, mesh_h2=h2_to_sidecars(tls, secure=mesh_mtls, service=service)
     )
     apply_client_tls(
@@ -91,6 +91,7 @@ def outbound(
         port=port.number,
         subset=subset,
         files=files or {},
+        http2=http2,
     )
     uses_eds = False
     if service.resolution in ("DNS", "DNS_ROUND_ROBIN"):

@@ -4,11 +4,21 @@ Each concern that needs an HTTP filter (fault injection, CORS, rate limiting, au
 ...) contributes it here, so listeners.py stays about addresses and ports.
 
 Filters that act on some routes only (fault, CORS, the dynamic forward proxy of the catch-all)
-sit in the outbound listener *disabled* (`HttpFilter.disabled`): Envoy does not even create
-them for a request unless its route enables them, which the route does by wrapping its own
-settings in a `FilterConfig` (`enabled_on_route`). So a request whose route asks for none of
-them pays for none of them, and a VirtualService adding fault injection changes the route
-table only: the listener stays the same and no connection is drained.
+are in the outbound listener only while some route of the proxy's route table turns them on
+(the table's `route_filters`, routes.py), and there *disabled* (`HttpFilter.disabled`): Envoy
+does not even create them for a request unless its route enables them, which the route does
+by wrapping its own settings in a `FilterConfig` (`enabled_on_route`). So a request whose
+route asks for none of them pays for none of them, and a mesh without fault injection or CORS
+has no such filter at all (each present filter still costs Envoy a per-request lookup of the
+route's per-filter config: measured in benchmarks/overhead_bench.py --attribute).
+
+The price: the first VirtualService with a `fault` (or `corsPolicy`) a proxy's route table
+holds changes that proxy's outbound listener, and so does the last one going away. Envoy
+replaces the listener and drains the old one's connections (shoal's Envoys drain in ~1 s):
+requests in flight finish, kept-alive clients reconnect to the new listener. Until they
+have, requests on old connections run the old chain (no fault injected yet). Envoy accepts a
+route's per-filter config for a filter the listener lacks (it is unused), so the order in
+which the listener and the route table arrive does not matter.
 """
 
 from __future__ import annotations
@@ -53,17 +63,26 @@ def router(*, respect_expected_rq_timeout: bool = False) -> hcm_pb2.HttpFilter:
     )
 
 
-def outbound_http_filters(snapshot: MeshSnapshot, proxy: Proxy) -> list[hcm_pb2.HttpFilter]:
-    """Filters on the caller's side (the outbound listener); the router is always last."""
-    # CORS and fault injection are configured per route (generate/cors.py, faults.py); always
-    # present, so a VirtualService change never changes (and drains) the listener, and
-    # disabled unless a route turns them on (see above).
-    return [
-        http_filter(CORS_FILTER, cors_filter_config(), disabled=True),
-        http_filter(FAULT_FILTER, fault_filter_config(), disabled=True),
-        *outbound_policy.http_filters(snapshot, proxy),
-        router(),
-    ]
+# every filter a route of the outbound table may turn on (the default of `route_filters`)
+ROUTE_FILTERS = frozenset({CORS_FILTER, FAULT_FILTER, outbound_policy.DFP_FILTER})
+
+
+def outbound_http_filters(
+    snapshot: MeshSnapshot, proxy: Proxy, route_filters: frozenset[str] = ROUTE_FILTERS
+) -> list[hcm_pb2.HttpFilter]:
+    """Filters on the caller's side (the outbound listener); the router is always last.
+
+    `route_filters`: the filters some route of the proxy's table turns on (see above)."""
+    out = []
+    # CORS and fault injection are configured per route (generate/cors.py, faults.py)
+    if CORS_FILTER in route_filters:
+        out.append(http_filter(CORS_FILTER, cors_filter_config(), disabled=True))
+    if FAULT_FILTER in route_filters:
+        out.append(http_filter(FAULT_FILTER, fault_filter_config(), disabled=True))
+    if outbound_policy.DFP_FILTER in route_filters:
+        out.extend(outbound_policy.http_filters(snapshot, proxy))
+    out.append(router())
+    return out
 
 
 def inbound_http_filters(snapshot: MeshSnapshot, proxy: Proxy) -> list[hcm_pb2.HttpFilter]:

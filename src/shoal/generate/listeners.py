@@ -26,7 +26,12 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 
 from shoal.generate import mtls, peerauth, telemetry
-from shoal.generate.httpfilters import inbound_http_filters, outbound_http_filters, packed
+from shoal.generate.httpfilters import (
+    ROUTE_FILTERS,
+    inbound_http_filters,
+    outbound_http_filters,
+    packed,
+)
 from shoal.generate.names import (
     INBOUND_LISTENER,
     OUTBOUND_LISTENER,
@@ -83,12 +88,18 @@ _INTERNAL_RANGES = (
 )
 
 
-def outbound_listener(snapshot: MeshSnapshot, proxy: Proxy, port: int) -> PreparedResource:
-    """Plain HTTP on loopback; the Host header picks the service (RDS ``outbound_http``)."""
+def outbound_listener(
+    snapshot: MeshSnapshot,
+    proxy: Proxy,
+    port: int,
+    route_filters: frozenset[str] = ROUTE_FILTERS,
+) -> PreparedResource:
+    """Plain HTTP on loopback; the Host header picks the service (RDS ``outbound_http``).
+    `route_filters`: the HTTP filters routes of that table turn on (httpfilters.py)."""
     hcm = _hcm(
         "outbound_http",
         f"outbound {proxy.workload_name}",
-        outbound_http_filters(snapshot, proxy),
+        outbound_http_filters(snapshot, proxy, route_filters),
     )
     telemetry.instrument_outbound(hcm, snapshot, proxy)
     hcm.rds.route_config_name = OUTBOUND_ROUTE
@@ -150,7 +161,7 @@ def _secure_inbound(
         name="inbound_mtls",
         filter_chain_match=listener_components_pb2.FilterChainMatch(transport_protocol="tls"),
         filters=[tls_filter],
-        transport_socket=mtls.downstream_mtls(),
+        transport_socket=mtls.downstream_mtls(mtls.ALPN_DOWNSTREAM),
     )
     plain.name = "inbound_plaintext"
     plain.filter_chain_match.transport_protocol = "raw_buffer"
@@ -162,14 +173,18 @@ def _secure_inbound(
     )
 
 
-def sidecar_listeners(snapshot: MeshSnapshot, proxy: Proxy) -> list[PreparedResource]:
+def sidecar_listeners(
+    snapshot: MeshSnapshot, proxy: Proxy, route_filters: frozenset[str] = ROUTE_FILTERS
+) -> list[PreparedResource]:
+    """`route_filters`: the HTTP filters the proxy's outbound route table turns on (its
+    `PreparedResource.route_filters`; by default all a route may use)."""
     out = []
     if proxy.outbound_port is not None:
-        out.append(outbound_listener(snapshot, proxy, proxy.outbound_port))
+        out.append(outbound_listener(snapshot, proxy, proxy.outbound_port, route_filters))
     elif proxy.interception_mode == "REDIRECT":
         # Without capture rules in place yet, REDIRECT sidecars get the Host-routed listener on
         # Istio's outbound capture port; original-destination routing arrives with capture.
-        out.append(outbound_listener(snapshot, proxy, 15001))
+        out.append(outbound_listener(snapshot, proxy, 15001, route_filters))
     if proxy.inbound_port is not None and proxy.app_port is not None:
         host = proxy.instance_ips[0] if proxy.instance_ips else proxy.ip
         out.append(inbound_listener(snapshot, proxy, host, proxy.inbound_port, proxy.app_port))

@@ -32,6 +32,11 @@ SDS_CLUSTER = "sds-grpc"
 CERT_SECRET = "default"
 ROOT_SECRET = "ROOTCA"
 ALPN_ISTIO = "istio"
+# Istio's ALPN between sidecars (pilot/pkg/networking/util: ALPNInMeshH2, ALPNDownstream):
+# a caller speaking HTTP/2 offers "h2" after "istio", the inbound side offers h2 and
+# http/1.1, so the callee's connection manager knows the codec from the handshake
+ALPN_H2 = "h2"
+ALPN_DOWNSTREAM = ("h2", "http/1.1")
 TLS_MODE_KEY = "tlsMode"
 TLS_MODE_ISTIO = "istio"
 TRANSPORT_SOCKET_MATCH = "envoy.transport_socket_match"
@@ -105,9 +110,13 @@ def service_sans(service: Service) -> list[str]:
     )
 
 
-def istio_mutual(sni: str, sans: Iterable[str]) -> tls_pb2.UpstreamTlsContext:
+def istio_mutual(
+    sni: str, sans: Iterable[str], *, http2: bool = False
+) -> tls_pb2.UpstreamTlsContext:
     ctx = tls_pb2.UpstreamTlsContext(sni=sni, common_tls_context=mesh_common_context(sans))
     ctx.common_tls_context.alpn_protocols.append(ALPN_ISTIO)
+    if http2:
+        ctx.common_tls_context.alpn_protocols.append(ALPN_H2)
     return ctx
 
 
@@ -199,8 +208,10 @@ def apply_client_tls(
     port: int,
     subset: str,
     files: Mapping[str, str],
+    http2: bool = False,
 ) -> None:
-    """Set `cluster`'s transport socket(s): DestinationRule `tls`, else automatic mTLS."""
+    """Set `cluster`'s transport socket(s): DestinationRule `tls`, else automatic mTLS.
+    `http2`: the cluster speaks HTTP/2 (mesh mTLS then offers ALPN h2 too)."""
     sni = istio_sni(port, subset, service.hostname)
     if tls is not None and tls.mode == "DISABLE":
         return
@@ -212,7 +223,9 @@ def apply_client_tls(
     if not secure:
         return  # no SDS on this proxy: no mesh certificate to present
     sans = list(tls.subject_alt_names) if tls is not None and tls.subject_alt_names else None
-    ctx = istio_mutual(tls.sni if tls and tls.sni else sni, sans or service_sans(service))
+    ctx = istio_mutual(
+        tls.sni if tls and tls.sni else sni, sans or service_sans(service), http2=http2
+    )
     if tls is not None:  # ISTIO_MUTUAL: every endpoint, whatever its tlsMode
         cluster.transport_socket.CopyFrom(_socket(ctx))
         return

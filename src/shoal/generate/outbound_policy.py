@@ -12,8 +12,9 @@ host `*` of the outbound route table:
   `http://example.com/` or `http://127.0.0.1:8080/` keep working from inside the mesh.
 * REGISTRY_ONLY: answer 502, like Istio's BlackHoleCluster.
 
-The filter and the cluster are the same for every sidecar, so listeners and clusters do not
-change when the policy does; only the route table does.
+The filter and the cluster are the same for every sidecar. The cluster is always there; the
+filter only in listeners whose route table has the ALLOW_ANY catch-all (httpfilters.py), so
+switching a proxy to REGISTRY_ONLY or back changes its route table and its outbound listener.
 """
 
 from __future__ import annotations
@@ -92,10 +93,8 @@ def _dns_cache() -> dns_cache_pb2.DnsCacheConfig:
 
 
 def http_filters(snapshot: MeshSnapshot, proxy: Proxy) -> list[hcm_pb2.HttpFilter]:
-    """The dynamic forward proxy filter for a sidecar's outbound listener.
-
-    It is always present, so the listener does not change (and drain) when the outbound
-    policy does, and disabled: only the catch-all route turns it on (httpfilters.py), so
+    """The dynamic forward proxy filter for a sidecar's outbound listener whose route table
+    has the ALLOW_ANY catch-all; disabled: only that route turns it on (httpfilters.py), so
     requests to mesh services never run it.
     """
     if proxy.type != "sidecar":

@@ -41,6 +41,9 @@ class PreparedResource:
     # clusters a route table gives weight to because they have endpoints (emptydest.py): it
     # is sent only after their assignments, which are not emptied while it is held
     needs_endpoints: frozenset[str] = frozenset()
+    # HTTP filters a route table's routes turn on (typed_per_filter_config): the listener
+    # that uses the table carries them, others do not (httpfilters.py)
+    route_filters: frozenset[str] = frozenset()
 
 
 def prepare(
@@ -60,6 +63,7 @@ def prepare_serialized(
     uses_eds: bool = False,
     *,
     needs_endpoints: frozenset[str] = frozenset(),
+    route_filters: frozenset[str] = frozenset(),
 ) -> PreparedResource:
     """`prepare` for a message already serialized (deterministically) as `body`."""
     wrapped = any_pb2.Any(type_url=type_url, value=body).SerializeToString(deterministic=True)
@@ -72,6 +76,7 @@ def prepare_serialized(
         refs=refs,
         uses_eds=uses_eds,
         needs_endpoints=needs_endpoints,
+        route_filters=route_filters,
     )
 
 

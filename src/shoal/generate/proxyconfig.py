@@ -256,6 +256,13 @@ class ConfigGenerator:
             found = self._routes[key] = ResourceSet.of(made)
         return found
 
+    def _route_filters(self, proxy: Proxy) -> frozenset[str]:
+        """The HTTP filters the sidecar's outbound route table turns on: its listener holds
+        those only (httpfilters.py)."""
+        if proxy.type == "router":
+            return frozenset()
+        return frozenset().union(*(r.route_filters for r in self.routes(proxy).values()))
+
     def _listener_key(self, proxy: Proxy) -> tuple[object, ...]:
         return (
             proxy.type,
@@ -274,6 +281,9 @@ class ConfigGenerator:
             proxy.labels_key,
             proxy.service_account,
             proxy.service_host,
+            # the per-route filters of its route table (a VirtualService's fault or CORS);
+            # last: _captured_key reads positions
+            self._route_filters(proxy),
         )
 
     def listeners(self, proxy: Proxy) -> ResourceMap:
@@ -285,7 +295,7 @@ class ConfigGenerator:
             elif outbound_policy.captured(proxy):
                 made = capture_listeners.capture_listeners(self.snapshot, proxy)
             else:
-                made = listeners.sidecar_listeners(self.snapshot, proxy)
+                made = listeners.sidecar_listeners(self.snapshot, proxy, self._route_filters(proxy))
             found = self._listeners[key] = ResourceSet.of(made)
         return found
 

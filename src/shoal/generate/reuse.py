@@ -43,9 +43,11 @@ def _shape(service: Service | None) -> Service | None:
     return without_endpoints(service) if service is not None else None
 
 
-# Sidecar listeners name their route table (RDS) and clusters only by name; nothing in them
-# depends on services, VirtualServices or DestinationRules (test_reuse checks a VS and a DR
-# edit leave them equal to a fresh build). Any other kind, new kinds included, counts.
+# Sidecar listeners name their route table (RDS) and clusters only by name; nothing else in
+# them depends on services, VirtualServices or DestinationRules but which per-route filters
+# the route table turns on, and that is part of their cache key (proxyconfig._listener_key;
+# test_reuse checks a VS and a DR edit leave them equal to a fresh build). Any other kind,
+# new kinds included, counts.
 _NOT_FOR_SIDECAR_LISTENERS = REGISTRY_KINDS | {"VirtualService", "DestinationRule"}
 
 

@@ -160,6 +160,20 @@ def _set_timeout(action: rc.RouteAction, timeout: float | None) -> None:
     action.max_grpc_timeout.FromNanoseconds(nanos)
 
 
+def policy_filters(vs: Resource | None) -> frozenset[str]:
+    """The per-route HTTP filters `vs`'s routes turn on (`_policies`): the outbound listener
+    carries these only where some route of its table needs them (httpfilters.py)."""
+    if vs is None or not isinstance(vs.spec, VirtualServiceSpec):
+        return frozenset()
+    out = set()
+    for http in vs.spec.http:
+        if http.fault is not None:
+            out.add(FAULT_FILTER)
+        if http.cors_policy is not None:
+            out.add(CORS_FILTER)
+    return frozenset(out)
+
+
 def _policies(snapshot: MeshSnapshot, http: HTTPRoute, route: rc.Route) -> None:
     """Per-route filter configs: fault injection and CORS."""
     # the filters are disabled on the listener unless the route turns them on (httpfilters.py)
@@ -409,10 +423,13 @@ def outbound_routes(
     parts = [protowire.text(1, OUTBOUND_ROUTE)]
     refs: list[frozenset[str]] = []
     needs: list[frozenset[str]] = []
+    filters: set[str] = set()
     plan = cache.plan(proxy.namespace, visible, lambda: list(_plan(snapshot, proxy, visible)))
     for service, port, domains in plan:
         vs_res = snapshot.vs_by_host.get(service.hostname)
         vs = vs_res[0] if vs_res else None
+        if vs is not None:
+            filters |= policy_filters(vs)
         # (a virtual host depends on emptiness only through its VirtualService's routes)
         own_empty = empty & _weighted_clusters(snapshot, vs) if empty and vs else frozenset()
         body, names, relies = cache.get(
@@ -436,6 +453,7 @@ def outbound_routes(
     for vh in outbound_policy.catch_all(snapshot, proxy):
         parts.append(protowire.field(2, vh.SerializeToString(deterministic=True)))
         refs.append(_vhost_refs(vh))
+        filters.update(name for r in vh.routes for name in r.typed_per_filter_config)
     # validate_clusters = false (field 7, a BoolValue holding the default: an empty message)
     parts.append(protowire.field(7, b""))
     return prepare_serialized(
@@ -444,6 +462,7 @@ def outbound_routes(
         b"".join(parts),
         frozenset().union(*refs),
         needs_endpoints=frozenset().union(*needs),
+        route_filters=frozenset(filters),
     )
 
 

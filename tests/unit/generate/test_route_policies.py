@@ -4,6 +4,8 @@ Pure: YAML in, Envoy protos out, compared field by field with Istio's translatio
 
 from __future__ import annotations
 
+from typing import Any
+
 from envoy.config.core.v3 import base_pb2 as rc_base
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
@@ -237,31 +239,60 @@ def test_cors_policy_is_a_per_route_filter_config() -> None:
     assert cors.filter_enabled.default_value.numerator == 100
 
 
-def test_outbound_listener_has_cors_then_fault_and_inbound_respects_deadlines() -> None:
+def _hcms(*texts: str, **meta: object) -> dict[str, object]:
     from envoy.config.listener.v3 import listener_pb2
-    from envoy.extensions.filters.http.router.v3 import router_pb2
     from envoy.extensions.filters.network.http_connection_manager.v3 import (
         http_connection_manager_pb2 as hcm_pb2,
     )
 
-    gen = generator(SE)
-    proxy = sidecar(INBOUND_PORT="15006", APP_PORT="8080")
-    hcms = {}
-    for name, res in gen.listeners(proxy).items():
+    gen = generator(SE, *texts)
+    hcms: dict[str, object] = {}
+    for name, res in gen.listeners(sidecar(INBOUND_PORT="15006", APP_PORT="8080", **meta)).items():
         listener = unpack(res, listener_pb2.Listener())
         assert isinstance(listener, listener_pb2.Listener)
         hcm = hcm_pb2.HttpConnectionManager()
         listener.filter_chains[0].filters[0].typed_config.Unpack(hcm)
         hcms[name] = hcm
-    names = [f.name for f in hcms["outbound_http"].http_filters]
-    assert names.index("envoy.filters.http.cors") < names.index("envoy.filters.http.fault")
-    # only routes that ask for them turn them on: other requests do not run them at all
-    assert [f.name for f in hcms["outbound_http"].http_filters if f.disabled] == [
+    return hcms
+
+
+def _disabled(hcm: object) -> list[str]:
+    return [f.name for f in hcm.http_filters if f.disabled]  # type: ignore[attr-defined]
+
+
+REGISTRY_ONLY = """---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: default}
+spec: {outboundTrafficPolicy: {mode: REGISTRY_ONLY}}
+"""
+
+
+def test_outbound_listener_holds_only_the_per_route_filters_its_routes_turn_on() -> None:
+    # no VirtualService asks for fault or CORS: only the catch-all's forward proxy is there
+    assert _disabled(_hcms()["outbound_http"]) == ["envoy.filters.http.dynamic_forward_proxy"]
+    # REGISTRY_ONLY: the catch-all answers 502 itself, no filter a route turns on is left
+    assert _disabled(_hcms(REGISTRY_ONLY)["outbound_http"]) == []
+    fault = "  - fault: {abort: {httpStatus: 503, percentage: {value: 10}}}\n" + DEST
+    cors = "  - corsPolicy: {allowOrigins: [{exact: 'https://a.example'}]}\n" + DEST
+    assert _disabled(_hcms(_vs(fault))["outbound_http"]) == [
+        "envoy.filters.http.fault",
+        "envoy.filters.http.dynamic_forward_proxy",
+    ]
+    # both, CORS first (a preflight is answered before a fault is injected), all disabled:
+    # only routes that ask for them turn them on, other requests do not run them at all
+    assert _disabled(_hcms(_vs(fault + cors))["outbound_http"]) == [
         "envoy.filters.http.cors",
         "envoy.filters.http.fault",
         "envoy.filters.http.dynamic_forward_proxy",
     ]
-    inbound = hcms["inbound_http"]
+
+
+def test_inbound_respects_deadlines() -> None:
+    from envoy.extensions.filters.http.router.v3 import router_pb2
+
+    hcms = _hcms()
+    inbound: Any = hcms["inbound_http"]
     router = router_pb2.Router()
     inbound.http_filters[-1].typed_config.Unpack(router)
     assert router.respect_expected_rq_timeout
