@@ -64,8 +64,10 @@ def http_from(
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def tcp_from(netns: str, host: str, port: int, count: int = 1) -> list[str]:
-    text = in_pod(netns, sys.executable, PODCLIENT, "tcp", host, str(port), str(count))
+def tcp_from(netns: str, host: str, port: int, count: int = 1, timeout: float = 10.0) -> list[str]:
+    text = in_pod(
+        netns, sys.executable, PODCLIENT, "tcp", host, str(port), str(count), str(timeout)
+    )
     return [json.loads(line)["line"] for line in text.splitlines() if line.strip()]
 
 

@@ -2,7 +2,7 @@
 
 ``http URL N [HEADER:VALUE ...]``: N GETs of URL (names resolve from the pod's hosts file,
 traffic is captured into its sidecar), one JSON line per request: status, the JSON body (or
-text), seconds taken. ``tcp HOST PORT N``: N connections, each sends a line and prints the
+text), seconds taken. ``tcp HOST PORT N TIMEOUT``: N connections, each sends a line and prints the
 line it gets back. Standard library only.
 """
 
@@ -37,10 +37,10 @@ def http(url: str, count: int, headers: dict[str, str]) -> None:
         print(json.dumps({"status": status, "body": body, "seconds": took}), flush=True)
 
 
-def tcp(host: str, port: int, count: int) -> None:
+def tcp(host: str, port: int, count: int, timeout: float) -> None:
     for i in range(count):
         try:
-            with socket.create_connection((host, port), timeout=10) as sock:
+            with socket.create_connection((host, port), timeout=timeout) as sock:
                 sock.sendall(f"hello {i}\n".encode())
                 line = sock.makefile().readline().strip()
         except OSError as err:
@@ -53,4 +53,4 @@ if __name__ == "__main__":
         pairs = [h.split(":", 1) for h in sys.argv[4:]]
         http(sys.argv[2], int(sys.argv[3]), dict(pairs))
     else:
-        tcp(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        tcp(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))

@@ -56,9 +56,26 @@ class ServingCertificate:
         self.not_after = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._renew_at = 0.0
         self._signer = ca.signer
-        initial = self._issue()
-        self.credentials: grpc.ServerCredentials = grpc.dynamic_ssl_server_credentials(
-            initial, self._fetch, require_client_authentication=False
+        self._generation = 0  # bumped by each certificate issued
+        self._config = self._issue()
+        self.credentials: grpc.ServerCredentials = self.another_port()
+
+    def another_port(self) -> grpc.ServerCredentials:
+        """Credentials for one more listening port. gRPC cannot share one dynamic
+        credentials object between ports (the second port's first fetch finds nothing new and
+        fails), so each port gets its own, each told of every renewal whichever port made it."""
+        seen = [self._generation]
+
+        def fetch() -> grpc.ServerCertificateConfiguration | None:
+            self._fetch()
+            with self._lock:
+                if seen[0] == self._generation:
+                    return None
+                seen[0] = self._generation
+                return self._config
+
+        return grpc.dynamic_ssl_server_credentials(
+            self._config, fetch, require_client_authentication=False
         )
 
     def _issue(self) -> grpc.ServerCertificateConfiguration:
@@ -70,9 +87,11 @@ class ServingCertificate:
         self.not_after = issued.not_after
         life = issued.not_after.timestamp() - issued_at
         self._renew_at = issued_at + life * self.renew_fraction
-        return grpc.ssl_server_certificate_configuration(
+        self._generation += 1
+        self._config = grpc.ssl_server_certificate_configuration(
             [(certs.key_pem(key), issued.chain_pem.encode())]
         )
+        return self._config
 
     def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
         """None: keep the certificate in use; else the one new handshakes get from now on."""

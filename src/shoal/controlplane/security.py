@@ -67,6 +67,7 @@ class MeshSecurity:
     def install(self, ads: AdsServer) -> None:
         ads.authenticate = self._authenticate
         ads.credentials = self.serving.credentials
+        ads.more_credentials = self.serving.another_port
         ads.extra_handlers.append(self.service.handler())
 
     def describe(self) -> dict[str, object]:

@@ -35,7 +35,7 @@ from pathlib import Path
 from shoal.agent.capture import PROXY_UID, CaptureError, from_annotations
 from shoal.agent.captureapply import CaptureApplyError, apply_capture
 from shoal.model import MeshSnapshot
-from shoal.runtime.podnet import Pod, PodNetwork, sweep
+from shoal.runtime.podnet import Pod, PodNetError, PodNetwork, sweep
 
 log = logging.getLogger("shoal.runtime")
 
@@ -145,6 +145,8 @@ class PodSlot:
             return
         cfg = from_annotations(self.annotations)  # bad annotations: before anything is made
         with self.pods.lock:  # the state file and address counter are the run's
+            if self.pods.closed:
+                raise PodNetError("shoal up is stopping: no new pods")
             pod = self.pods.net.add_pod(self.name, hosts=self.pods.hosts(self.namespace))
             self.pod = pod
             shm = f"envoy_shared_memory_{self.base_id * 10}"
@@ -191,6 +193,7 @@ class Pods:
     snapshot: MeshSnapshot | None = None
     slots: list[PodSlot] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    closed: bool = False
     _base_ids: int = 0
 
     @classmethod
@@ -228,8 +231,10 @@ class Pods:
             self.slots.remove(slot)
 
     def close(self) -> None:
-        self.slots.clear()
-        self.net.close()
+        with self.lock:  # a pod being made meanwhile is finished first, then removed too
+            self.closed = True
+            self.slots.clear()
+            self.net.close()
 
 
 __all__ = [

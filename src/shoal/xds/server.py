@@ -143,6 +143,8 @@ class AdsServer:
         self._server: grpc.aio.Server | None = None
         self.authenticate: Authenticator | None = None
         self.credentials: grpc.ServerCredentials | None = None
+        # credentials for each further port (`start(also=...)`): one object per port
+        self.more_credentials: Callable[[], grpc.ServerCredentials] | None = None
         self.extra_handlers: list[grpc.GenericRpcHandler] = []
         self.metrics = XdsMetrics()
         self.metrics.watch_queue(lambda: sum(c.view_pending for c in self.connections.values()))
@@ -199,11 +201,14 @@ class AdsServer:
         server = grpc.aio.server(options=_SERVER_OPTIONS)
         server.add_generic_rpc_handlers([self._handler(), *self.extra_handlers])
         bound = 0
-        for address in (host, *also):
+        for i, address in enumerate((host, *also)):
             where = f"{address}:{bound or port}"
+            creds = self.credentials
+            if creds is not None and i > 0 and self.more_credentials is not None:
+                creds = self.more_credentials()
             got: int = (
-                server.add_secure_port(where, self.credentials)
-                if self.credentials is not None
+                server.add_secure_port(where, creds)
+                if creds is not None
                 else server.add_insecure_port(where)
             )
             bound = bound or got
