@@ -37,7 +37,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.generate import mtls, outbound_policy, peerauth, tcp, telemetry
-from shoal.generate.httpfilters import packed
+from shoal.generate.httpfilters import ROUTE_FILTERS, packed
 from shoal.generate.listeners import inbound_listener, outbound_listener
 from shoal.generate.names import inbound_cluster, outbound_cluster
 from shoal.generate.prepared import PreparedResource, prepare, unpack
@@ -119,9 +119,11 @@ def clusters(snapshot: MeshSnapshot, proxy: Proxy) -> list[PreparedResource]:
 
 
 # ------------------------------------------------------------------ outbound
-def _http_port_listener(snapshot: MeshSnapshot, proxy: Proxy, port: int) -> PreparedResource:
+def _http_port_listener(
+    snapshot: MeshSnapshot, proxy: Proxy, port: int, route_filters: frozenset[str]
+) -> PreparedResource:
     """`0.0.0.0_PORT`: the loopback sidecar's Host-routed HCM, reached from 15001 only."""
-    made = outbound_listener(snapshot, proxy, port)
+    made = outbound_listener(snapshot, proxy, port, route_filters)
     listener = listener_pb2.Listener()
     unpack(made, listener)
     name = f"0.0.0.0_{port}"
@@ -159,11 +161,13 @@ def _tcp_listener(
     return prepare(name, listener, refs=tcp.refs(target))
 
 
-def _outbound_port_listeners(snapshot: MeshSnapshot, proxy: Proxy) -> list[PreparedResource]:
+def _outbound_port_listeners(
+    snapshot: MeshSnapshot, proxy: Proxy, route_filters: frozenset[str]
+) -> list[PreparedResource]:
     http_ports = sorted(
         {p.number for s in snapshot.services.values() for p in s.ports if p.is_http}
     )
-    out = [_http_port_listener(snapshot, proxy, n) for n in http_ports]
+    out = [_http_port_listener(snapshot, proxy, n, route_filters) for n in http_ports]
     taken = set(http_ports)
     wildcard: dict[int, list[tuple[Service, Port]]] = {}
     for service in snapshot.services.values():
@@ -252,10 +256,13 @@ def virtual_inbound(snapshot: MeshSnapshot, proxy: Proxy) -> PreparedResource:
     return prepare(VIRTUAL_INBOUND, listener, refs=frozenset(refs))
 
 
-def capture_listeners(snapshot: MeshSnapshot, proxy: Proxy) -> list[PreparedResource]:
-    """Every listener of a REDIRECT sidecar (see the module docstring)."""
+def capture_listeners(
+    snapshot: MeshSnapshot, proxy: Proxy, route_filters: frozenset[str] = ROUTE_FILTERS
+) -> list[PreparedResource]:
+    """Every listener of a REDIRECT sidecar (see the module docstring). `route_filters`: the
+    HTTP filters its route table turns on (httpfilters.py), held by its HTTP listeners."""
     return [
         virtual_outbound(snapshot, proxy),
         virtual_inbound(snapshot, proxy),
-        *_outbound_port_listeners(snapshot, proxy),
+        *_outbound_port_listeners(snapshot, proxy, route_filters),
     ]

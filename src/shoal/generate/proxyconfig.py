@@ -293,7 +293,9 @@ class ConfigGenerator:
             if proxy.type == "router":
                 made = gateway.router_listeners(self.snapshot, proxy)
             elif outbound_policy.captured(proxy):
-                made = capture_listeners.capture_listeners(self.snapshot, proxy)
+                made = capture_listeners.capture_listeners(
+                    self.snapshot, proxy, self._route_filters(proxy)
+                )
             else:
                 made = listeners.sidecar_listeners(self.snapshot, proxy, self._route_filters(proxy))
             found = self._listeners[key] = ResourceSet.of(made)
