@@ -140,3 +140,35 @@ def test_after_kill_9_the_next_start_and_the_cleanup_command_remove_what_was_lef
     )
     assert f"shoal-{second.pid % 100000}-reviews-0" in done.stdout, done.stdout
     assert left_behind(second.pid, state) == []
+
+
+class _NetnsDemo(ShoalUp):
+    """`make demo NETNS=1`, the README's way to run the demo as pods."""
+
+    @property
+    def argv(self) -> list[str]:
+        return [*super().argv, "NETNS=1"]
+
+
+def test_make_demo_netns_serves_the_demo_through_pods(tmp_path: Path) -> None:
+    require_root()
+    state = tmp_path / "state"
+    args = [a for a in netns_args(state) if a != "--netns"]  # NETNS=1 adds it
+    up = _NetnsDemo(None, tmp_path, via_make=True, name="demo", extra_args=args)
+    try:
+        up.start()
+        pods = pods_ready(up, 6, timeout=120)
+        answer = http_from(pods["traffic-0"]["netns"], "http://frontend/")[0]
+        assert answer["status"] == 200, answer
+        called = {u["service"] for u in answer["body"]["upstreams"]}
+        assert called == {"reviews", "ratings"}, answer
+        assert up.stop() == []
+    finally:
+        up.stop()
+        subprocess.run(
+            [str(VENV_BIN / "shoal"), "up", "--cleanup", "--state-dir", str(state)],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert left_behind(up.pid, state) == []
