@@ -30,7 +30,10 @@ beside the rest of the YAML and are watched like it. Field names are Istio's
 * `extensionProviders` — tracing backends by name, as Istio: `opentelemetry: {service, port}`
   (OTLP/gRPC, W3C `traceparent`) or `zipkin: {service, port}` (Zipkin v2 JSON, B3 and W3C
   accepted and injected); `defaultProviders.tracing` names the one used when no Telemetry
-  says otherwise (with Istio's default sampling, 1 %).
+  says otherwise (with Istio's default sampling, 1 %). Access log backends:
+  `envoyOtelAls: {service, port, logName, logFormat: {text, labels}}` (OpenTelemetry log
+  records over OTLP/gRPC, the body Istio's default text format unless `logFormat.text`, the
+  `labels` as attributes), named by Telemetry `accessLogging[].providers`.
 
 One MeshConfig per mesh; if several exist the first in namespace/name order wins.
 """
@@ -51,16 +54,47 @@ class TracingBackend(ApiModel):
     port: Annotated[int, Field(ge=1, le=65535, strict=True)]
 
 
+class OtelLogFormat(ApiModel):
+    text: str = ""  # the log record's body (Istio's default text format if empty)
+    labels: dict[str, str] = Field(default_factory=dict)  # attributes, format strings
+
+    @field_validator("text")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        return check_log_format(value) if value else value
+
+
+class OtelLogBackend(TracingBackend):
+    """Istio's `envoyOtelAls`: access log records sent over OTLP/gRPC (LogsService)."""
+
+    log_name: str = ""
+    log_format: OtelLogFormat = Field(default_factory=OtelLogFormat)
+
+
 class ExtensionProvider(ApiModel):
     name: str
     opentelemetry: TracingBackend | None = None
     zipkin: TracingBackend | None = None
+    envoy_otel_als: OtelLogBackend | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> ExtensionProvider:
-        if (self.opentelemetry is None) == (self.zipkin is None):
-            raise ValueError("an extension provider needs exactly one of opentelemetry, zipkin")
+        kinds = (self.opentelemetry, self.zipkin, self.envoy_otel_als)
+        if sum(k is not None for k in kinds) != 1:
+            raise ValueError(
+                "an extension provider needs exactly one of opentelemetry, zipkin, envoyOtelAls"
+            )
         return self
+
+    @property
+    def backend(self) -> TracingBackend:
+        found = self.opentelemetry or self.zipkin or self.envoy_otel_als
+        assert found is not None
+        return found
+
+    @property
+    def tracer(self) -> bool:
+        return self.envoy_otel_als is None
 
 
 class DefaultProviders(ApiModel):
@@ -83,8 +117,9 @@ class MeshConfigSpec(ApiModel):
         if len(set(names)) != len(names):
             raise ValueError("extensionProviders names must be unique")
         for name in self.default_providers.tracing:
-            if name not in names:
-                raise ValueError(f"defaultProviders.tracing: no extension provider {name!r}")
+            found = self.provider(name)
+            if found is None or not found.tracer:
+                raise ValueError(f"defaultProviders.tracing: no tracing provider {name!r}")
         return self
 
     def provider(self, name: str) -> ExtensionProvider | None:

@@ -19,7 +19,7 @@ from shoal.api.gateway import Server, ServerTLSSettings
 from shoal.api.requestauthentication import JwtRule
 from shoal.api.serviceentry import ServiceEntrySpec, WorkloadEntrySpec
 from shoal.api.sidecar import EgressListener, OutboundTrafficPolicy, SidecarSpec
-from shoal.api.telemetry import AccessLogging, Metrics, MetricSelector, TelemetrySpec, Tracing
+from shoal.api.telemetry import Metrics, MetricSelector, TelemetrySpec, Tracing
 from shoal.api.trafficpolicy import (
     HTTPSettings,
     OutlierDetection,
@@ -77,7 +77,6 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
             "disableContextPropagation",
         }
     ),
-    AccessLogging: frozenset({"filter"}),
     ServerTLSSettings: frozenset(
         {
             "serverCertificate",

@@ -28,6 +28,7 @@ from shoal.generate import (
     reuse,
     routes,
     scope,
+    telemetry_accesslog,
     telemetry_tracing,
 )
 from shoal.generate.prepared import CLUSTER, ENDPOINT, LISTENER, ROUTE, PreparedResource
@@ -316,6 +317,7 @@ class ConfigGenerator:
         """Clusters only some proxies hold: the local app, the catch-all forward proxy."""
         extra = outbound_policy.clusters(proxy)
         extra.extend(telemetry_tracing.clusters(self.snapshot, proxy))  # trace collectors
+        extra.extend(telemetry_accesslog.clusters(self.snapshot, proxy))  # OTel log collectors
         if outbound_policy.captured(proxy):
             extra.extend(capture_listeners.clusters(self.snapshot, proxy))
         elif proxy.inbound_port is not None and proxy.app_port is not None:

@@ -32,7 +32,12 @@ from google.protobuf import any_pb2
 
 from shoal.common import packedlabels
 from shoal.generate import protowire, telemetry_peer, telemetry_tap, telemetry_tracing
-from shoal.generate.telemetry_accesslog import FILE_LOGGER, file_access_logs
+from shoal.generate.telemetry_accesslog import (
+    FILE_LOGGER,
+    OTEL_LOGGER,
+    file_access_logs,
+    otel_access_logs,
+)
 from shoal.generate.telemetry_labels import (
     HTTP_LABELS,
     STATS_PREFIX,
@@ -206,7 +211,8 @@ def instrument_outbound(
         _before_router(hcm, telemetry_peer.protocol_filter())
     telemetry_tap.add_tap(hcm, proxy, telemetry_tap.OUTBOUND_TAP)
     hcm.access_log.extend(outbound_access_logs(proxy, policy))
-    hcm.access_log.extend(file_access_logs(access_log_policy(snapshot, proxy), CLIENT))
+    logs = access_log_policy(snapshot, proxy)
+    hcm.access_log.extend([*file_access_logs(logs, CLIENT), *otel_access_logs(logs, CLIENT)])
     telemetry_tracing.apply_tracing(hcm, snapshot, proxy, CLIENT)
 
 
@@ -224,17 +230,20 @@ def instrument_inbound(
     elif server_metrics_anywhere(snapshot):  # callers still send them: the app must not see
         _before_router(hcm, telemetry_peer.strip_filter())
     telemetry_tap.add_tap(hcm, proxy, telemetry_tap.INBOUND_TAP)
-    others = [a for a in hcm.access_log if a.name not in (STATS_LOGGER, FILE_LOGGER)]
+    others = [a for a in hcm.access_log if a.name not in (STATS_LOGGER, FILE_LOGGER, OTEL_LOGGER)]
     del hcm.access_log[:]
     hcm.access_log.extend([*others, *inbound_access_logs(proxy, policy, mtls=mtls)])
-    hcm.access_log.extend(file_access_logs(access_log_policy(snapshot, proxy), SERVER))
+    logs = access_log_policy(snapshot, proxy)
+    hcm.access_log.extend([*file_access_logs(logs, SERVER), *otel_access_logs(logs, SERVER)])
     hcm.ClearField("tracing")
     telemetry_tracing.apply_tracing(hcm, snapshot, proxy, SERVER)
 
 
 def instrument_tcp(tcp: tcp_proxy_pb2.TcpProxy, snapshot: MeshSnapshot, proxy: Proxy) -> None:
     tcp.access_log.extend(tcp_access_logs(proxy, metrics_policy(snapshot, proxy)))
-    tcp.access_log.extend(file_access_logs(access_log_policy(snapshot, proxy), CLIENT, tcp=True))
+    logs = access_log_policy(snapshot, proxy)
+    tcp.access_log.extend(file_access_logs(logs, CLIENT, tcp=True))
+    tcp.access_log.extend(otel_access_logs(logs, CLIENT, tcp=True))
     # the "opened" logger runs when the upstream connection is up
     tcp.access_log_options.flush_access_log_on_connected = True
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from shoal.api import Resource
+from shoal.api.meshconfig import ExtensionProvider
 from shoal.api.telemetry import TelemetrySpec
 from shoal.model import MeshSnapshot, Proxy
 
@@ -148,32 +149,61 @@ def server_metrics_anywhere(snapshot: MeshSnapshot) -> bool:
 
 @dataclass(frozen=True)
 class AccessLogPolicy:
-    """Where a proxy writes access logs, per side ("" : none), and how."""
+    """Where a proxy writes access logs, per side ("" : no file), and how; `otel`: the
+    MeshConfig `envoyOtelAls` providers each side sends log records to."""
 
     client: str = ""
     server: str = ""
     encoding: str = "TEXT"
     format: str = ""
+    client_otel: tuple[ExtensionProvider, ...] = ()
+    server_otel: tuple[ExtensionProvider, ...] = ()
+    # a CEL expression: only requests it is true for are logged ("": all)
+    client_filter: str = ""
+    server_filter: str = ""
 
     def path(self, side: str) -> str:
         return self.client if side == CLIENT else self.server
 
+    def otel(self, side: str) -> tuple[ExtensionProvider, ...]:
+        return self.client_otel if side == CLIENT else self.server_otel
+
+    def filter(self, side: str) -> str:
+        return self.client_filter if side == CLIENT else self.server_filter
+
 
 def access_log_policy(snapshot: MeshSnapshot, proxy: Proxy) -> AccessLogPolicy:
-    """MeshConfig `accessLogFile` turns access logs on everywhere; Telemetry `accessLogging`
-    turns them on (to that file, else /dev/stdout) or off per level and side."""
+    """MeshConfig `accessLogFile` turns the `envoy` (file) access log on everywhere; Telemetry
+    `accessLogging` sets the providers (default `envoy`) or turns logging off per level and
+    side, a later level replacing what an earlier one said."""
     mesh = snapshot.mesh_config
-    on = {CLIENT: bool(mesh.access_log_file), SERVER: bool(mesh.access_log_file)}
+    default: tuple[str, ...] = ("envoy",) if mesh.access_log_file else ()
+    names = {CLIENT: default, SERVER: default}
+    filters = {CLIENT: "", SERVER: ""}
     for spec in applicable(snapshot, proxy) if snapshot.telemetries else ():
         for logging in spec.access_logging:
-            if logging.disabled is None and not logging.providers:
+            if logging.disabled is None and not logging.providers and logging.filter is None:
                 continue
+            listed = tuple(p.name for p in logging.providers)
             for side in SIDES[logging.match.mode]:
-                on[side] = not logging.disabled
+                if logging.disabled:  # the providers listed, or all
+                    names[side] = tuple(n for n in names[side] if listed and n not in listed)
+                else:
+                    names[side] = listed or names[side] or ("envoy",)
+                    filters[side] = logging.filter.expression if logging.filter else ""
     path = mesh.access_log_file or "/dev/stdout"
+
+    def otel(side: str) -> tuple[ExtensionProvider, ...]:
+        found = (mesh.provider(n) for n in names[side] if n != "envoy")
+        return tuple(p for p in found if p is not None and p.envoy_otel_als is not None)
+
     return AccessLogPolicy(
-        client=path if on[CLIENT] else "",
-        server=path if on[SERVER] else "",
+        client=path if "envoy" in names[CLIENT] else "",
+        server=path if "envoy" in names[SERVER] else "",
         encoding=mesh.access_log_encoding,
         format=mesh.access_log_format,
+        client_otel=otel(CLIENT),
+        server_otel=otel(SERVER),
+        client_filter=filters[CLIENT],
+        server_filter=filters[SERVER],
     )

@@ -58,12 +58,13 @@ def tracing_policy(snapshot: MeshSnapshot, proxy: Proxy, side: str) -> TracingPo
             if entry.disable_span_reporting is not None:
                 report = not entry.disable_span_reporting
     provider = mesh.provider(name) if name else None
-    return TracingPolicy(provider, sampling, report) if provider is not None else None
+    if provider is None or not provider.tracer:
+        return None
+    return TracingPolicy(provider, sampling, report)
 
 
 def cluster_name(provider: ExtensionProvider) -> str:
-    backend = provider.opentelemetry or provider.zipkin
-    assert backend is not None
+    backend = provider.backend
     return f"tracing|{provider.name}|{backend.service}:{backend.port}"
 
 
@@ -110,12 +111,12 @@ def clusters(snapshot: MeshSnapshot, proxy: Proxy) -> list[PreparedResource]:
         policy = tracing_policy(snapshot, proxy, side)
         if policy is not None and policy.report:
             used[cluster_name(policy.provider)] = policy.provider
-    return [_cluster(name, p) for name, p in sorted(used.items())]
+    return [collector_cluster(name, p) for name, p in sorted(used.items())]
 
 
-def _cluster(name: str, provider: ExtensionProvider) -> PreparedResource:
-    backend = provider.opentelemetry or provider.zipkin
-    assert backend is not None
+def collector_cluster(name: str, provider: ExtensionProvider) -> PreparedResource:
+    """The cluster of one extension provider's collector (also the OTel access logs')."""
+    backend = provider.backend
     try:
         ipaddress.ip_address(backend.service)
         kind = cluster_pb2.Cluster.STATIC
@@ -128,7 +129,7 @@ def _cluster(name: str, provider: ExtensionProvider) -> PreparedResource:
     address = lb.endpoint.address.socket_address
     address.address, address.port_value = backend.service, backend.port
     assert isinstance(lb, endpoint_components_pb2.LbEndpoint)
-    if provider.opentelemetry is not None:  # OTLP/gRPC: HTTP/2
+    if provider.zipkin is None:  # OTLP/gRPC: HTTP/2
         options = http_protocol_options_pb2.HttpProtocolOptions()
         options.explicit_http_config.http2_protocol_options.CopyFrom(
             protocol_pb2.Http2ProtocolOptions()

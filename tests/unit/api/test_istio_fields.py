@@ -93,6 +93,7 @@ BEHAVIOUR: dict[tuple[str, str], tuple[str, ...]] = {
     ),
     ("Telemetry", ""): (
         E2E + "test_telemetry_tracing.py",
+        E2E + "test_telemetry_otel_logs.py",
         E2E + "test_telemetry_metrics.py",
         E2E + "test_telemetry_prometheus.py",
     ),

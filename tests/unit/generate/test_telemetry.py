@@ -138,9 +138,13 @@ def test_unimplemented_telemetry_fields_are_refused_as_such() -> None:
     result = ConfigStore().update({"t.yaml": text})
     (error,) = result.errors
     assert "spec.targetRefs" in str(error) and "does not implement yet" in str(error)
-    text = MESH_OFF + "  accessLogging: [{filter: {expression: 'response.code >= 400'}}]\n"
+    text = MESH_OFF + "  tracing: [{customTags: {a: {literal: {value: b}}}}]\n"
     (error,) = ConfigStore().update({"t.yaml": text}).errors
-    assert "spec.accessLogging[0].filter" in str(error), str(error)
+    assert "spec.tracing[0].customTags" in str(error), str(error)
+    # a CEL syntax error in an access log filter is the field's error, not Envoy's NACK
+    text = MESH_OFF + "  accessLogging: [{filter: {expression: 'response.code >='}}]\n"
+    (error,) = ConfigStore().update({"t.yaml": text}).errors
+    assert "spec.accessLogging[0].filter.expression" in str(error), str(error)
 
 
 def _mesh_config(extra: str) -> str:
