@@ -21,6 +21,7 @@ from shoal.api.localworkload import LocalWorkloadSpec
 from shoal.api.resource import Resource, ResourceKey
 from shoal.api.serviceentry import ServiceEntrySpec
 from shoal.api.virtualservice import Destination, VirtualServiceSpec
+from shoal.common.capturecfg import CaptureError, from_annotations
 
 Path = tuple[str | int, ...]
 
@@ -167,6 +168,11 @@ def validate_references(
                         "workloads of one service must declare the same ports",
                     )
                 )
+        if isinstance(resource.spec, LocalWorkloadSpec):
+            try:  # the capture `shoal up --netns` would give its pods
+                from_annotations(resource.meta.annotations)
+            except CaptureError as err:
+                found.append(resource.error(("metadata", "annotations"), str(err)))
         if isinstance(resource.spec, VirtualServiceSpec):
             for path, dest in resource.spec.destinations():
                 found += _check_destination(resource, ("spec", *path), dest, index, namespaces)
