@@ -17,6 +17,13 @@ from pydantic import BaseModel
 from shoal.api.authorizationpolicy import AuthorizationPolicySpec
 from shoal.api.destinationrule import DestinationRuleSpec
 from shoal.api.gateway import GatewaySpec
+from shoal.api.gatewayapi import GATEWAY_KIND
+from shoal.api.gatewayapi import GROUP as GATEWAY_API
+from shoal.api.gatewayapi.gateway import GatewayClassSpec
+from shoal.api.gatewayapi.gateway import GatewaySpec as K8sGatewaySpec
+from shoal.api.gatewayapi.grpcroute import GRPCRouteSpec
+from shoal.api.gatewayapi.httproute import HTTPRouteSpec
+from shoal.api.gatewayapi.referencegrant import ReferenceGrantSpec
 from shoal.api.kubernetes import PASSIVE_KINDS, KubeObjectSpec, KubeSecretSpec, KubeServiceSpec
 from shoal.api.localgateway import LocalGatewaySpec
 from shoal.api.localworkload import LocalWorkloadSpec
@@ -48,6 +55,13 @@ class KindSpec:
     top_level: bool = False
     # a kind shoal reads in file mode but does not use: why, for analyze's note
     note: str = ""
+    # the kind resources of it are filed under when `kind` alone is taken (Gateway API's
+    # Gateway beside Istio's): what Resource.kind and the registries hold
+    name: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.name or self.kind
 
     @property
     def api_versions(self) -> tuple[str, ...]:
@@ -84,9 +98,21 @@ _KUBERNETES: tuple[KindSpec, ...] = (
     ),
 )
 
+# Gateway API (api/gatewayapi): read from files; its CRDs are the Gateway API project's own
+_GATEWAY_API_KINDS: tuple[KindSpec, ...] = (
+    KindSpec(GATEWAY_API, ("v1", "v1beta1"), "GatewayClass", GatewayClassSpec),
+    KindSpec(GATEWAY_API, ("v1", "v1beta1"), "Gateway", K8sGatewaySpec, name=GATEWAY_KIND),
+    KindSpec(GATEWAY_API, ("v1", "v1beta1"), "HTTPRoute", HTTPRouteSpec),
+    KindSpec(GATEWAY_API, ("v1", "v1alpha2"), "GRPCRoute", GRPCRouteSpec),
+    KindSpec(GATEWAY_API, ("v1beta1", "v1alpha2"), "ReferenceGrant", ReferenceGrantSpec),
+)
+_GATEWAY_API_BY_KIND: Mapping[str, KindSpec] = {k.kind: k for k in _GATEWAY_API_KINDS}
+
 # the config kinds (CRDs on Kubernetes); Kubernetes' own kinds are read from files only
 KIND_SPECS: Mapping[str, KindSpec] = {k.kind: k for k in _REGISTRY}
-FILE_KIND_SPECS: Mapping[str, KindSpec] = {k.kind: k for k in (*_REGISTRY, *_KUBERNETES)}
+FILE_KIND_SPECS: Mapping[str, KindSpec] = {
+    k.key: k for k in (*_REGISTRY, *_KUBERNETES, *_GATEWAY_API_KINDS)
+}
 KINDS: Mapping[str, type[BaseModel]] = {k.kind: k.spec for k in _REGISTRY}
 
 
@@ -110,7 +136,6 @@ _NOT_IMPLEMENTED_KINDS: Mapping[str, str] = {
     "flags) instead",
 }
 _NOT_IMPLEMENTED_GROUPS: Mapping[str, str] = {
-    "gateway.networking.k8s.io": "use networking.istio.io/v1 Gateway and VirtualService",
     "split.smi-spec.io": "use a VirtualService with weights",
     "access.smi-spec.io": "use an AuthorizationPolicy",
     "specs.smi-spec.io": "use VirtualService matches",
@@ -121,9 +146,37 @@ def _listed() -> str:
     return ", ".join(sorted(k.kind for k in (*_REGISTRY, *_KUBERNETES) if not k.note))
 
 
+def resource_kind(api_version: str, kind: str) -> str:
+    """The kind a document of `apiVersion`/`kind` is filed under (see KindSpec.name)."""
+    if api_version.rpartition("/")[0] == GATEWAY_API:
+        spec = _GATEWAY_API_BY_KIND.get(kind)
+        return spec.key if spec is not None else kind
+    return kind
+
+
+def _gateway_api(api_version: str, kind: str) -> KindSpec:
+    spec = _GATEWAY_API_BY_KIND.get(kind)
+    if spec is None:
+        raise UnknownKindError(
+            f"{kind} of {GATEWAY_API} is not implemented yet; shoal serves "
+            f"{', '.join(sorted(_GATEWAY_API_BY_KIND))} (for TLS or TCP routing use "
+            "networking.istio.io/v1 Gateway and VirtualService tls/tcp routes)",
+            "kind",
+        )
+    if api_version not in spec.api_versions:
+        raise UnknownKindError(
+            f"apiVersion {api_version!r} is not accepted for {kind}; "
+            f"use one of {', '.join(spec.api_versions)}",
+            "apiVersion",
+        )
+    return spec
+
+
 def lookup(api_version: str, kind: str) -> KindSpec:
     """Return the registered kind for `apiVersion`/`kind`, or raise UnknownKindError."""
     group = api_version.rpartition("/")[0]
+    if group == GATEWAY_API:
+        return _gateway_api(api_version, kind)
     if group in _NOT_IMPLEMENTED_GROUPS:
         raise UnknownKindError(
             f"{kind} of {group} is not implemented yet; {_NOT_IMPLEMENTED_GROUPS[group]}",

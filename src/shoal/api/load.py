@@ -15,7 +15,7 @@ from typing import cast
 from pydantic import ValidationError
 
 from shoal.api.errors import ConfigError, InvalidConfigError, render_path
-from shoal.api.kinds import FILE_KIND_SPECS, KindSpec, UnknownKindError, lookup
+from shoal.api.kinds import FILE_KIND_SPECS, KindSpec, UnknownKindError, lookup, resource_kind
 from shoal.api.meta import ObjectMeta
 from shoal.api.resource import Origin, Path, Resource, ResourceKey, Spec
 from shoal.api.validation_errors import translate, unknown_field_message
@@ -60,6 +60,8 @@ class FileResult:
 def _readable_key(data: dict[object, object], namespace: str) -> ResourceKey | None:
     """The resource key, if kind and name can be read even from an invalid document."""
     kind, meta = data.get("kind"), data.get("metadata")
+    if isinstance(kind, str) and isinstance(data.get("apiVersion"), str):
+        kind = resource_kind(str(data["apiVersion"]), kind)
     if not isinstance(kind, str) or kind not in FILE_KIND_SPECS or not isinstance(meta, dict):
         return None
     name, namespace = meta.get("name"), meta.get("namespace", namespace)
@@ -109,6 +111,8 @@ def _document(file: str, doc: YamlDocument, namespace: str = DEFAULT_NAMESPACE) 
 
     key = _readable_key(data, namespace)
     kind = data.get("kind") if isinstance(data.get("kind"), str) else ""
+    if kind and isinstance(data.get("apiVersion"), str):
+        kind = resource_kind(str(data["apiVersion"]), str(kind))
     label = f"{key[1]}/{key[2]}" if key else ""
     errors = [dataclasses.replace(e, kind=str(kind), name=label) for e in doc.errors]
 

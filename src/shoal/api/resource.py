@@ -16,6 +16,11 @@ from shoal.api.authorizationpolicy import AuthorizationPolicySpec
 from shoal.api.destinationrule import DestinationRuleSpec
 from shoal.api.errors import ConfigError, render_path
 from shoal.api.gateway import GatewaySpec
+from shoal.api.gatewayapi.gateway import GatewayClassSpec
+from shoal.api.gatewayapi.gateway import GatewaySpec as K8sGatewaySpec
+from shoal.api.gatewayapi.grpcroute import GRPCRouteSpec
+from shoal.api.gatewayapi.httproute import HTTPRouteSpec
+from shoal.api.gatewayapi.referencegrant import ReferenceGrantSpec
 from shoal.api.kubernetes import KubeObjectSpec, KubeSecretSpec, KubeServiceSpec
 from shoal.api.localgateway import LocalGatewaySpec
 from shoal.api.localworkload import LocalWorkloadSpec
@@ -50,6 +55,11 @@ Spec = (
     | KubeServiceSpec
     | KubeSecretSpec
     | KubeObjectSpec
+    | GatewayClassSpec
+    | K8sGatewaySpec
+    | HTTPRouteSpec
+    | GRPCRouteSpec
+    | ReferenceGrantSpec
 )
 Path = tuple[str | int, ...]
 ResourceKey = tuple[str, str, str]

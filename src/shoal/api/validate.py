@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from shoal.api.destinationrule import DestinationRuleSpec
 from shoal.api.errors import ConfigError
+from shoal.api.gatewayapi.attach import gateway_api_status
 from shoal.api.hosts import fqdn, host_matches, is_cluster_local
 from shoal.api.kubeprotocol import service_hostname
 from shoal.api.kubernetes import KubeServiceSpec
@@ -151,10 +152,22 @@ def validate_references(
     namespaces = {r.meta.namespace for r in unique}
     namespaces |= {h.split(".")[1] for h in known_hosts if is_cluster_local(h)}
     index = _build_index(unique, namespaces, known_hosts)
+
+    def ports_of(host: str) -> set[int] | None:
+        known = index.service_host(host)
+        return None if known is None else index.ports[known]
+
+    # Gateway API routes and Gateways whose parents or references do not resolve (their
+    # status conditions say why; api/gatewayapi/attach.py)
+    gateway_api = gateway_api_status(unique, ports_of)
+    gateway_api_errors: dict[ResourceKey, list[ConfigError]] = {}
+    for error in gateway_api.errors:
+        namespace, _, name = error.name.partition("/")
+        gateway_api_errors.setdefault((error.kind, namespace, name), []).append(error)
     accepted = []
     service_ports: dict[str, tuple[Resource, object]] = {}
     for resource in unique:
-        found: list[ConfigError] = []
+        found: list[ConfigError] = list(gateway_api_errors.get(resource.key, ()))
         if isinstance(resource.spec, LocalWorkloadSpec):
             host = fqdn(resource.spec.service_name(resource.meta.name), resource.meta.namespace)
             ports = sorted((p.number, p.name, p.protocol) for p in resource.spec.ports)

@@ -19,6 +19,7 @@ from shoal.api.serviceentry import ServiceEntrySpec, WorkloadEntrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.memo import Memo
 from shoal.model.fileservices import file_service, tls_secrets
+from shoal.model.gatewayapi import translate as translate_gateway_api
 from shoal.model.snapshot import Credential, Endpoint, MeshSnapshot, Port, Service
 from shoal.model.vips import LocalVips
 
@@ -135,6 +136,9 @@ def build_snapshot(
         memo = SnapshotMemo()
     memo.rotate()
     by_kind: dict[str, list[Resource]] = {}
+    resources = list(resources)
+    # Gateway API kinds are served as the Istio Gateways and VirtualServices they stand for
+    resources += translate_gateway_api(resources)
     ordered = sorted(resources, key=lambda r: r.key)
     for res in ordered:
         by_kind.setdefault(res.kind, []).append(res)

@@ -160,9 +160,9 @@ def test_bad_kubernetes_objects_name_the_field(doc: str, message: str) -> None:
             "set proxy options in shoal.dev/v1alpha1 MeshConfig",
         ),
         (
-            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n",
-            "apiVersion",
-            "HTTPRoute of gateway.networking.k8s.io is not implemented yet; use",
+            "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TLSRoute\nmetadata: {name: r}\n",
+            "kind",
+            "TLSRoute of gateway.networking.k8s.io is not implemented yet; shoal serves",
         ),
         (
             "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s}\nspec:\n"
