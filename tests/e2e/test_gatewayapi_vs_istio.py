@@ -191,11 +191,11 @@ def test_gateway_api_answers_like_the_equivalent_istio_yaml(
     config_dir.write("gatewayapi.yaml", _gateway_api(api_port))
     cp = control_plane_factory(config_dir)
     router = envoy_factory(router_bootstrap(cp.xds_port, labels=LABELS), name="edge")
-    wait_synced(cp, 1, 10)
+    wait_synced(cp, 1, 30)
     for port in (istio_port, api_port):
         wait_until(
             lambda port=port: get(port, HOST, "/exact")[0] == 200,
-            15,
+            30,
             interval=0.2,
             what=f"routes on {port}",
             describe=router.describe,
