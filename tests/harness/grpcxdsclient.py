@@ -6,7 +6,8 @@ once per process, so each test client is a process of its own).
 between batches (config changes reach it over xDS, never by a restart). A batch is one JSON
 line: {"target": "xds:///HOST:PORT", "calls": N, "metadata": [[k, v]], "timeout": s}; the
 answer is one JSON line: {"answers": {backend: n}, "codes": {status: n}, "errors": [..],
-"elapsed": [s, ...]}.
+"elapsed": [s, ...]}. With `xds_credentials` the channels use gRPC's xDS credentials (mTLS
+as the control plane's clusters say, gRFC A29).
 """
 
 from __future__ import annotations
@@ -26,13 +27,20 @@ METHOD = "/shoal.test.Echo/Call"
 
 def _serve() -> None:  # pragma: no cover - runs in the client process
     import grpc
+    import grpc.experimental
 
     channels: dict[str, Any] = {}
     for line in sys.stdin:
         batch = json.loads(line)
         target = batch["target"]
         if target not in channels:
-            channels[target] = grpc.insecure_channel(target)
+            if os.environ.get("SHOAL_TEST_XDS_CREDENTIALS") == "1":
+                # security from the control plane (CDS), plaintext where it sends none
+                fallback = grpc.experimental.insecure_channel_credentials()
+                creds = grpc.xds_channel_credentials(fallback)
+                channels[target] = grpc.secure_channel(target, creds)
+            else:
+                channels[target] = grpc.insecure_channel(target)
         call = channels[target].unary_unary(METHOD)
         answers: Counter[str] = Counter()
         codes: Counter[str] = Counter()
@@ -62,8 +70,9 @@ def _serve() -> None:  # pragma: no cover - runs in the client process
 class XdsClient:
     """The client process; `run(...)` sends one batch and returns its answer."""
 
-    def __init__(self, bootstrap: Path, log: Path) -> None:
+    def __init__(self, bootstrap: Path, log: Path, *, xds_credentials: bool = False) -> None:
         env = {**os.environ, "GRPC_XDS_BOOTSTRAP": str(bootstrap)}
+        env["SHOAL_TEST_XDS_CREDENTIALS"] = "1" if xds_credentials else "0"
         env.pop("GRPC_XDS_BOOTSTRAP_CONFIG", None)
         self._log = log
         with open(log, "ab") as err:

@@ -25,6 +25,9 @@ class GrpcClientIdentity:
     labels: Mapping[str, str] = field(default_factory=dict)
     service_account: str = "default"
     ip: str = "127.0.0.1"
+    # where the workload's certificate lives (cert-chain.pem, key.pem, root-cert.pem, as
+    # Istio's agent writes them): the client then does mTLS through gRPC's xDS credentials
+    cert_dir: str = ""
 
     @property
     def node_id(self) -> str:
@@ -40,8 +43,37 @@ def check_control_plane(address: str) -> str:
     return address
 
 
+# how often gRPC's file_watcher provider rereads the files (certificates rotate by file)
+CERT_REFRESH = "60s"
+
+
+def certificate_providers(cert_dir: str) -> dict[str, Any]:
+    """The `default` certificate provider (gRFC A29) over the files in `cert_dir`."""
+    base = cert_dir.rstrip("/")
+    return {
+        "default": {
+            "plugin_name": "file_watcher",
+            "config": {
+                "certificate_file": f"{base}/cert-chain.pem",
+                "private_key_file": f"{base}/key.pem",
+                "ca_certificate_file": f"{base}/root-cert.pem",
+                "refresh_interval": CERT_REFRESH,
+            },
+        }
+    }
+
+
 def grpc_bootstrap(identity: GrpcClientIdentity, control_plane: str) -> dict[str, Any]:
     """The bootstrap as a JSON-ready dict."""
+    out = _bootstrap(identity, control_plane)
+    if identity.cert_dir:
+        out["certificate_providers"] = certificate_providers(identity.cert_dir)
+        # the control plane then sends clusters with mTLS through that provider
+        out["node"]["metadata"]["SECURE"] = "true"
+    return out
+
+
+def _bootstrap(identity: GrpcClientIdentity, control_plane: str) -> dict[str, Any]:
     return {
         "xds_servers": [
             {

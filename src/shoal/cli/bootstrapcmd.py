@@ -50,6 +50,7 @@ def _run(args: argparse.Namespace) -> int:
             labels=_labels(args.label),
             service_account=args.service_account,
             ip=args.ip,
+            cert_dir=str(Path(args.cert_dir).resolve()) if args.cert_dir else "",
         )
         text = grpc_bootstrap_json(identity, args.control_plane)
     except ValueError as err:
@@ -73,5 +74,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("--label", action="append", default=[], help="KEY=VALUE (repeatable)")
     g.add_argument("--service-account", default="default")
     g.add_argument("--ip", default="127.0.0.1", help="the client's address (node id, metadata)")
+    g.add_argument(
+        "--cert-dir",
+        help="directory of the workload's cert-chain.pem, key.pem, root-cert.pem: mTLS through "
+        "gRPC's xDS credentials (dial with grpc.xds_channel_credentials)",
+    )
     g.add_argument("-o", "--output", help="file to write (default: standard output)")
     g.set_defaults(func=_run)

@@ -328,7 +328,8 @@ class ConfigGenerator:
         """A proxyless gRPC client's view (proxyless.py), shared per namespace, scope and
         (when rules match on them) labels. Maps equal to the previous snapshot's are taken
         over, so a change a client cannot see does not wake its stream."""
-        key = ("proxyless", *self._route_key(proxy))
+        # (secure: its clusters speak mTLS through its certificate provider, proxyless_tls.py)
+        key = ("proxyless", proxy.secure, *self._route_key(proxy))
         found = self._views.get(key)
         if found is not None:
             return found

@@ -124,14 +124,14 @@ def listeners_and_routes(
 
 
 def clusters_and_endpoints(
-    snapshot: MeshSnapshot, visible: frozenset[str] | None
+    snapshot: MeshSnapshot, visible: frozenset[str] | None, *, secure: bool = False
 ) -> tuple[ResourceSet, ResourceSet]:
     clusters: list[PreparedResource] = []
     assignments: list[PreparedResource] = []
     for service in snapshot.services.values():
         if visible is not None and service.hostname not in visible:
             continue
-        made_clusters, made_assignments = service_resources(snapshot, service)
+        made_clusters, made_assignments = service_resources(snapshot, service, secure=secure)
         clusters += made_clusters
         assignments += made_assignments
     return ResourceSet.of(clusters), ResourceSet.of(assignments)
@@ -142,5 +142,5 @@ def maps(
 ) -> Mapping[str, ResourceMap]:
     """Everything a proxyless client may subscribe to, by type URL."""
     lds, rds = listeners_and_routes(snapshot, proxy, visible)
-    cds, eds = clusters_and_endpoints(snapshot, visible)
+    cds, eds = clusters_and_endpoints(snapshot, visible, secure=proxy.secure)
     return MappingProxyType({CLUSTER: cds, ENDPOINT: eds, LISTENER: lds, ROUTE: rds})

@@ -9,7 +9,7 @@ subsets), cut down to what gRPC reads:
   LEAST_CONN and RANDOM become ROUND_ROBIN, MAGLEV becomes RING_HASH;
 * circuit breaking keeps `max_requests` (gRFC A32); outlier detection is left out (gRPC's
   ejection is success-rate/failure-percentage only, A50, while Istio's is consecutive errors);
-  no transport socket (mTLS for proxyless clients needs xDS credentials, not done here).
+  a transport socket only for mTLS through gRPC's xDS credentials (proxyless_tls.py).
 
 Endpoints: gRPC drops a locality without `load_balancing_weight` (A27), so every locality
 carries one: the sum of its endpoints' weights. Unhealthy endpoints are sent UNHEALTHY and
@@ -26,6 +26,7 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2 as ec
 from envoy.config.endpoint.v3 import endpoint_pb2
 
 from shoal.api.destinationrule import DestinationRuleSpec
+from shoal.generate import proxyless_tls
 from shoal.generate.clusterpolicy import apply_traffic_policy
 from shoal.generate.names import outbound_cluster
 from shoal.generate.prepared import PreparedResource, prepare
@@ -59,8 +60,19 @@ def _subsets(dr: DestinationRuleSpec | None) -> list[tuple[str, Mapping[str, str
 
 
 def cluster(
-    service: Service, port: Port, subset: str, dr: DestinationRuleSpec | None
-) -> PreparedResource:
+    service: Service,
+    port: Port,
+    subset: str,
+    dr: DestinationRuleSpec | None,
+    *,
+    secure: bool = False,
+) -> PreparedResource | None:
+    """The cluster, or None when its DestinationRule asks for TLS the client cannot speak
+    (proxyless_tls.py)."""
+    policy = dr.policy_for(port.number, subset) if dr else None
+    tls = policy.tls if policy is not None else None
+    if proxyless_tls.refused(tls, secure=secure):
+        return None
     name = outbound_cluster(port.number, subset, service.hostname)
     out = cluster_pb2.Cluster(name=name, type=_LB.EDS)
     out.eds_cluster_config.service_name = name
@@ -70,7 +82,7 @@ def cluster(
             resource_api_version=config_source_pb2.V3,
         )
     )
-    apply_traffic_policy(out, dr.policy_for(port.number, subset) if dr else None, port)
+    apply_traffic_policy(out, policy, port)
     _grpc_lb(out)
     limits = out.circuit_breakers.thresholds[0].max_requests.value
     out.ClearField("circuit_breakers")
@@ -83,6 +95,8 @@ def cluster(
         "connect_timeout",
     ):
         out.ClearField(unread)
+    if secure and proxyless_tls.wants_mtls(tls, service):
+        out.transport_socket.CopyFrom(proxyless_tls.transport_socket(service))
     return prepare(name, out, uses_eds=True)
 
 
@@ -119,7 +133,7 @@ def assignment(name: str, endpoints: Iterable[Endpoint], port: Port) -> Prepared
 
 
 def service_resources(
-    snapshot: MeshSnapshot, service: Service
+    snapshot: MeshSnapshot, service: Service, *, secure: bool = False
 ) -> tuple[list[PreparedResource], list[PreparedResource]]:
     """(clusters, assignments) of one service for proxyless clients: per port and subset."""
     if not eds_service(service):
@@ -131,7 +145,10 @@ def service_resources(
         if not port.is_http:
             continue
         for subset, labels in _subsets(dr):
-            clusters.append(cluster(service, port, subset, dr))
+            made = cluster(service, port, subset, dr, secure=secure)
+            if made is None:
+                continue
+            clusters.append(made)
             name = outbound_cluster(port.number, subset, service.hostname)
             members = [ep for ep in service.endpoints if ep.matches(labels)]
             assignments.append(assignment(name, members, port))

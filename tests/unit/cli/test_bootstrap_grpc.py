@@ -63,3 +63,15 @@ def test_without_output_file_the_bootstrap_goes_to_stdout(
     assert main(["bootstrap", "grpc", "--workload", "c", "--control-plane", "cp:15010"]) == 0
     boot = json.loads(capsys.readouterr().out)
     assert boot["node"]["metadata"]["GENERATOR"] == "grpc"
+
+
+def test_cert_dir_adds_a_file_watcher_provider_and_marks_the_node_secure(tmp_path: Path) -> None:
+    out = tmp_path / "b.json"
+    argv = ["bootstrap", "grpc", "--workload", "c", "--control-plane", "cp:15010"]
+    assert main([*argv, "--cert-dir", str(tmp_path / "certs"), "-o", str(out)]) == 0
+    boot = json.loads(out.read_text())
+    provider = boot["certificate_providers"]["default"]
+    assert provider["plugin_name"] == "file_watcher"
+    assert provider["config"]["certificate_file"] == str(tmp_path / "certs" / "cert-chain.pem")
+    assert provider["config"]["ca_certificate_file"] == str(tmp_path / "certs" / "root-cert.pem")
+    assert parse_proxy(boot["node"]["id"], boot["node"]["metadata"]).secure

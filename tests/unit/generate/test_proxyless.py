@@ -14,6 +14,7 @@ from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 
 from shoal.engine import Pipeline
 from shoal.generate import CLUSTER, ENDPOINT, LISTENER, ROUTE, ConfigGenerator
@@ -264,3 +265,35 @@ def test_a_change_a_client_cannot_see_keeps_its_maps() -> None:
     )
     assert build.generation is not second_generation
     assert build.generation.view(client()) is second
+
+
+MTLS_DR = f"""
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: echo, namespace: default}}
+spec:
+  host: {HOST}
+  trafficPolicy: {{tls: {{mode: ISTIO_MUTUAL}}}}
+"""
+ECHO_SE = ECHO.split("---", maxsplit=1)[0].replace(
+    "labels: {version: v1}", "labels: {version: v1}, serviceAccount: echo"
+)
+
+
+def test_istio_mutual_clusters_name_the_certificate_provider_and_spiffe_sans() -> None:
+    gen = generation(ECHO_SE, MTLS_DR)
+    secure = parse_proxy(NODE, {"GENERATOR": "grpc", "SECURE": "true"})
+    found = gen.view(secure).of(CLUSTER)[f"outbound|9000||{HOST}"]
+    cluster = unpack(found, cluster_pb2.Cluster())
+    assert isinstance(cluster, cluster_pb2.Cluster)
+    ctx = tls_pb2.UpstreamTlsContext()
+    assert cluster.transport_socket.typed_config.Unpack(ctx)
+    common = ctx.common_tls_context
+    assert common.tls_certificate_provider_instance.instance_name == "default"
+    validation = common.combined_validation_context.default_validation_context
+    assert validation.ca_certificate_provider_instance.certificate_name == "ROOTCA"
+    assert [m.exact for m in validation.match_subject_alt_names] == [
+        "spiffe://cluster.local/ns/default/sa/echo"
+    ]
+    # a client without a certificate gets no cluster rather than a plaintext one
+    assert f"outbound|9000||{HOST}" not in gen.view(client()).of(CLUSTER)
