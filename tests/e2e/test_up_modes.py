@@ -26,8 +26,11 @@ from typing import Any
 import pytest
 
 from harness.configdir import ConfigDir
+from harness.edges import get
 from harness.netnsup import http_from, left_behind, netns_args, pods_ready, require_root, tcp_from
+from harness.ports import free_port
 from harness.up import VENV_BIN, ShoalUp, get_via_proxy
+from harness.wait import wait_until
 
 pytestmark = pytest.mark.envoy
 
@@ -117,8 +120,35 @@ spec:
 """
 
 
-def _mesh(netns: bool, vips: str) -> str:
+def _gateway(port: int) -> str:
+    return f"""
+apiVersion: shoal.dev/v1alpha1
+kind: LocalGateway
+metadata: {{name: ingress, namespace: default}}
+spec:
+  labels: {{istio: ingressgateway}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: ingress, namespace: default}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers: [{{port: {{number: {port}, name: http, protocol: HTTP}}, hosts: ["*"]}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: shop, namespace: default}}
+spec:
+  hosts: [shop.example.com]
+  gateways: [ingress]
+  http:
+  - route: [{{destination: {{host: reviews, subset: v2}}}}]
+"""
+
+
+def _mesh(netns: bool, vips: str, gateway_port: int) -> str:
     parts = [
+        _gateway(gateway_port),
         _workload("client", "client", 80, "{app: client, version: v1}"),
         _workload("reviews-v1", "reviews", 9080, "{app: reviews, version: v1}"),
         _workload("reviews-v2", "reviews", 9080, "{app: reviews, version: v2}"),
@@ -148,6 +178,7 @@ def _mesh(netns: bool, vips: str) -> str:
 class Mesh:
     mode: str
     up: ShoalUp
+    gateway_port: int
     replicas: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def get(self, url: str, count: int = 1, via: str = "client-0") -> list[dict[str, Any]]:
@@ -190,7 +221,8 @@ def mesh(
         args = netns_args(state)
         vips = args[args.index("--service-cidr") + 1]
         extra += args
-    ConfigDir(tmp / "mesh").write("mesh.yaml", _mesh(mode == "netns", vips))
+    gateway_port = free_port()
+    ConfigDir(tmp / "mesh").write("mesh.yaml", _mesh(mode == "netns", vips, gateway_port))
     up = ShoalUp(tmp / "mesh", tmp, name=f"up-{mode}", extra_args=extra)
     try:
         up.start()
@@ -198,8 +230,9 @@ def mesh(
         if mode == "netns":
             replicas = pods_ready(up, count, timeout=120)
         else:
-            replicas = {r["replica"]: r for r in up.wait_ready(count, timeout=120)}
-        yield Mesh(mode, up, replicas)
+            ready = up.wait_ready(count, timeout=120, proxies=count + 1)
+            replicas = {r["replica"]: r for r in ready}
+        yield Mesh(mode, up, gateway_port, replicas)
     finally:
         up.stop()
         if mode == "netns":
@@ -265,3 +298,15 @@ def test_capture_annotations_narrow_what_the_sidecar_sees(mesh: Mesh) -> None:
     # excludeOutboundPorts 7000: the VIP is not captured, and nothing else answers it
     lines = tcp_from(mesh.replicas["bypass-0"]["netns"], "echo", 7000, 1, timeout=2)
     assert lines[0].startswith("error"), lines
+
+
+def test_an_ingress_gateway_on_the_host_reaches_the_pods(mesh: Mesh) -> None:
+    """A LocalGateway's Envoy runs on the host (loopback) in both modes; in pods it reaches
+    the replicas at their pod addresses, through their inbound capture, with mTLS."""
+
+    def served() -> dict[str, Any] | None:
+        status, _, body = get(mesh.gateway_port, "shop.example.com", "/")
+        return json.loads(body) if status == 200 else None
+
+    answer = wait_until(served, 30, what="the gateway to answer for shop.example.com")
+    assert answer["replica"] == "reviews-v2-0", answer
