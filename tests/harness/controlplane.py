@@ -90,8 +90,9 @@ class ControlPlane:
         procs.register(self.proc)
         return self
 
-    def wait_ready(self, timeout: float = 15.0) -> float:
-        """Wait for ``GET /ready`` to answer 200; return the monotonic time it first did."""
+    def wait_ready(self, timeout: float = 45.0) -> float:
+        """Wait for ``GET /ready`` to answer 200; return the monotonic time it first did.
+        Generous: importing the control plane alone takes 8 s on a 2-core machine at load 14."""
         wait_until(
             lambda: (
                 self._alive() and request("GET", self.admin_url + "/ready", timeout=1)[0] == 200
