@@ -9,7 +9,7 @@ time, which is the failure DESIGN.md says a user must never see because of confi
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from shoal.api.destinationrule import DestinationRuleSpec
@@ -136,6 +136,25 @@ def _unique(resources: Sequence[Resource]) -> tuple[list[Resource], list[ConfigE
     return [r for r in resources if id(r) in kept], errors
 
 
+def service_ports(
+    resources: Sequence[Resource], known_hosts: Mapping[str, Collection[int]] | None = None
+) -> Callable[[str], set[int] | None]:
+    """host -> the port numbers of the service serving it among `resources` (and
+    `known_hosts`), None when none does: what Gateway API status is computed against."""
+    known_hosts = known_hosts or {}
+    namespaces = {r.meta.namespace for r in resources}
+    namespaces |= {h.split(".")[1] for h in known_hosts if is_cluster_local(h)}
+    return _ports_of(_build_index(resources, namespaces, known_hosts))
+
+
+def _ports_of(index: _Index) -> Callable[[str], set[int] | None]:
+    def ports_of(host: str) -> set[int] | None:
+        known = index.service_host(host)
+        return None if known is None else index.ports[known]
+
+    return ports_of
+
+
 def validate_references(
     resources: Sequence[Resource],
     *,
@@ -153,10 +172,7 @@ def validate_references(
     namespaces |= {h.split(".")[1] for h in known_hosts if is_cluster_local(h)}
     index = _build_index(unique, namespaces, known_hosts)
 
-    def ports_of(host: str) -> set[int] | None:
-        known = index.service_host(host)
-        return None if known is None else index.ports[known]
-
+    ports_of = _ports_of(index)
     # Gateway API routes and Gateways whose parents or references do not resolve (their
     # status conditions say why; api/gatewayapi/attach.py)
     gateway_api = gateway_api_status(unique, ports_of)

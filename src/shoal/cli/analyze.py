@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from shoal.api import ConfigError
+from shoal.api.gatewayapi.attach import gateway_api_status
+from shoal.api.gatewayapi.report import status_lines
+from shoal.api.validate import service_ports
 from shoal.cli.checks import find_notes, find_warnings
 from shoal.cli.limits import add_max_file_bytes, add_namespace
 from shoal.cli.tables import print_json
@@ -34,6 +37,8 @@ class Report:
     warnings: tuple[ConfigError, ...]
     # resources read but not used in file mode (Deployments, ServiceAccounts, ...)
     notes: tuple[ConfigError, ...] = ()
+    # Gateway API status conditions of the accepted Gateways and routes
+    statuses: tuple[ConfigError, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -42,6 +47,7 @@ class Report:
             "errors": [e.to_json() for e in self.errors],
             "warnings": [w.to_json() for w in self.warnings],
             "notes": [n.to_json() for n in self.notes],
+            "statuses": [s.to_json() for s in self.statuses],
         }
 
 
@@ -64,6 +70,14 @@ def analyze(
         errors=tuple(sorted(pipeline.errors, key=order)),
         warnings=tuple(sorted(find_warnings(resources), key=order)),
         notes=tuple(sorted(find_notes(resources), key=order)),
+        statuses=tuple(
+            sorted(
+                status_lines(
+                    resources, gateway_api_status(resources, service_ports(resources))
+                ),
+                key=order,
+            )
+        ),
     )
 
 
@@ -106,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
             print(_warning_line(warning))
         for note in report.notes:
             print(_warning_line(note, "note"))
+        for status in report.statuses:
+            print(_warning_line(status, "status"))
         if report.files == 0:
             print(f"shoal analyze: no *.yaml or *.yml files under {root}", file=sys.stderr)
         print(summary(report))
