@@ -72,9 +72,7 @@ def analyze(
         notes=tuple(sorted(find_notes(resources), key=order)),
         statuses=tuple(
             sorted(
-                status_lines(
-                    resources, gateway_api_status(resources, service_ports(resources))
-                ),
+                status_lines(resources, gateway_api_status(resources, service_ports(resources))),
                 key=order,
             )
         ),
