@@ -8,7 +8,8 @@ the trust bundle's public facts.
 Tokens are shoal's own (`shoal1.`, issued by `shoal up`, for local workloads and VMs) or, with
 a `reviewer` (Kubernetes), a pod's service-account token checked by a TokenReview
 (kube/tokenreview.py). Either way the identity is what the token proves, never what the
-request claims.
+request claims. A node proxy's token (ca/nodetokens.py) proves the node's own identity on
+ADS, and at the CA the identities of the pods on that node, no others.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from shoal.ca import CertificateAuthority, TokenIssuer
 from shoal.ca.authority import ROOTS
 from shoal.ca.certs import fingerprint
 from shoal.ca.identity import Identity
+from shoal.ca.nodetokens import NodeTokens, is_node_token
 from shoal.ca.service import CertificateService
 from shoal.ca.tokens import PREFIX
 from shoal.ca.transport import DEFAULT_LIFETIME, ServingCertificate
@@ -46,8 +48,11 @@ class MeshSecurity:
             max_lifetime=dt.timedelta(seconds=max(max_cert_ttl_s, cert_ttl_s)),
         )
         self.tokens = TokenIssuer.in_dir(ca_dir)
+        self.node_tokens = NodeTokens.in_dir(ca_dir)
         self.reviewer = reviewer
-        self.service = CertificateService(self.ca, self.tokens, self._identity)
+        self.service = CertificateService(
+            self.ca, self.tokens, self._identity, node_tokens=self.node_tokens
+        )
         self.serving = ServingCertificate(self.ca, lifetime=serving_lifetime)
 
     @property
@@ -56,6 +61,9 @@ class MeshSecurity:
         return self.ca.dir / ROOTS
 
     async def _authenticate(self, header: str | None) -> tuple[str, str]:
+        if is_node_token(header):
+            node = self.node_tokens.verify_header(header).identity
+            return node.namespace, node.service_account
         if self.reviewer is not None and not _is_shoal_token(header):
             return await self.reviewer(header)
         identity = self.tokens.verify_header(header)

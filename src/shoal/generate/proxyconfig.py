@@ -23,6 +23,7 @@ from shoal.generate import (
     endpoints,
     gateway,
     listeners,
+    nodeproxy,
     outbound_policy,
     proxyless,
     reuse,
@@ -353,10 +354,24 @@ class ConfigGenerator:
         self._views[key] = found
         return found
 
+    def _node_view(self, proxy: Proxy) -> ProxyView:
+        """A node proxy's view: its pods' sidecar views rewritten into one (nodeproxy.py),
+        made again only when some pod's view object changed."""
+        pods = [(pod, self.view(pod.proxy)) for pod in proxy.node_pods]
+        key = ("node", tuple((pod.key, pod.netns, id(view)) for pod, view in pods))
+        found = self._views.get(key)
+        if found is None:
+            maps = nodeproxy.node_maps((pod, view.resources) for pod, view in pods)
+            found = ProxyView(version=self.snapshot.version, resources=MappingProxyType(maps))
+            self._views[key] = found
+        return found
+
     def view(self, proxy: Proxy) -> ProxyView:
         """What `proxy` should hold under this snapshot (shared objects, no copies)."""
         if proxy.proxyless:
             return self._proxyless_view(proxy)
+        if proxy.type == "node":
+            return self._node_view(proxy)
         key = (self._route_key(proxy), self._listener_key(proxy))
         found = self._views.get(key)
         if found is not None:

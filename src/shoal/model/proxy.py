@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from shoal.model.nodepods import NodePod
 
 ProxyType = Literal["sidecar", "router", "node"]
 InterceptionMode = Literal["REDIRECT", "NONE"]
@@ -54,6 +57,9 @@ class Proxy:
     # library's own xDS client (grpcio's `xds:///` targets), which gets API listeners named
     # by the target it dials instead of sidecar listeners (generate/proxyless.py)
     proxyless: bool = False
+    # a node proxy (type `node`): the pods of its host it serves (metadata NODE_PODS,
+    # model/nodepods.py), each with its own listeners inside its network namespace
+    node_pods: tuple[NodePod, ...] = ()
 
     @property
     def labels_key(self) -> tuple[tuple[str, str], ...]:
@@ -125,4 +131,11 @@ def parse_proxy(node_id: str, metadata: Mapping[str, object]) -> Proxy:
         prometheus_port=_port(metadata, "PROMETHEUS_PORT"),
         service_host=str(metadata.get("SERVICE_HOST") or ""),
         proxyless=proxyless,
+        node_pods=_node_pods(metadata) if proxy_type == "node" else (),
     )
+
+
+def _node_pods(metadata: Mapping[str, object]) -> tuple[NodePod, ...]:
+    from shoal.model.nodepods import node_pods  # noqa: PLC0415  (it imports this module)
+
+    return node_pods(metadata)
