@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from shoal.agent.metricsport import admin_cluster, metrics_listener
+from shoal.common.canonical import tracing_service
 from shoal.common.re2limits import REGEX_PROGRAM_SIZE_LIMIT, RUNTIME_KEY
 
 ApiType = Literal["GRPC", "DELTA_GRPC"]
@@ -111,7 +112,8 @@ def sidecar_bootstrap(
     out: dict[str, Any] = {
         "node": {
             "id": ident.node_id,
-            "cluster": ident.workload or ident.name,
+            # Istio's trace service name: Envoy's Zipkin tracer reports the node's cluster
+            "cluster": tracing_service(ident.labels, ident.workload or ident.name, ident.namespace),
             "metadata": _metadata(ident, admin_port),
         },
         "admin": {

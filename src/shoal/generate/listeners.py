@@ -16,7 +16,7 @@ sets from the peer certificate and strips from anything a caller sent.
 
 from __future__ import annotations
 
-from envoy.config.core.v3 import address_pb2, config_source_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
@@ -109,7 +109,11 @@ def outbound_listener(
             resource_api_version=config_source_pb2.V3,
         )
     )
-    return prepare(OUTBOUND_LISTENER, _listener(OUTBOUND_LISTENER, "127.0.0.1", port, hcm))
+    listener = _listener(OUTBOUND_LISTENER, "127.0.0.1", port, hcm)
+    # Envoy's tracers make CLIENT spans on an OUTBOUND listener (SERVER ones otherwise, which
+    # is right for inbound): Zipkin showed a caller sidecar's span as SERVER without it
+    listener.traffic_direction = base_pb2.OUTBOUND
+    return prepare(OUTBOUND_LISTENER, listener)
 
 
 def inbound_listener(

@@ -21,8 +21,12 @@ would merge.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
+from shoal.common.canonical import (  # re-exported: the generator's modules import them here
+    app_of,
+    canonical_revision,
+    canonical_service,
+    version_of,
+)
 from shoal.model import Endpoint, Proxy, Service
 
 # Envoy names the stats `<prefix>.<name>`; Prometheus output adds `envoy_` (renamed away).
@@ -62,9 +66,7 @@ HTTP_LABELS = (
 # TCP series carry the same labels less the HTTP ones (Istio's TCP metrics)
 _HTTP_ONLY = ("response_code", "grpc_response_status")
 TCP_LABELS = tuple(x for x in HTTP_LABELS if x not in _HTTP_ONLY)
-
-_CANONICAL_NAME = "service.istio.io/canonical-name"
-_CANONICAL_REVISION = "service.istio.io/canonical-revision"
+__all__ = ["app_of", "canonical_revision", "canonical_service", "version_of"]
 
 
 def literal(value: str, default: str = "unknown") -> str:
@@ -72,24 +74,6 @@ def literal(value: str, default: str = "unknown") -> str:
     one: a missing value is `default`; a label is either always literal or always looked up
     in one logger, so this never meets an empty value renamed to the same)."""
     return (value or default).replace("%", "%%")
-
-
-def app_of(labels: Mapping[str, str]) -> str:
-    return labels.get("app") or labels.get("app.kubernetes.io/name") or ""
-
-
-def version_of(labels: Mapping[str, str]) -> str:
-    return labels.get("version") or labels.get("app.kubernetes.io/version") or ""
-
-
-def canonical_service(labels: Mapping[str, str], workload: str) -> str:
-    """Istio's canonical service: its label, else the app name, else the workload's name."""
-    return labels.get(_CANONICAL_NAME) or app_of(labels) or workload
-
-
-def canonical_revision(labels: Mapping[str, str]) -> str:
-    """Istio's canonical revision: its label, else the version ('' means `latest`)."""
-    return labels.get(_CANONICAL_REVISION) or version_of(labels)
 
 
 def principal(namespace: str, service_account: str) -> str:

@@ -26,8 +26,8 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import wrappers_pb2
 
 from shoal.api.meshconfig import ExtensionProvider
+from shoal.common.canonical import tracing_service
 from shoal.generate.prepared import PreparedResource, prepare
-from shoal.generate.telemetry_labels import canonical_service
 from shoal.generate.telemetry_policy import CLIENT, SERVER, SIDES, applicable
 from shoal.model import MeshSnapshot, Proxy
 
@@ -77,7 +77,9 @@ def apply_tracing(
     hcm.tracing.random_sampling.value = policy.sampling
     if not policy.report:
         return
-    service = f"{canonical_service(proxy.labels, proxy.workload_name)}.{proxy.namespace}"
+    # the Zipkin tracer has no service name of its own: it reports the node's cluster, which
+    # the agent sets to the same name (agent/bootstrap.py)
+    service = tracing_service(proxy.labels, proxy.workload_name, proxy.namespace)
     provider = hcm.tracing.provider
     if policy.provider.opentelemetry is not None:
         provider.name = "envoy.tracers.opentelemetry"
