@@ -21,7 +21,7 @@ from harness.backend import Backend
 from harness.configdir import ConfigDir
 from harness.controlplane import ControlPlane, wait_synced
 from harness.edges import get, router_bootstrap
-from harness.envoy import EnvoyProcess
+from harness.envoy import EnvoyProcess, sidecar_bootstrap, sidecar_node
 from harness.faulty import FaultyBackend
 from harness.ports import free_port
 from harness.wait import wait_until
@@ -246,3 +246,73 @@ def _get_with(port: int, path: str, headers: dict[str, str]) -> tuple[int, dict[
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
         conn.close()
+
+
+def _mesh_config() -> str:
+    return f"""apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: viaistio, namespace: default}}
+spec:
+  hosts: [viaistio.default.svc.cluster.local]
+  http:
+  - match: [{{headers: {{x-version: {{exact: v2}}}}}}]
+    headers: {{response: {{set: {{x-by: rule}}}}}}
+    route: [{{destination: {_dest("v2")}}}]
+  - route: [{{destination: {_dest("viaistio")}}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: viagamma, namespace: default}}
+spec:
+  parentRefs: [{{group: "", kind: Service, name: viagamma, port: 80}}]
+  rules:
+  - matches: [{{headers: [{{name: x-version, value: v2}}]}}]
+    filters:
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {{set: [{{name: x-by, value: rule}}]}}
+    backendRefs: [{{name: v2, port: 80}}]
+  - backendRefs: [{{name: viagamma, port: 80}}]
+"""
+
+
+def test_gamma_route_on_a_service_steers_sidecars_like_a_virtual_service(
+    config_dir: ConfigDir,
+    backends: dict[str, object],
+    envoy_factory: Callable[..., EnvoyProcess],
+    control_plane_factory: Callable[..., ControlPlane],
+) -> None:
+    v1, v2 = backends["v1"], backends["v2"]
+    assert isinstance(v1, Backend) and isinstance(v2, Backend)
+    services = _service("viaistio", v1.port) + _service("viagamma", v1.port)
+    config_dir.write("services.yaml", services + _service("v2", v2.port))
+    config_dir.write("routes.yaml", _mesh_config())
+    cp = control_plane_factory(config_dir)
+    outbound, inbound = free_port(), free_port()
+    node_id, metadata = sidecar_node("client", outbound_port=outbound, inbound_port=inbound)
+    sidecar = envoy_factory(sidecar_bootstrap(node_id, metadata, cp.xds_port, free_port()))
+    wait_synced(cp, 1, 30)
+
+    def answer(service: str, headers: dict[str, str]) -> tuple[int, str | None, str | None]:
+        conn = http.client.HTTPConnection("127.0.0.1", outbound, timeout=10)
+        try:
+            conn.request(
+                "GET", "/", headers={"Host": f"{service}.default.svc.cluster.local", **headers}
+            )
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status, resp.getheader("x-backend"), resp.getheader("x-by")
+        finally:
+            conn.close()
+
+    v2_header = {"x-version": "v2"}
+    wait_until(
+        lambda: answer("viagamma", v2_header)[1] == "v2",
+        30,
+        interval=0.2,
+        what="the GAMMA route in the sidecar",
+        describe=sidecar.describe,
+    )
+    for headers in ({}, v2_header):
+        assert answer("viaistio", headers) == answer("viagamma", headers), headers
+    assert answer("viagamma", {}) == (200, "v1", None)
+    assert answer("viagamma", v2_header) == (200, "v2", "rule")
