@@ -3,7 +3,8 @@
 
 One mesh per mode, shared by the module's tests: a client, reviews v1/v2 split 90/10,
 ratings with a good and an always-failing replica behind retries, a slow `secret` service
-under PeerAuthentication STRICT with a 0.3 s route timeout on one path; in pods also a TCP
+under PeerAuthentication STRICT with a 0.3 s route timeout on one path, an ingress gateway
+(a LocalGateway, on the host in both modes) routing to reviews v2; in pods also a TCP
 service split by a VirtualService `tcp` route (served at its VIP:port by the callers'
 sidecars) and a client whose capture Istio's annotations narrow. Requests are made as the
 client app would: through its sidecar's outbound port (loopback), from inside its pod with no

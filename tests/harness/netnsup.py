@@ -2,7 +2,8 @@
 
 A run's pods are named after its pid (`shoal-PID-REPLICA`, bridge `shbPID`, host veth ends
 `shvPID-N`, state file `podnet-PID.json`), so `left_behind` can list exactly what one run
-left: namespaces, links, its state file, /etc/netns entries and its Envoys' /dev/shm files.
+left: namespaces, links, its state file, /etc/netns entries, its Envoys' /dev/shm files and
+its host FORWARD rule (added where br_netfilter sends bridged traffic through iptables).
 Needs root; `require_root` fails the test (never skips) where it cannot run.
 """
 
@@ -112,6 +113,11 @@ def left_behind(pid: int, state_dir: Path) -> list[str]:
         if name == f"shb{tag}"[:15] or name.startswith(f"shv{tag}-"):
             out.append(f"link {name}")
     out += [f"state {p}" for p in state_dir.glob(f"podnet-{tag}.*")]
+    if shutil.which("iptables"):
+        forward = subprocess.run(
+            ["iptables", "-S", "FORWARD"], capture_output=True, text=True, check=False
+        ).stdout
+        out += [f"rule {r}" for r in forward.splitlines() if f"shoal-podnet shb{tag}" in r]
     out += [f"etc {p}" for p in Path("/etc/netns").glob(f"shoal-{tag}-*")]
     first = 40_000 + (pid % 4000) * 256  # runtime/pods.py's base ids for this pid
     shm = {f"envoy_shared_memory_{(first + k) * 10}" for k in range(256)}

@@ -10,6 +10,8 @@ before each object is made), so a run killed with SIGKILL -- no exit hook runs -
 by the next `PodNetwork.open()` or `sweep()`: processes in its namespaces are ended (TERM,
 then KILL), the host veth ends deleted (a pair goes at once; a deleted namespace frees its
 own end only when the kernel gets to it), the namespaces, `/etc/netns/<ns>`, the bridge.
+Where br_netfilter sends bridged traffic through the host's iptables, a FORWARD accept rule
+for the bridge (tagged by comment) goes and comes with it.
 A state file is stale when its pid is gone or now belongs to another process (the start
 time recorded beside it differs). Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN).
 """
@@ -71,6 +73,8 @@ class _State:
     links: list[str] = field(default_factory=list)  # host ends of the pods' veth pairs
     # files in /dev/shm the run's Envoys share (one per --base-id), removed with the rest
     shm: list[str] = field(default_factory=list)
+    # the bridge whose host FORWARD accept rule this run added (br_netfilter; see open())
+    forward: str = ""
 
     def dump(self) -> str:
         return json.dumps(
@@ -81,6 +85,7 @@ class _State:
                 "namespaces": self.namespaces,
                 "links": self.links,
                 "shm": self.shm,
+                "forward": self.forward,
             }
         )
 
@@ -107,11 +112,33 @@ def _end_processes(netns: str, grace: float = 3.0) -> None:
 
 
 SHM = Path("/dev/shm")
+BR_NETFILTER = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
 
 
-def _remove(bridge: str, namespaces: list[str], links: list[str], shm: Sequence[str] = ()) -> None:
+def _forward_rule(op: str, bridge: str) -> bool:
+    """Insert (-I) or delete (-D) the host rule letting pod-to-pod traffic of `bridge` through
+    FORWARD; False if iptables refused (or is missing)."""
+    argv = ["iptables", op, "FORWARD", "-i", bridge, "-o", bridge]
+    argv += ["-m", "comment", "--comment", f"shoal-podnet {bridge}", "-j", "ACCEPT"]
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=15, check=False).returncode == 0
+    except OSError:
+        return False
+
+
+def _remove(
+    bridge: str,
+    namespaces: list[str],
+    links: list[str],
+    shm: Sequence[str] = (),
+    forward: str = "",
+) -> None:
     for ns in namespaces:
         _end_processes(ns)
+    if forward:
+        for _ in range(5):  # one per insert; stop at the first refusal (none left)
+            if not _forward_rule("-D", forward):
+                break
     for name in shm:
         # only Envoy's own files (a state file is not trusted to name any path)
         if name.startswith("envoy_shared_memory_") and "/" not in name:
@@ -144,7 +171,8 @@ def sweep(state_dir: Path) -> list[str]:
         namespaces = [str(n) for n in data.get("namespaces", [])]
         links = [str(n) for n in data.get("links", [])]
         bridge = str(data.get("bridge", ""))
-        _remove(bridge, namespaces, links, [str(n) for n in data.get("shm", [])])
+        shm = [str(n) for n in data.get("shm", [])]
+        _remove(bridge, namespaces, links, shm, str(data.get("forward", "")))
         removed += [*namespaces, *links, *([bridge] if bridge else [])]
         path.unlink(missing_ok=True)
     return removed
@@ -179,6 +207,15 @@ class PodNetwork:
         _ip("link", "add", self.state.bridge, "type", "bridge")
         _ip("addr", "add", f"{self.host_ip}/24", "dev", self.state.bridge)
         _ip("link", "set", self.state.bridge, "up")
+        # With br_netfilter (Docker loads it) bridged pod-to-pod packets cross the host's
+        # FORWARD chain, where a DROP policy or rule would lose them while ARP still works.
+        with contextlib.suppress(OSError):
+            if BR_NETFILTER.read_text().strip() == "1" and shutil.which("iptables"):
+                self.state.forward = self.state.bridge
+                self._save()
+                if not _forward_rule("-I", self.state.bridge):
+                    self.state.forward = ""
+                    self._save()
         return self
 
     def add_pod(self, name: str, hosts: dict[str, str] | None = None) -> Pod:
@@ -245,7 +282,9 @@ class PodNetwork:
             list(self.state.namespaces),
             list(self.state.links),
             list(self.state.shm),
+            self.state.forward,
         )
+        self.state.forward = ""
         self.state.namespaces.clear()
         self.state.links.clear()
         self.state.shm.clear()
