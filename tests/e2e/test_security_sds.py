@@ -35,7 +35,7 @@ from harness.envoy import EnvoyProcess
 from harness.ports import free_port
 from shoal.agent.certs import CertManager, new_key_and_csr
 from shoal.agent.sds import SdsServer
-from shoal.agent.securebootstrap import SDS_CONFIG, sds_cluster
+from shoal.agent.securebootstrap import sds_cluster, sds_config
 from shoal.ca import Identity
 from shoal.ca.certs import key_pem
 from shoal.controlplane.security import MeshSecurity
@@ -65,8 +65,8 @@ def _bootstrap(admin: int, port: int, sds_socket: str) -> dict[str, Any]:
     tls = {
         "require_client_certificate": True,
         "common_tls_context": {
-            "tls_certificate_sds_secret_configs": [{"name": "default", "sds_config": SDS_CONFIG}],
-            "validation_context_sds_secret_config": {"name": "ROOTCA", "sds_config": SDS_CONFIG},
+            "tls_certificate_sds_secret_configs": [{"name": "default", "sds_config": sds_config()}],
+            "validation_context_sds_secret_config": {"name": "ROOTCA", "sds_config": sds_config()},
         },
     }
     return {

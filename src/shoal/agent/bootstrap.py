@@ -19,13 +19,13 @@ from shoal.common.re2limits import REGEX_PROGRAM_SIZE_LIMIT, RUNTIME_KEY
 
 ApiType = Literal["GRPC", "DELTA_GRPC"]
 
+
 # How fast the ADS stream reconnects. Envoy reads this from `envoy_grpc.retry_policy` only
 # (the GrpcService-level `retry_policy` is for other streams and ignored by xDS); without it
 # the backoff starts at 0.5 s and doubles to 30 s. Each wait is drawn at random below the
 # current interval, so with a 0.5 s cap a restarted control plane is found within 0.5 s.
-XDS_RETRY: dict[str, object] = {
-    "retry_policy": {"retry_back_off": {"base_interval": "0.1s", "max_interval": "0.5s"}}
-}
+def xds_retry() -> dict[str, object]:
+    return {"retry_policy": {"retry_back_off": {"base_interval": "0.1s", "max_interval": "0.5s"}}}
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def sidecar_bootstrap(
                 "api_type": api_type,
                 "transport_api_version": "V3",
                 "set_node_on_first_message_only": True,
-                "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc", **XDS_RETRY}}],
+                "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc", **xds_retry()}}],
             },
             "cds_config": ads,
             "lds_config": ads,

@@ -1,7 +1,7 @@
 """What secure mode adds to a bootstrap: SDS from the agent, TLS and a token towards xDS.
 
 - a static cluster `sds-grpc` (HTTP/2 over the agent's Unix socket); generated config names
-  the secrets `default` and `ROOTCA` with `sds_config` pointing at it (`SDS_CONFIG`);
+  the secrets `default` and `ROOTCA` with `sds_config` pointing at it (`sds_config`);
 - the `xds-grpc` cluster speaks TLS, trusts `ROOTCA` and accepts only the control plane's
   SPIFFE id;
 - the ADS stream carries `authorization: Bearer <token>` (so the bootstrap file holds the
@@ -18,14 +18,18 @@ from shoal.ca.identity import CONTROL_PLANE, CONTROL_PLANE_DNS
 
 _TYPE = "type.googleapis.com/"
 SDS_CLUSTER = "sds-grpc"
-SDS_CONFIG: dict[str, Any] = {
-    "api_config_source": {
-        "api_type": "GRPC",
-        "transport_api_version": "V3",
-        "grpc_services": [{"envoy_grpc": {"cluster_name": SDS_CLUSTER}}],
-    },
-    "resource_api_version": "V3",
-}
+
+
+def sds_config() -> dict[str, Any]:
+    """Where Envoy asks for a secret: the agent's SDS server (a fresh dict per use)."""
+    return {
+        "api_config_source": {
+            "api_type": "GRPC",
+            "transport_api_version": "V3",
+            "grpc_services": [{"envoy_grpc": {"cluster_name": SDS_CLUSTER}}],
+        },
+        "resource_api_version": "V3",
+    }
 
 
 def sds_cluster(socket_path: str) -> dict[str, Any]:
@@ -65,7 +69,7 @@ def xds_tls() -> dict[str, Any]:
                     },
                     "validation_context_sds_secret_config": {
                         "name": "ROOTCA",
-                        "sds_config": SDS_CONFIG,
+                        "sds_config": sds_config(),
                     },
                 },
             },

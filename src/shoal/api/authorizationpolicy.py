@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from types import MappingProxyType
 from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -137,11 +138,13 @@ class Condition(ApiModel):
 
 _ARG_KEYS = ("request.headers", "request.auth.claims")
 # condition values that become Envoy numbers or CIDR ranges, checked as such
-_VALUE_CHECKS = {
-    "destination.port": check_port_text,
-    "source.ip": check_ip_block,
-    "remote.ip": check_ip_block,
-}
+_VALUE_CHECKS = MappingProxyType(
+    {
+        "destination.port": check_port_text,
+        "source.ip": check_ip_block,
+        "remote.ip": check_ip_block,
+    }
+)
 
 
 class Rule(ApiModel):

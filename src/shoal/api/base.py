@@ -12,16 +12,16 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 from pydantic.alias_generators import to_camel
+from pydantic.config import ExtraValues
 from pydantic_core import PydanticCustomError
 
 from shoal.api.hosts import check_host
 
-MODEL_CONFIG = ConfigDict(
-    extra="forbid",
-    frozen=True,
-    alias_generator=to_camel,
-    populate_by_name=True,
-)
+
+def shoal_model_config(*, extra: ExtraValues = "forbid") -> ConfigDict:
+    """Every shoal model's pydantic settings (a fresh dict for each class that uses them)."""
+    return ConfigDict(extra=extra, frozen=True, alias_generator=to_camel, populate_by_name=True)
+
 
 # Error type used by validators that check several fields but want the error to point
 # at one of them; load.py appends the "shoal_field" context to the error location.
@@ -31,7 +31,7 @@ FIELD_ERROR_TYPE = "shoal_field"
 class ApiModel(BaseModel):
     """Base class for every shoal config model."""
 
-    model_config = MODEL_CONFIG
+    model_config = shoal_model_config()
 
 
 def field_error(path: str, message: str) -> PydanticCustomError:

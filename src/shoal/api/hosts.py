@@ -7,7 +7,6 @@ so that the short and long spellings of one service are the same host.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 from collections.abc import Collection
@@ -16,10 +15,10 @@ CLUSTER_DOMAIN = "cluster.local"
 _LOCAL_SUFFIX = f".svc.{CLUSTER_DOMAIN}"
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def _is_ip(host: str) -> bool:
     # asked for every host of every resource on every reload: a failed parse raises, which
-    # is slow, and most hosts are names
+    # is slow, and most hosts are names, which the first test turns away (no cache: one
+    # shared by the process would be module-level state, tests/unit/engine)
     if not host or not (host[0].isdigit() or ":" in host):
         return False
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from pydantic import BaseModel
 
@@ -109,11 +110,11 @@ _GATEWAY_API_KINDS: tuple[KindSpec, ...] = (
 _GATEWAY_API_BY_KIND: Mapping[str, KindSpec] = {k.kind: k for k in _GATEWAY_API_KINDS}
 
 # the config kinds (CRDs on Kubernetes); Kubernetes' own kinds are read from files only
-KIND_SPECS: Mapping[str, KindSpec] = {k.kind: k for k in _REGISTRY}
-FILE_KIND_SPECS: Mapping[str, KindSpec] = {
-    k.key: k for k in (*_REGISTRY, *_KUBERNETES, *_GATEWAY_API_KINDS)
-}
-KINDS: Mapping[str, type[BaseModel]] = {k.kind: k.spec for k in _REGISTRY}
+KIND_SPECS: Mapping[str, KindSpec] = MappingProxyType({k.kind: k for k in _REGISTRY})
+FILE_KIND_SPECS: Mapping[str, KindSpec] = MappingProxyType(
+    {k.key: k for k in (*_REGISTRY, *_KUBERNETES, *_GATEWAY_API_KINDS)}
+)
+KINDS: Mapping[str, type[BaseModel]] = MappingProxyType({k.kind: k.spec for k in _REGISTRY})
 
 
 class UnknownKindError(ValueError):
@@ -126,20 +127,24 @@ class UnknownKindError(ValueError):
 
 # Kinds of Istio's API (and APIs beside it) that shoal does not implement yet: valid YAML, so
 # they are refused as not implemented, with what to use instead, never as "unknown kind".
-_NOT_IMPLEMENTED_KINDS: Mapping[str, str] = {
-    "EnvoyFilter": "shoal generates all Envoy config itself and takes no patches of it; "
-    "use the Istio kinds (VirtualService, DestinationRule, Telemetry, LocalRateLimit) for "
-    "what the filter did",
-    "WasmPlugin": "shoal loads no Wasm modules; use AuthorizationPolicy, "
-    "RequestAuthentication or LocalRateLimit for what the plugin did",
-    "ProxyConfig": "set proxy options in shoal.dev/v1alpha1 MeshConfig (or the agent's "
-    "flags) instead",
-}
-_NOT_IMPLEMENTED_GROUPS: Mapping[str, str] = {
-    "split.smi-spec.io": "use a VirtualService with weights",
-    "access.smi-spec.io": "use an AuthorizationPolicy",
-    "specs.smi-spec.io": "use VirtualService matches",
-}
+_NOT_IMPLEMENTED_KINDS: Mapping[str, str] = MappingProxyType(
+    {
+        "EnvoyFilter": "shoal generates all Envoy config itself and takes no patches of it; "
+        "use the Istio kinds (VirtualService, DestinationRule, Telemetry, LocalRateLimit) for "
+        "what the filter did",
+        "WasmPlugin": "shoal loads no Wasm modules; use AuthorizationPolicy, "
+        "RequestAuthentication or LocalRateLimit for what the plugin did",
+        "ProxyConfig": "set proxy options in shoal.dev/v1alpha1 MeshConfig (or the agent's "
+        "flags) instead",
+    }
+)
+_NOT_IMPLEMENTED_GROUPS: Mapping[str, str] = MappingProxyType(
+    {
+        "split.smi-spec.io": "use a VirtualService with weights",
+        "access.smi-spec.io": "use an AuthorizationPolicy",
+        "specs.smi-spec.io": "use VirtualService matches",
+    }
+)
 
 
 def _listed() -> str:

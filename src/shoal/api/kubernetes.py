@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Annotated, Literal, Self
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from shoal.api.base import MODEL_CONFIG, ApiModel, Port, field_error
+from shoal.api.base import ApiModel, Port, field_error, shoal_model_config
 
 
 class KubeObjectSpec(ApiModel):
     """Any Kubernetes object shoal does not use in file mode: every field is kept, none read."""
 
-    model_config = ConfigDict(**{**MODEL_CONFIG, "extra": "allow"})
+    model_config = shoal_model_config(extra="allow")
 
 
 class KubeServicePort(ApiModel):
@@ -91,7 +93,7 @@ class KubeServiceSpec(ApiModel):
 class KubeSecretSpec(ApiModel):
     """A Secret's top-level fields (`type`, `data`, `stringData`); TLS ones are checked."""
 
-    model_config = ConfigDict(**{**MODEL_CONFIG, "extra": "allow"})
+    model_config = shoal_model_config(extra="allow")
 
     type: str = "Opaque"
     data: dict[str, str] = Field(default_factory=dict)
@@ -137,21 +139,23 @@ class KubeSecretSpec(ApiModel):
 # what to write instead, where shoal has it
 _WORKLOADS = "file mode runs no workloads: declare them as LocalWorkload or WorkloadEntry"
 _RBAC = "shoal's own identities come from workload service accounts; RBAC is Kubernetes'"
-PASSIVE_KINDS: dict[tuple[str, str], str] = {
-    ("apps", "Deployment"): _WORKLOADS,
-    ("apps", "StatefulSet"): _WORKLOADS,
-    ("apps", "DaemonSet"): _WORKLOADS,
-    ("apps", "ReplicaSet"): _WORKLOADS,
-    ("", "Pod"): _WORKLOADS,
-    ("batch", "Job"): _WORKLOADS,
-    ("", "ServiceAccount"): "a LocalWorkload's or WorkloadEntry's serviceAccount names it",
-    ("", "ConfigMap"): "config maps are for Kubernetes workloads",
-    ("", "Namespace"): "namespaces exist as soon as a resource names them",
-    ("rbac.authorization.k8s.io", "Role"): _RBAC,
-    ("rbac.authorization.k8s.io", "RoleBinding"): _RBAC,
-    ("rbac.authorization.k8s.io", "ClusterRole"): _RBAC,
-    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _RBAC,
-    ("autoscaling", "HorizontalPodAutoscaler"): _WORKLOADS,
-    ("policy", "PodDisruptionBudget"): _WORKLOADS,
-}
+PASSIVE_KINDS: Mapping[tuple[str, str], str] = MappingProxyType(
+    {
+        ("apps", "Deployment"): _WORKLOADS,
+        ("apps", "StatefulSet"): _WORKLOADS,
+        ("apps", "DaemonSet"): _WORKLOADS,
+        ("apps", "ReplicaSet"): _WORKLOADS,
+        ("", "Pod"): _WORKLOADS,
+        ("batch", "Job"): _WORKLOADS,
+        ("", "ServiceAccount"): "a LocalWorkload's or WorkloadEntry's serviceAccount names it",
+        ("", "ConfigMap"): "config maps are for Kubernetes workloads",
+        ("", "Namespace"): "namespaces exist as soon as a resource names them",
+        ("rbac.authorization.k8s.io", "Role"): _RBAC,
+        ("rbac.authorization.k8s.io", "RoleBinding"): _RBAC,
+        ("rbac.authorization.k8s.io", "ClusterRole"): _RBAC,
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _RBAC,
+        ("autoscaling", "HorizontalPodAutoscaler"): _WORKLOADS,
+        ("policy", "PodDisruptionBudget"): _WORKLOADS,
+    }
+)
 SECRET_NOTE = "only Secrets of type kubernetes.io/tls are used (a Gateway's credentialName)"

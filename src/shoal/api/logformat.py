@@ -11,6 +11,7 @@ Envoy has but this list lacks is refused with the list's name, not silently pass
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 
 from shoal.api.cel import check_cel
 from shoal.api.httpgrammar import check_header_name
@@ -126,20 +127,22 @@ OPTIONAL_ARGUMENT = frozenset(
     ]
 )
 # commands that need an argument; the value says whether `:N` (a length) may follow
-REQUIRED_ARGUMENT = {
-    "REQ": True,
-    "RESP": True,
-    "TRAILER": True,
-    "DYNAMIC_METADATA": True,
-    "UPSTREAM_METADATA": False,
-    "CLUSTER_METADATA": False,
-    "FILTER_STATE": True,
-    "UPSTREAM_FILTER_STATE": True,
-    "ENVIRONMENT": True,
-    "CEL": True,
-    "METADATA": True,
-    "QUERY_PARAM": True,
-}
+REQUIRED_ARGUMENT = MappingProxyType(
+    {
+        "REQ": True,
+        "RESP": True,
+        "TRAILER": True,
+        "DYNAMIC_METADATA": True,
+        "UPSTREAM_METADATA": False,
+        "CLUSTER_METADATA": False,
+        "FILTER_STATE": True,
+        "UPSTREAM_FILTER_STATE": True,
+        "ENVIRONMENT": True,
+        "CEL": True,
+        "METADATA": True,
+        "QUERY_PARAM": True,
+    }
+)
 _HEADERS = frozenset({"REQ", "RESP", "TRAILER"})
 _GRPC_STATUS_FORMS = frozenset({"CAMEL_STRING", "SNAKE_STRING", "NUMBER"})
 

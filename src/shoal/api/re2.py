@@ -23,8 +23,12 @@ __all__ = [
     "program_size",
 ]
 
-_OPTIONS = re2.Options()
-_OPTIONS.log_errors = False  # the error comes back as an exception; no stderr noise
+
+def _options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # the error comes back as an exception; no stderr noise
+    return options
+
 
 # RE2 leaves these out to guarantee linear time; its errors name only the syntax.
 _HINTS = (
@@ -52,7 +56,7 @@ def _reason(error: object) -> str:
 def program_size(pattern: str) -> int:
     """The size RE2 gives `pattern`'s compiled program; ValueError if it does not compile."""
     try:
-        compiled = re2.compile(pattern, _OPTIONS)
+        compiled = re2.compile(pattern, _options())
     except re2.error as exc:
         raise ValueError(
             f"invalid regex {pattern!r}: {_reason(exc.args[0] if exc.args else exc)}"
@@ -77,4 +81,4 @@ def check_regex(pattern: str) -> str:
 
 def capture_groups(pattern: str) -> int:
     """How many capture groups `pattern` has (for `\\N` in a regex rewrite)."""
-    return int(re2.compile(pattern, _OPTIONS).groups)
+    return int(re2.compile(pattern, _options()).groups)

@@ -14,6 +14,7 @@ import base64
 import binascii
 import builtins
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
@@ -134,30 +135,32 @@ class Delay(ApiModel):
 
 
 # gRPC status names Istio accepts for abort.grpcStatus, with their codes.
-GRPC_STATUS = {
-    name: code
-    for code, name in enumerate(
-        (
-            "OK",
-            "CANCELLED",
-            "UNKNOWN",
-            "INVALID_ARGUMENT",
-            "DEADLINE_EXCEEDED",
-            "NOT_FOUND",
-            "ALREADY_EXISTS",
-            "PERMISSION_DENIED",
-            "RESOURCE_EXHAUSTED",
-            "FAILED_PRECONDITION",
-            "ABORTED",
-            "OUT_OF_RANGE",
-            "UNIMPLEMENTED",
-            "INTERNAL",
-            "UNAVAILABLE",
-            "DATA_LOSS",
-            "UNAUTHENTICATED",
+GRPC_STATUS = MappingProxyType(
+    {
+        name: code
+        for code, name in enumerate(
+            (
+                "OK",
+                "CANCELLED",
+                "UNKNOWN",
+                "INVALID_ARGUMENT",
+                "DEADLINE_EXCEEDED",
+                "NOT_FOUND",
+                "ALREADY_EXISTS",
+                "PERMISSION_DENIED",
+                "RESOURCE_EXHAUSTED",
+                "FAILED_PRECONDITION",
+                "ABORTED",
+                "OUT_OF_RANGE",
+                "UNIMPLEMENTED",
+                "INTERNAL",
+                "UNAVAILABLE",
+                "DATA_LOSS",
+                "UNAUTHENTICATED",
+            )
         )
-    )
-}
+    }
+)
 
 
 class Abort(ApiModel):

@@ -9,6 +9,7 @@ Implementing a field means adding it to its model and removing it here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from pydantic import BaseModel
 
@@ -33,70 +34,74 @@ from shoal.api.virtualservice import (
 )
 from shoal.api.workloadgroup import ReadinessProbe, WorkloadTemplate
 
-NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
-    HTTPRoute: frozenset({"delegate"}),
-    HTTPMatchRequest: frozenset({"statPrefix"}),
-    DestinationRuleSpec: frozenset({"workloadSelector"}),
-    TrafficPolicy: frozenset({"tunnel", "proxyProtocol"}),
-    ClientTLSSettings: frozenset({"credentialName", "caCrl"}),
-    AuthorizationPolicySpec: frozenset({"provider"}),
-    HTTPSettings: frozenset({"useClientProtocol", "http2KeepAlive"}),
-    OutlierDetection: frozenset({"consecutiveErrors", "outlierDetectionHttpErrorCodes"}),
-    RetryBudget: frozenset({"budgetInterval"}),
-    # Sidecar egress `hosts` scope a sidecar; its other knobs and `ingress` are not done yet.
-    SidecarSpec: frozenset({"ingress", "inboundConnectionPool"}),
-    EgressListener: frozenset({"port", "bind", "captureMode"}),
-    Server: frozenset({"bind", "defaultEndpoint"}),
-    # multi-network meshes and locality-aware load balancing are not done yet
-    WorkloadEntrySpec: frozenset({"network", "locality"}),
-    WorkloadTemplate: frozenset({"network", "locality"}),
-    # the agent runs HTTP, TCP and exec probes; gRPC health checking is not done yet
-    ReadinessProbe: frozenset({"grpc"}),
-    # SANs to verify an ISTIO_MUTUAL endpoint's certificate against
-    ServiceEntrySpec: frozenset({"subjectAltNames"}),
-    OutboundTrafficPolicy: frozenset({"egressProxy"}),
-    JwtRule: frozenset({"spaceDelimitedClaims"}),
-    # (tcp routes are served at gateways, which matched only port and gateway: the rest
-    # were accepted and ignored until they were listed here)
-    L4MatchAttributes: frozenset(
-        {"sourceSubnet", "destinationSubnets", "sourceLabels", "sourceNamespace"}
-    ),
-    TLSMatchAttributes: frozenset(
-        {"destinationSubnets", "sourceLabels", "sourceNamespace", "sourceSubnet"}
-    ),
-    Source: frozenset({"serviceAccounts", "notServiceAccounts", "trustDomains", "notTrustDomains"}),
-    MetricSelector: frozenset({"customMetric"}),
-    # Envoy's stats flush interval is fixed by the bootstrap (5 s)
-    Metrics: frozenset({"reportingInterval"}),
-    TelemetrySpec: frozenset({"targetRef", "targetRefs"}),
-    Tracing: frozenset(
-        {
-            "customTags",
-            "useRequestIdForTraceSampling",
-            "enableIstioTags",
-            "disableContextPropagation",
-        }
-    ),
-    ServerTLSSettings: frozenset(
-        {
-            "serverCertificate",
-            "privateKey",
-            "caCertificates",
-            "caCrl",
-            "subjectAltNames",
-            "verifyCertificateSpki",
-            "verifyCertificateHash",
-            "cipherSuites",
-            "credentialNames",
-            "caCertCredentialName",
-            "tlsCertificates",
-            "insecureSkipVerify",
-        }
-    ),
-    LoadBalancerSettings: frozenset(
-        {"localityLbSetting", "zoneAwareLbSetting", "warmupDurationSecs", "warmup"}
-    ),
-}
+NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = MappingProxyType(
+    {
+        HTTPRoute: frozenset({"delegate"}),
+        HTTPMatchRequest: frozenset({"statPrefix"}),
+        DestinationRuleSpec: frozenset({"workloadSelector"}),
+        TrafficPolicy: frozenset({"tunnel", "proxyProtocol"}),
+        ClientTLSSettings: frozenset({"credentialName", "caCrl"}),
+        AuthorizationPolicySpec: frozenset({"provider"}),
+        HTTPSettings: frozenset({"useClientProtocol", "http2KeepAlive"}),
+        OutlierDetection: frozenset({"consecutiveErrors", "outlierDetectionHttpErrorCodes"}),
+        RetryBudget: frozenset({"budgetInterval"}),
+        # Sidecar egress `hosts` scope a sidecar; its other knobs and `ingress` are not done yet.
+        SidecarSpec: frozenset({"ingress", "inboundConnectionPool"}),
+        EgressListener: frozenset({"port", "bind", "captureMode"}),
+        Server: frozenset({"bind", "defaultEndpoint"}),
+        # multi-network meshes and locality-aware load balancing are not done yet
+        WorkloadEntrySpec: frozenset({"network", "locality"}),
+        WorkloadTemplate: frozenset({"network", "locality"}),
+        # the agent runs HTTP, TCP and exec probes; gRPC health checking is not done yet
+        ReadinessProbe: frozenset({"grpc"}),
+        # SANs to verify an ISTIO_MUTUAL endpoint's certificate against
+        ServiceEntrySpec: frozenset({"subjectAltNames"}),
+        OutboundTrafficPolicy: frozenset({"egressProxy"}),
+        JwtRule: frozenset({"spaceDelimitedClaims"}),
+        # (tcp routes are served at gateways, which matched only port and gateway: the rest
+        # were accepted and ignored until they were listed here)
+        L4MatchAttributes: frozenset(
+            {"sourceSubnet", "destinationSubnets", "sourceLabels", "sourceNamespace"}
+        ),
+        TLSMatchAttributes: frozenset(
+            {"destinationSubnets", "sourceLabels", "sourceNamespace", "sourceSubnet"}
+        ),
+        Source: frozenset(
+            {"serviceAccounts", "notServiceAccounts", "trustDomains", "notTrustDomains"}
+        ),
+        MetricSelector: frozenset({"customMetric"}),
+        # Envoy's stats flush interval is fixed by the bootstrap (5 s)
+        Metrics: frozenset({"reportingInterval"}),
+        TelemetrySpec: frozenset({"targetRef", "targetRefs"}),
+        Tracing: frozenset(
+            {
+                "customTags",
+                "useRequestIdForTraceSampling",
+                "enableIstioTags",
+                "disableContextPropagation",
+            }
+        ),
+        ServerTLSSettings: frozenset(
+            {
+                "serverCertificate",
+                "privateKey",
+                "caCertificates",
+                "caCrl",
+                "subjectAltNames",
+                "verifyCertificateSpki",
+                "verifyCertificateHash",
+                "cipherSuites",
+                "credentialNames",
+                "caCertCredentialName",
+                "tlsCertificates",
+                "insecureSkipVerify",
+            }
+        ),
+        LoadBalancerSettings: frozenset(
+            {"localityLbSetting", "zoneAwareLbSetting", "warmupDurationSecs", "warmup"}
+        ),
+    }
+)
 
 
 def is_not_implemented(model: type[BaseModel], field: str) -> bool:

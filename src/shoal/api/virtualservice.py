@@ -7,6 +7,7 @@ are not implemented yet are reported as such by load.py (see unimplemented.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Annotated, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -285,7 +286,9 @@ class HTTPRoute(ApiModel):
         return self
 
 
-_CAMEL = {"route": "route", "redirect": "redirect", "direct_response": "directResponse"}
+_CAMEL = MappingProxyType(
+    {"route": "route", "redirect": "redirect", "direct_response": "directResponse"}
+)
 
 
 class L4MatchAttributes(ApiModel):

@@ -18,10 +18,10 @@ from shoal.cli import routechecks
 Check = Callable[[Sequence[Resource]], list[ConfigError]]
 
 # Add checks here; each must be pure and cheap (analyze runs them all on every call).
-CHECKS: list[Check] = [
+CHECKS: tuple[Check, ...] = (
     routechecks.subsets_without_workloads,
     routechecks.timeouts_shorter_than_retries,
-]
+)
 
 
 def find_warnings(resources: Sequence[Resource]) -> list[ConfigError]:

@@ -12,28 +12,32 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from shoal import __version__
 
 # command -> the module whose register() adds it, in the order help lists them
-COMMANDS: dict[str, str] = {
-    "control-plane": "shoal.cli.controlplanecmd",
-    "up": "shoal.cli.upcmd",
-    "agent": "shoal.cli.agentcmd",
-    "agent-wait": "shoal.cli.agentwait",
-    "ca": "shoal.cli.cacmd",
-    "install": "shoal.cli.installcmd",
-    "analyze": "shoal.cli.analyze",
-    "proxy-status": "shoal.cli.proxystatus",
-    "proxy-config": "shoal.cli.proxyconfig",
-    "stat": "shoal.cli.statcmd",
-    "edges": "shoal.cli.statcmd",
-    "dashboard": "shoal.cli.dashboardcmd",
-    "tap": "shoal.cli.tapcmd",
-    "diff": "shoal.cli.diffcmd",
-    "top": "shoal.cli.topcmd",
-    "bootstrap": "shoal.cli.bootstrapcmd",
-}
+COMMANDS: Mapping[str, str] = MappingProxyType(
+    {
+        "control-plane": "shoal.cli.controlplanecmd",
+        "up": "shoal.cli.upcmd",
+        "agent": "shoal.cli.agentcmd",
+        "agent-wait": "shoal.cli.agentwait",
+        "ca": "shoal.cli.cacmd",
+        "install": "shoal.cli.installcmd",
+        "analyze": "shoal.cli.analyze",
+        "proxy-status": "shoal.cli.proxystatus",
+        "proxy-config": "shoal.cli.proxyconfig",
+        "stat": "shoal.cli.statcmd",
+        "edges": "shoal.cli.statcmd",
+        "dashboard": "shoal.cli.dashboardcmd",
+        "tap": "shoal.cli.tapcmd",
+        "diff": "shoal.cli.diffcmd",
+        "top": "shoal.cli.topcmd",
+        "bootstrap": "shoal.cli.bootstrapcmd",
+    }
+)
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -58,7 +62,7 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     sub = p.add_subparsers(dest="command", required=True)
     wanted = _command(argv) if argv is not None else None
-    if wanted in COMMANDS:
+    if wanted is not None and wanted in COMMANDS:
         modules = [COMMANDS[wanted]]
     elif wanted == "version":
         modules = []

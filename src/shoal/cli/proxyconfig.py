@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from shoal.cli import envoyconfig
@@ -36,34 +37,36 @@ class View:
     raw: Callable[[Json], object]
 
 
-VIEWS: dict[str, View] = {
-    "clusters": View(
-        "/config_dump",
-        envoyconfig.CLUSTER_COLUMNS,
-        envoyconfig.cluster_rows,
-        lambda d: envoyconfig.section(d, "ClustersConfigDump"),
-    ),
-    "listeners": View(
-        "/config_dump",
-        envoyconfig.LISTENER_COLUMNS,
-        envoyconfig.listener_rows,
-        lambda d: envoyconfig.section(d, "ListenersConfigDump"),
-    ),
-    "routes": View(
-        "/config_dump",
-        envoyconfig.ROUTE_COLUMNS,
-        envoyconfig.route_rows,
-        lambda d: envoyconfig.section(d, "RoutesConfigDump"),
-    ),
-    # /clusters rather than the EDS part of the config dump: it has what the table shows,
-    # each host's health and outlier-detection state, which the dump lacks.
-    "endpoints": View(
-        "/clusters?format=json",
-        envoyconfig.ENDPOINT_COLUMNS,
-        envoyconfig.endpoint_rows,
-        lambda d: d,
-    ),
-}
+VIEWS: Mapping[str, View] = MappingProxyType(
+    {
+        "clusters": View(
+            "/config_dump",
+            envoyconfig.CLUSTER_COLUMNS,
+            envoyconfig.cluster_rows,
+            lambda d: envoyconfig.section(d, "ClustersConfigDump"),
+        ),
+        "listeners": View(
+            "/config_dump",
+            envoyconfig.LISTENER_COLUMNS,
+            envoyconfig.listener_rows,
+            lambda d: envoyconfig.section(d, "ListenersConfigDump"),
+        ),
+        "routes": View(
+            "/config_dump",
+            envoyconfig.ROUTE_COLUMNS,
+            envoyconfig.route_rows,
+            lambda d: envoyconfig.section(d, "RoutesConfigDump"),
+        ),
+        # /clusters rather than the EDS part of the config dump: it has what the table shows,
+        # each host's health and outlier-detection state, which the dump lacks.
+        "endpoints": View(
+            "/clusters?format=json",
+            envoyconfig.ENDPOINT_COLUMNS,
+            envoyconfig.endpoint_rows,
+            lambda d: d,
+        ),
+    }
+)
 
 
 def find_proxy(syncz: Sequence[Json], workload: str) -> Json:

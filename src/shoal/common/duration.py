@@ -8,19 +8,23 @@ seconds as a float so the generate layer can convert to Envoy's Duration directl
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
 
-_UNITS: dict[str, float] = {
-    "h": 3600.0,
-    "m": 60.0,
-    "s": 1.0,
-    "ms": 1e-3,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ns": 1e-9,
-}
+_UNITS: Mapping[str, float] = MappingProxyType(
+    {
+        "h": 3600.0,
+        "m": 60.0,
+        "s": 1.0,
+        "ms": 1e-3,
+        "us": 1e-6,
+        "µs": 1e-6,
+        "ns": 1e-9,
+    }
+)
 # The longest duration Envoy holds for every field: protobuf's Duration allows 10,000 years,
 # but Envoy converts durations to int64 nanoseconds and refuses 9223372036s and more
 # ("Duration out-of-range", measured with Envoy 1.40): about 292 years.

@@ -20,6 +20,7 @@ import importlib.resources
 import logging
 import time
 from collections.abc import Callable, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -36,11 +37,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shoal.controlplane.dashboard")
 
-STATIC = {
-    "index.html": "text/html",
-    "dashboard.js": "text/javascript",
-    "dashboard.css": "text/css",
-}
+STATIC = MappingProxyType(
+    {
+        "index.html": "text/html",
+        "dashboard.js": "text/javascript",
+        "dashboard.css": "text/css",
+    }
+)
 
 
 class Sampler:

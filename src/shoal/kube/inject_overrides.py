@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -27,13 +28,15 @@ from shoal.api.duration import parse_duration
 PROXY_CONFIG = "proxy.istio.io/config"
 LOG_LEVEL = "sidecar.istio.io/logLevel"
 STATUS_PORT = "status.sidecar.istio.io/port"
-_RESOURCES = {
-    "sidecar.istio.io/proxyCPU": ("requests", "cpu"),
-    "sidecar.istio.io/proxyMemory": ("requests", "memory"),
-    "sidecar.istio.io/proxyCPULimit": ("limits", "cpu"),
-    "sidecar.istio.io/proxyMemoryLimit": ("limits", "memory"),
-}
-DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
+_RESOURCES = MappingProxyType(
+    {
+        "sidecar.istio.io/proxyCPU": ("requests", "cpu"),
+        "sidecar.istio.io/proxyMemory": ("requests", "memory"),
+        "sidecar.istio.io/proxyCPULimit": ("limits", "cpu"),
+        "sidecar.istio.io/proxyMemoryLimit": ("limits", "memory"),
+    }
+)
+DEFAULT_REQUESTS = MappingProxyType({"cpu": "100m", "memory": "128Mi"})
 _LOG_LEVELS = frozenset({"trace", "debug", "info", "warning", "warn", "error", "critical", "off"})
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -31,8 +32,8 @@ from shoal.kube.manifests_webhooks import mutating_webhook, validating_webhook
 
 CA_SECRET = "shoal-ca"  # the mesh CA's files, shared by every replica (Istio's `cacerts`)
 CA_MOUNT = "/etc/shoal/ca"
-_SELECTOR = {"app": names.CONTROL_PLANE}
-_LABELS = {**_SELECTOR, "app.kubernetes.io/part-of": "shoal"}
+_SELECTOR = MappingProxyType({"app": names.CONTROL_PLANE})
+_LABELS = MappingProxyType({**_SELECTOR, "app.kubernetes.io/part-of": "shoal"})
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,11 @@ def deployment(options: InstallOptions) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": names.CONTROL_PLANE, "namespace": names.NAMESPACE, "labels": _LABELS},
+        "metadata": {
+            "name": names.CONTROL_PLANE,
+            "namespace": names.NAMESPACE,
+            "labels": dict(_LABELS),
+        },
         "spec": {
             "replicas": options.replicas,
             "selector": {"matchLabels": dict(_SELECTOR)},
@@ -166,7 +171,11 @@ def service() -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": names.CONTROL_PLANE, "namespace": names.NAMESPACE, "labels": _LABELS},
+        "metadata": {
+            "name": names.CONTROL_PLANE,
+            "namespace": names.NAMESPACE,
+            "labels": dict(_LABELS),
+        },
         "spec": {
             "selector": dict(_SELECTOR),
             "ports": [

@@ -9,23 +9,28 @@ something an OpenAPI schema error would not.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 from shoal.api.kinds import KIND_SPECS, KindSpec
 from shoal.kube.resources import crd_plural
 
 # Istio's short names and categories, so `kubectl get vs` works as with Istio
-SHORT_NAMES = {
-    "VirtualService": ["vs"],
-    "DestinationRule": ["dr"],
-    "ServiceEntry": ["se"],
-    "WorkloadEntry": ["we"],
-    "Gateway": ["gw"],
-    "PeerAuthentication": ["pa"],
-    "AuthorizationPolicy": ["ap"],
-    "RequestAuthentication": ["ra"],
-}
-_PRINTER_COLUMNS = [{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
+SHORT_NAMES = MappingProxyType(
+    {
+        "VirtualService": ("vs",),
+        "DestinationRule": ("dr",),
+        "ServiceEntry": ("se",),
+        "WorkloadEntry": ("we",),
+        "Gateway": ("gw",),
+        "PeerAuthentication": ("pa",),
+        "AuthorizationPolicy": ("ap",),
+        "RequestAuthentication": ("ra",),
+    }
+)
+_PRINTER_COLUMNS = (
+    MappingProxyType({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}),
+)
 
 
 def _categories(spec: KindSpec) -> list[str]:
@@ -54,7 +59,7 @@ def crd(spec: KindSpec) -> dict[str, Any]:
         "categories": _categories(spec),
     }
     if spec.kind in SHORT_NAMES:
-        names["shortNames"] = SHORT_NAMES[spec.kind]
+        names["shortNames"] = list(SHORT_NAMES[spec.kind])
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -73,7 +78,7 @@ def crd(spec: KindSpec) -> dict[str, Any]:
                     "storage": i == 0,
                     "schema": _schema(),
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": _PRINTER_COLUMNS,
+                    "additionalPrinterColumns": [dict(c) for c in _PRINTER_COLUMNS],
                 }
                 for i, version in enumerate(spec.versions)
             ],

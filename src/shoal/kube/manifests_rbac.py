@@ -10,13 +10,14 @@ them, and it reads no Secrets (the CA arrives mounted).
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 from shoal.kube import names
 from shoal.kube.manifests_crds import plurals_by_group
 
-_READ = ["get", "list", "watch"]
-_LABELS = {"app": names.CONTROL_PLANE, "app.kubernetes.io/part-of": "shoal"}
+_READ = ("get", "list", "watch")
+_LABELS = MappingProxyType({"app": names.CONTROL_PLANE, "app.kubernetes.io/part-of": "shoal"})
 
 
 def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
@@ -37,7 +38,7 @@ def service_account() -> dict[str, Any]:
 def cluster_role() -> dict[str, Any]:
     crd_rules = []
     for group, plurals in plurals_by_group().items():
-        crd_rules.append({"apiGroups": [group], "resources": plurals, "verbs": _READ})
+        crd_rules.append({"apiGroups": [group], "resources": plurals, "verbs": list(_READ)})
         crd_rules.append(
             {
                 "apiGroups": [group],
@@ -53,9 +54,13 @@ def cluster_role() -> dict[str, Any]:
             {
                 "apiGroups": [""],
                 "resources": ["namespaces", "services", "pods", "serviceaccounts"],
-                "verbs": _READ,
+                "verbs": list(_READ),
             },
-            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": _READ},
+            {
+                "apiGroups": ["discovery.k8s.io"],
+                "resources": ["endpointslices"],
+                "verbs": list(_READ),
+            },
             *crd_rules,
             # the root certificate into every namespace (only the leader writes)
             {

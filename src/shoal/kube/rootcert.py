@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from types import MappingProxyType
 
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap
@@ -21,7 +22,7 @@ log = logging.getLogger("shoal.kube.rootcert")
 
 CONFIGMAP = "istio-ca-root-cert"
 KEY = "root-cert.pem"
-LABELS = {"istio.io/config": "true"}
+LABELS = MappingProxyType({"istio.io/config": "true"})
 
 
 class RootCertWriter:

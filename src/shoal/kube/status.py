@@ -39,6 +39,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from lightkube.generic_resource import create_namespaced_resource
@@ -54,7 +55,7 @@ log = logging.getLogger("shoal.kube.status")
 
 CONDITION = "Reconciled"
 PUSHED = "in the config pushed to the proxies"
-_SCHEMA_ERROR = {"code": "IST0106", "name": "SchemaValidationError"}
+_SCHEMA_ERROR = MappingProxyType({"code": "IST0106", "name": "SchemaValidationError"})
 _DOC_URL = "https://istio.io/latest/docs/reference/config/analysis/ist0106/"
 _TIMESTAMPS = ("lastTransitionTime", "lastProbeTime")
 QPS = 100.0  # status writes per second at most (istiod's PILOT_STATUS_QPS default)

@@ -9,10 +9,11 @@ should have), else `synced`. A proxy's state is its worst type's. Types appear i
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 ORDER = ("cds", "eds", "lds", "rds", "sds")  # as /debug/syncz names them
-_RANK = {"synced": 0, "pending": 1, "nack": 2}
+_RANK = MappingProxyType({"synced": 0, "pending": 1, "nack": 2})
 
 
 def _type_state(st: Mapping[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""No module-level mutable state in the pure and engine layers.
+"""No module-level mutable state anywhere in shoal.
 
 A memo in a module global is shared by every builder in the process: two pipelines (a test
 beside a control plane, `shoal analyze` in a test) rotate away each other's entries, and what
@@ -7,18 +7,23 @@ by what builds (`engine.Pipeline`'s `SnapshotMemo`, a `ConfigGenerator`), made w
 `shoal.memo`. This test imports every module of those layers and checks each name a module
 binds at its top level (by its source: assignments and definitions, not imports): only
 values that cannot change are allowed (numbers, strings, tuples and frozensets of such,
-read-only mappings, frozen dataclasses, enums, classes, functions without a cache).
+read-only mappings, frozen dataclasses, enums, classes, functions without a cache, durations,
+paths). Tables that are written into output (manifests, bootstraps) are read-only mappings
+copied where used, or functions returning a fresh dict.
 """
 
 from __future__ import annotations
 
 import ast
+import ctypes
 import dataclasses
+import datetime
 import enum
 import functools
 import importlib
 import inspect
 import logging
+import pathlib
 import pkgutil
 import re
 import types
@@ -29,9 +34,8 @@ import pytest
 
 from shoal.generate.resourceset import ResourceSet
 
-# shoal.api (parsing, validation: no state across snapshots, but constant tables and a
-# host-parsing lru_cache) and the layers above xds are not scanned yet.
-LAYERS = ("shoal.memo", "shoal.model", "shoal.generate", "shoal.engine", "shoal.xds")
+# every package of src (the pure layers, the engine and xds, and everything above them)
+LAYERS = ("shoal",)
 
 _IMMUTABLE = (
     int,
@@ -48,6 +52,9 @@ _IMMUTABLE = (
     enum.Enum,
     typing.TypeVar,
     logging.Logger,  # configured by the process, holds no data of a build
+    ctypes.CDLL,  # the process's libc (prctl, setns): a handle, no data of a build
+    datetime.timedelta,
+    pathlib.PurePath,
     ResourceSet,  # a dict that refuses every change (and caches only its own digest)
 )
 _CONTAINERS = (tuple, frozenset)
@@ -125,3 +132,10 @@ def test_the_scan_sees_what_it_is_for() -> None:
     assert why_mutable(cluster_pb2.Cluster()) is not None
     assert why_mutable(types.MappingProxyType({"a": (1, "b")})) is None
     assert why_mutable(cluster_pb2.Cluster.ROUND_ROBIN) is None
+    assert why_mutable(pathlib.Path("/tmp")) is None
+
+
+def test_the_scan_covers_every_package_of_src() -> None:
+    scanned = set(modules())
+    for package in ("shoal.api", "shoal.agent", "shoal.cli", "shoal.controlplane", "shoal.kube"):
+        assert package in scanned
