@@ -107,7 +107,9 @@ _GATEWAY_API_KINDS: tuple[KindSpec, ...] = (
     KindSpec(GATEWAY_API, ("v1", "v1alpha2"), "GRPCRoute", GRPCRouteSpec),
     KindSpec(GATEWAY_API, ("v1beta1", "v1alpha2"), "ReferenceGrant", ReferenceGrantSpec),
 )
-_GATEWAY_API_BY_KIND: Mapping[str, KindSpec] = {k.kind: k for k in _GATEWAY_API_KINDS}
+_GATEWAY_API_BY_KIND: Mapping[str, KindSpec] = MappingProxyType(
+    {k.kind: k for k in _GATEWAY_API_KINDS}
+)
 
 # the config kinds (CRDs on Kubernetes); Kubernetes' own kinds are read from files only
 KIND_SPECS: Mapping[str, KindSpec] = MappingProxyType({k.kind: k for k in _REGISTRY})

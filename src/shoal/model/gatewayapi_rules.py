@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from shoal.api.gatewayapi.attach import backend_host
@@ -28,7 +29,7 @@ from shoal.api.gatewayapi.httproute import (
 )
 
 Json = dict[str, Any]
-_PATH_RANK = {"Exact": 3, "PathPrefix": 2, "RegularExpression": 1}
+_PATH_RANK = MappingProxyType({"Exact": 3, "PathPrefix": 2, "RegularExpression": 1})
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
@@ -11,7 +12,7 @@ from shoal.api.base import ApiModel, DnsLabel, Int, Port
 from shoal.api.hosts import check_host
 
 _DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
-_UNIT_MS = {"h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
+_UNIT_MS = MappingProxyType({"h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1})
 
 
 def _check_hostname(value: str) -> str:

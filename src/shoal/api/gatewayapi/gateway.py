@@ -7,6 +7,8 @@ servers of an Istio Gateway whose selector is the label `gateway.networking.k8s.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Literal, Self
 
 from pydantic import Field, model_validator
@@ -42,12 +44,14 @@ class GatewayTLSConfig(ApiModel):
 
 Protocol = Literal["HTTP", "HTTPS", "TLS", "TCP"]
 # the route kinds each protocol takes (spec: "Listener.AllowedRoutes.Kinds" defaults)
-ROUTE_KINDS: dict[str, frozenset[str]] = {
-    "HTTP": frozenset({"HTTPRoute", "GRPCRoute"}),
-    "HTTPS": frozenset({"HTTPRoute", "GRPCRoute"}),
-    "TLS": frozenset({"TLSRoute"}),
-    "TCP": frozenset({"TCPRoute"}),
-}
+ROUTE_KINDS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "HTTP": frozenset({"HTTPRoute", "GRPCRoute"}),
+        "HTTPS": frozenset({"HTTPRoute", "GRPCRoute"}),
+        "TLS": frozenset({"TLSRoute"}),
+        "TCP": frozenset({"TCPRoute"}),
+    }
+)
 
 
 class Listener(ApiModel):

@@ -3,6 +3,7 @@ to a Service (the mesh's sidecars then route requests for that Service by it).""
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
@@ -128,13 +129,15 @@ FilterType = Literal[
     "ExtensionRef",
     "CORS",
 ]
-_FIELD_OF = {
-    "RequestHeaderModifier": "requestHeaderModifier",
-    "ResponseHeaderModifier": "responseHeaderModifier",
-    "RequestRedirect": "requestRedirect",
-    "URLRewrite": "urlRewrite",
-    "RequestMirror": "requestMirror",
-}
+_FIELD_OF = MappingProxyType(
+    {
+        "RequestHeaderModifier": "requestHeaderModifier",
+        "ResponseHeaderModifier": "responseHeaderModifier",
+        "RequestRedirect": "requestRedirect",
+        "URLRewrite": "urlRewrite",
+        "RequestMirror": "requestMirror",
+    }
+)
 
 
 class HTTPRouteFilter(ApiModel):
