@@ -28,6 +28,7 @@ from harness.netnsup import (
     require_root,
 )
 from harness.up import VENV_BIN, ShoalUp
+from harness.wait import wait_until
 
 pytestmark = pytest.mark.envoy
 
@@ -47,6 +48,16 @@ spec:
   ports: [{number: 80, name: http, protocol: HTTP}]
   labels: {app: frontend, version: v1}
   command: [python, -m, shoal.samples.service, --upstreams, "http://reviews:9080/"]
+"""
+
+RATINGS = """
+apiVersion: shoal.dev/v1alpha1
+kind: LocalWorkload
+metadata: {name: ratings, namespace: default}
+spec:
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  labels: {app: ratings, version: v1}
+  command: [python, -m, shoal.samples.service]
 """
 
 Factory = Callable[..., ShoalUp]
@@ -107,6 +118,16 @@ def test_apps_call_services_by_name_through_capture_and_a_stop_leaves_nothing(
     assert "--uid-owner 1337" in rules and "--to-ports 15006" in rules, rules
     hosts = Path(f"/etc/netns/{front['netns']}/hosts").read_text()
     assert "reviews reviews.default reviews.default.svc reviews.default.svc.cluster.local" in hosts
+    # a service added while the mesh runs: its name reaches the pods already running
+    assert up.config_dir is not None
+    ConfigDir(up.config_dir).write("ratings.yaml", RATINGS)
+    pods_ready(up, 3)
+    added = wait_until(
+        lambda: (a := http_from(front["netns"], "http://ratings/")[0])["status"] == 200 and a,
+        30,
+        what="the frontend pod to reach the new ratings service by name",
+    )
+    assert added["body"]["replica"] == "ratings-0", added
     assert up.stop() == []
     assert left_behind(up.pid, tmp_path / "state") == []
 
