@@ -24,10 +24,10 @@ bootstraps, HTTP/2 over mTLS between the hops, the same fast backend app). Inter
 run, each round measures three paths at saturation (closed loop: requests/s) and at a fixed
 1,000 requests/s (wrk held to one schedule by a Lua ``delay``: p50/p99), with the CPU both
 Envoys of the path used per request (utime+stime from /proc): the hand-written chain, shoal's
-secure sidecars as they come (Istio metrics on), and shoal's with the metrics turned off mesh-
-wide (a root namespace Telemetry), which is the like-for-like comparison: the hand-written
-chain has no telemetry. The goal printed beside the figures: two secure shoal sidecars carry >=
-0.95x the hand-written chain's requests/s and add <= 1.05x its p99 at 1,000 requests/s.
+secure sidecars as they come (Istio metrics on), and shoal's with the metrics turned off
+mesh-wide (a root namespace Telemetry), which is the like-for-like comparison: the hand-written
+chain has no telemetry. The goal printed beside the figures: two secure shoal sidecars carry
+>= 0.95x the hand-written chain's requests/s and add <= 1.05x its p99 at 1,000 requests/s.
 
 ``--attribute`` runs only the hand-written chain, with every piece of shoal's sidecar config
 that a request pays for added (handchain.FEATURES) and with all but one of them, interleaved,
