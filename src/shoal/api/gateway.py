@@ -4,7 +4,8 @@ Each server is one port with a protocol: HTTP/HTTP2/GRPC (routes from VirtualSer
 to the gateway), HTTPS (the same, behind TLS termination with the certificate named by
 `tls.credentialName`), TCP-like protocols (TCP, MONGO, MYSQL, REDIS: the bound
 VirtualServices' `tcp` routes) and TLS with `mode: SIMPLE` (terminated, then `tcp` routes).
-TLS passthrough, mutual TLS and file-path certificates are not implemented yet.
+MUTUAL (client certificates checked against the credential's `ca.crt`) and ISTIO_MUTUAL (mesh
+certificates both ways) are implemented; AUTO_PASSTHROUGH and file-path certificates are not yet.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ TlsVersion = Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"]
 
 
 class ServerTLSSettings(ApiModel):
-    """TLS of one server; only SIMPLE termination with a named credential for now."""
+    """TLS of one server: SIMPLE or MUTUAL termination with a named credential (MUTUAL also
+    verifies client certificates against its `ca.crt`), ISTIO_MUTUAL with the mesh's
+    certificates, or PASSTHROUGH."""
 
     mode: Literal["PASSTHROUGH", "SIMPLE", "MUTUAL", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL"] = (
         "PASSTHROUGH"
@@ -75,17 +78,25 @@ class ServerTLSSettings(ApiModel):
     def _simple_with_credential(self) -> Self:
         if self.mode == "PASSTHROUGH":
             return self  # the connection goes on unopened (VirtualService `tls` routes)
-        if self.mode != "SIMPLE":
+        if self.mode == "ISTIO_MUTUAL":
+            # the gateway's own mesh certificate; clients present theirs (from the mesh CA)
+            if self.credential_name:
+                raise field_error(
+                    "credentialName", "ISTIO_MUTUAL uses the mesh certificate: no credentialName"
+                )
+            return self
+        if self.mode not in ("SIMPLE", "MUTUAL"):
             raise field_error(
                 "mode",
                 f"TLS mode {self.mode} is an Istio mode that shoal does not implement yet; "
                 "use SIMPLE with credentialName, or PASSTHROUGH",
             )
         if not self.credential_name:
+            extra = " and, for MUTUAL, ca.crt" if self.mode == "MUTUAL" else ""
             raise field_error(
                 "credentialName",
-                "SIMPLE TLS needs credentialName (the secret directory "
-                "<config-dir>/secrets/<name>/ with tls.crt and tls.key)",
+                f"{self.mode} TLS needs credentialName (the secret directory "
+                f"<config-dir>/secrets/<name>/ with tls.crt and tls.key{extra})",
             )
         return self
 

@@ -38,9 +38,9 @@ from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from shoal.api import Resource, VirtualServiceSpec, host_matches
 from shoal.api.gateway import GatewaySpec, Server, ServerTLSSettings
 from shoal.api.virtualservice import HTTPMatchRequest, TCPRoute
-from shoal.generate import authz, jwt, routes, tcp, telemetry
+from shoal.generate import authz, jwt, mtls, routes, tcp, telemetry
 from shoal.generate.prepared import PreparedResource, prepare
-from shoal.model import Credential, MeshSnapshot, Port, Proxy
+from shoal.model import MeshSnapshot, Port, Proxy
 
 _HCM = "envoy.filters.network.http_connection_manager"
 
@@ -166,15 +166,30 @@ _ENVOY_TLS = MappingProxyType(
 
 
 def _tls(
-    credential: Credential, alpn: list[str], settings: ServerTLSSettings
-) -> base_pb2.TransportSocket:
-    ctx = tls_pb2.DownstreamTlsContext()
+    snapshot: MeshSnapshot, proxy: Proxy, alpn: list[str], settings: ServerTLSSettings
+) -> base_pb2.TransportSocket | None:
+    """The server's TLS, or None while it cannot be served: its credential (for MUTUAL with
+    `ca.crt`) does not exist yet, or, for ISTIO_MUTUAL, the proxy has no mesh certificate."""
+    if settings.mode == "ISTIO_MUTUAL":
+        if not proxy.secure:
+            return None
+        ctx = tls_pb2.DownstreamTlsContext(common_tls_context=mtls.mesh_common_context())
+    else:
+        credential = snapshot.credentials.get(settings.credential_name)
+        if credential is None or (settings.mode == "MUTUAL" and not credential.ca_pem):
+            return None
+        ctx = tls_pb2.DownstreamTlsContext()
+        cert = ctx.common_tls_context.tls_certificates.add()
+        cert.certificate_chain.inline_string = credential.cert_pem
+        cert.private_key.inline_string = credential.key_pem
+        if settings.mode == "MUTUAL":
+            trusted = ctx.common_tls_context.validation_context.trusted_ca
+            trusted.inline_string = credential.ca_pem
+    if settings.mode in ("MUTUAL", "ISTIO_MUTUAL"):
+        ctx.require_client_certificate.value = True
     params = ctx.common_tls_context.tls_params
     params.tls_minimum_protocol_version = _ENVOY_TLS[settings.min_protocol_version]
     params.tls_maximum_protocol_version = _ENVOY_TLS[settings.max_protocol_version]
-    cert = ctx.common_tls_context.tls_certificates.add()
-    cert.certificate_chain.inline_string = credential.cert_pem
-    cert.private_key.inline_string = credential.key_pem
     ctx.common_tls_context.alpn_protocols.extend(alpn)
     socket = base_pb2.TransportSocket(name="envoy.transport_sockets.tls")
     socket.typed_config.Pack(ctx)
@@ -261,7 +276,10 @@ def _passthrough_chains(
 
 
 def _chains(
-    snapshot: MeshSnapshot, servers: list[_Bound], network_filter: listener_components_pb2.Filter
+    snapshot: MeshSnapshot,
+    proxy: Proxy,
+    servers: list[_Bound],
+    network_filter: listener_components_pb2.Filter,
 ) -> list[listener_components_pb2.FilterChain]:
     """A plain chain, or one TLS chain per server (matched by SNI when there are several)."""
     # (an HTTP server's tls says only httpsRedirect: it terminates nothing)
@@ -273,11 +291,11 @@ def _chains(
     claimed: set[str] = set()
     for bound in tls_servers:
         assert bound.server.tls is not None
-        credential = snapshot.credentials.get(bound.server.tls.credential_name)
-        if credential is None:
-            continue  # not served until its secret files exist
+        socket = _tls(snapshot, proxy, alpn, bound.server.tls)
+        if socket is None:
+            continue  # not served until its secret files (or mesh certificate) exist
         chain = listener_components_pb2.FilterChain(
-            filters=[network_filter], transport_socket=_tls(credential, alpn, bound.server.tls)
+            filters=[network_filter], transport_socket=socket
         )
         if len(tls_servers) > 1:
             # a name (or "any", by `*`) already claimed by an earlier server (validation keeps
@@ -310,7 +328,7 @@ def router_listeners(snapshot: MeshSnapshot, proxy: Proxy) -> list[PreparedResou
                 continue  # no tcp route for this port: nothing to forward to
             network_filter, refs = found
         if not passthrough:
-            chains = _chains(snapshot, servers, network_filter)
+            chains = _chains(snapshot, proxy, servers, network_filter)
         if not chains:
             continue
         name = f"{address}_{port}"

@@ -103,5 +103,6 @@ def tls_secrets(resources: Iterable[Resource]) -> dict[str, Credential]:
         if isinstance(spec, KubeSecretSpec) and spec.is_tls:
             cert, key = spec.value("tls.crt"), spec.value("tls.key")
             assert cert is not None and key is not None  # checked when loaded
-            found.setdefault(res.meta.name, Credential(res.meta.name, cert, key))
+            ca = spec.value("ca.crt") or ""  # a MUTUAL server's client CAs
+            found.setdefault(res.meta.name, Credential(res.meta.name, cert, key, ca))
     return found

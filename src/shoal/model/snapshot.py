@@ -91,6 +91,7 @@ class Credential:
     name: str
     cert_pem: str
     key_pem: str = field(repr=False)
+    ca_pem: str = ""  # the CAs a MUTUAL server trusts for client certificates (`ca.crt`)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Gateway credentials from files: `<config-dir>/secrets/<name>/tls.crt` and `tls.key`.
+"""Gateway credentials from files: `<config-dir>/secrets/<name>/tls.crt` and `tls.key` (and
+`ca.crt`, the client CAs of a MUTUAL server).
 
 A Gateway server's `tls.credentialName: NAME` names the directory `secrets/NAME/` beside the
 YAML config, laid out like a Kubernetes `kubernetes.io/tls` Secret. The control plane reads
@@ -18,12 +19,15 @@ log = logging.getLogger("shoal.sources")
 SECRETS_DIR = "secrets"
 CERT_FILE = "tls.crt"
 KEY_FILE = "tls.key"
+CA_FILE = "ca.crt"  # optional: the client CAs of a MUTUAL server
 
 
 def is_secret_file(rel: Path) -> bool:
-    """True for `secrets/<name>/tls.crt|tls.key` (a path relative to the config directory)."""
+    """True for `secrets/<name>/tls.crt|tls.key|ca.crt` (relative to the config directory)."""
     parts = rel.parts
-    return len(parts) == 3 and parts[0] == SECRETS_DIR and parts[2] in (CERT_FILE, KEY_FILE)
+    return (
+        len(parts) == 3 and parts[0] == SECRETS_DIR and parts[2] in (CERT_FILE, KEY_FILE, CA_FILE)
+    )
 
 
 def read_credentials(root: Path) -> dict[str, Credential]:
@@ -44,5 +48,12 @@ def read_credentials(root: Path) -> dict[str, Credential]:
         except (OSError, UnicodeDecodeError) as err:
             log.error("secret %s: cannot read: %s", entry.name, err)
             continue
-        found[entry.name] = Credential(entry.name, cert, key)
+        try:
+            ca = (entry / CA_FILE).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            ca = ""
+        except (OSError, UnicodeDecodeError) as err:
+            log.error("secret %s: cannot read %s: %s", entry.name, CA_FILE, err)
+            ca = ""
+        found[entry.name] = Credential(entry.name, cert, key, ca)
     return found
