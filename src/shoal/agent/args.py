@@ -8,6 +8,7 @@ from pathlib import Path
 
 from shoal.agent.bootstrap import SidecarIdentity
 from shoal.agent.epochs import EnvoyOptions
+from shoal.agent.joining import Joining
 from shoal.agent.main import AgentSettings, run_agent
 from shoal.agent.security import AgentSecurity
 
@@ -35,9 +36,47 @@ def _security(args: argparse.Namespace) -> AgentSecurity | None:
     )
 
 
+def _token_identity(args: argparse.Namespace) -> tuple[str, str] | None:
+    """(namespace, service account) the token file names, unchecked (None: no token)."""
+    if args.token_file is None:
+        return None
+    from shoal.ca.tokens import TokenError, claimed_identity  # noqa: PLC0415
+
+    try:
+        who = claimed_identity(Path(args.token_file).read_text())
+    except (OSError, TokenError) as err:
+        raise SystemExit(f"shoal agent: --token-file {args.token_file}: {err}") from None
+    return who.namespace, who.service_account
+
+
+def _joining_defaults(args: argparse.Namespace) -> None:
+    """A workload joining a WorkloadGroup needs only the group: its name, workload and
+    service account follow from the group, its address and its token."""
+    if args.workload_group:
+        args.name = args.name or f"{args.workload_group}-{args.ip.replace('.', '-')}"
+        args.workload = args.workload or args.workload_group
+    if args.service_account is None:
+        who = _token_identity(args)
+        args.service_account = who[1] if who is not None else "default"
+
+
+def _joining(args: argparse.Namespace, control_plane: str) -> Joining | None:
+    if not args.workload_group:
+        return None
+    return Joining(
+        group=args.workload_group,
+        namespace=args.namespace,
+        address=args.ip,
+        control_plane=args.ca_address or control_plane,
+        token_file=Path(args.token_file) if args.token_file else None,
+        roots_pem=Path(args.ca_root).read_text() if args.ca_root else "",
+    )
+
+
 def run(args: argparse.Namespace) -> int:
+    _joining_defaults(args)
     if not args.name:
-        raise SystemExit("shoal agent: --name is required")
+        raise SystemExit("shoal agent: --name is required (or --workload-group)")
     if args.mode == "sidecar" and args.outbound_port is None and args.interception == "NONE":
         raise SystemExit(
             "shoal agent: --outbound-port is required in sidecar mode (or --interception REDIRECT)"
@@ -60,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         metrics_host=args.health_host,
         service_host=args.service_host,
         interception=args.interception,
+        auto_register_group=args.workload_group,
     )
     settings = AgentSettings(
         identity=identity,
@@ -82,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         security=_security(args),
         options_file=Path(args.options_file) if args.options_file else None,
+        joining=_joining(args, args.xds_address),
     )
     return asyncio.run(run_agent(settings))
 
@@ -91,7 +132,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--namespace", default="default")
     p.add_argument("--workload", default="", help="workload name shared by replicas")
     p.add_argument("--labels", type=_labels, default={}, help="k=v,k2=v2")
-    p.add_argument("--service-account", default="default")
+    p.add_argument(
+        "--service-account", help="default: the one the --token-file names, else 'default'"
+    )
+    p.add_argument(
+        "--workload-group",
+        default="",
+        metavar="NAME",
+        help="join this WorkloadGroup of --namespace: the control plane registers the "
+        "workload as a WorkloadEntry at --ip while its proxy is connected and the group's "
+        "probe (run by the agent) passes",
+    )
     p.add_argument(
         "--xds-address",
         default="127.0.0.1:15010",

@@ -50,6 +50,8 @@ class SidecarIdentity:
     service_host: str = ""
     # "NONE": loopback ports; "REDIRECT": iptables captures the pod's traffic into 15001/15006
     interception: str = "NONE"
+    # the WorkloadGroup this workload joins as a WorkloadEntry (Istio's auto-registration)
+    auto_register_group: str = ""
 
     @property
     def node_id(self) -> str:
@@ -77,6 +79,8 @@ def _metadata(ident: SidecarIdentity, admin_port: int) -> dict[str, object]:
             meta[key] = str(value)
     if ident.service_host:
         meta["SERVICE_HOST"] = ident.service_host
+    if ident.auto_register_group:
+        meta["AUTO_REGISTER_GROUP"] = ident.auto_register_group
     return meta
 
 

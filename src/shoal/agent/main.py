@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 from shoal.agent.bootstrap import ApiType, SidecarIdentity, sidecar_bootstrap
 from shoal.agent.epochs import EnvoyOptions
 from shoal.agent.health import start_health
+from shoal.agent.joining import Joining
 from shoal.agent.options import AgentOptions, OptionsError, merged
 from shoal.agent.process import EnvoyProcess, RestartError
 from shoal.agent.reload import Reloader
@@ -51,6 +52,8 @@ class AgentSettings:
     security: AgentSecurity | None = None  # secure mode: certificate, SDS, token
     # what may change while the agent runs (agent/options.py); a change hot-restarts Envoy
     options_file: Path | None = None
+    # joining a WorkloadGroup: its probe is run and reported (agent/healthreport.py)
+    joining: Joining | None = None
 
 
 async def _orphan_watch(stop: asyncio.Event) -> None:
@@ -172,6 +175,12 @@ async def run_agent(settings: AgentSettings) -> int:
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
         log.info("agent for %s: envoy admin :%d", settings.identity.node_id, settings.admin_port)
         watchdog = asyncio.create_task(_orphan_watch(stop))
+        reporter = None
+        if settings.joining is not None:
+            # (imported here: agents that join no group load no gRPC client)
+            from shoal.agent.healthreport import HealthReporter  # noqa: PLC0415
+
+            reporter = asyncio.create_task(HealthReporter(settings.joining).run(stop))
         watcher = asyncio.create_task(reloader.watch(stop))
         stopped = asyncio.create_task(stop.wait())
         try:
@@ -181,6 +190,8 @@ async def run_agent(settings: AgentSettings) -> int:
             stopped.cancel()
             loop.remove_signal_handler(signal.SIGHUP)
             watchdog.cancel()
+            if reporter is not None:
+                reporter.cancel()
             await envoy.stop()
             watcher.cancel()
             for t in list(sighup):

@@ -83,3 +83,16 @@ class TokenIssuer:
         if scheme.lower() != "bearer" or not token.strip():
             raise TokenError("authorization must be 'Bearer <token>'")
         return self.verify(token.strip())
+
+
+def claimed_identity(token: str) -> Identity:
+    """Who `token` says it is, without checking it (only the control plane can): lets an
+    agent that was handed a token know its namespace and service account."""
+    parts = token.strip().split(".")
+    if len(parts) != 3 or parts[0] != PREFIX:
+        raise TokenError("malformed token")
+    try:
+        namespace, sa, _ = _unb64(parts[1]).decode().split("/")
+        return Identity(namespace, sa)
+    except (ValueError, IdentityError):
+        raise TokenError("malformed token payload") from None

@@ -10,6 +10,7 @@ from pathlib import Path
 from shoal.cli import kubeargs
 from shoal.cli.limits import add_max_file_bytes, add_namespace
 from shoal.controlplane.app import ControlPlane, Settings
+from shoal.controlplane.autoregister import DEFAULT_GRACE_S
 from shoal.kube import names
 from shoal.kube.inject import InjectorSettings
 from shoal.sources.jwks import DEFAULT_REFRESH_S
@@ -47,6 +48,9 @@ def _control_plane(args: argparse.Namespace) -> int:
             image=args.proxy_image, xds_address=args.proxy_xds_address, revision=args.revision
         ),
         kubernetes=kube,
+        workload_entry_grace_s=args.workload_entry_grace_period,
+        xds_keepalive_s=args.xds_keepalive,
+        xds_keepalive_timeout_s=args.xds_keepalive_timeout,
     )
     if args.webhook_port is not None and args.ca_dir is None:
         print("shoal: --webhook-port needs --ca-dir DIR (its serving certificate)", file=sys.stderr)
@@ -89,6 +93,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="lifetime of the xDS/CA port's own certificate, seconds (renewed at half-life)",
     )
     kubeargs.add_arguments(cp)
+    joins = cp.add_argument_group("workloads joining from other hosts (WorkloadGroup)")
+    joins.add_argument(
+        "--workload-entry-grace-period",
+        type=float,
+        default=DEFAULT_GRACE_S,
+        metavar="SECONDS",
+        help="an auto-registered WorkloadEntry stays this long after its proxy disconnects "
+        "(Istio's PILOT_WORKLOAD_ENTRY_GRACE_PERIOD; default %(default)s)",
+    )
+    joins.add_argument(
+        "--xds-keepalive",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="ping every xDS stream this often, so a host whose network is gone is noticed",
+    )
+    joins.add_argument(
+        "--xds-keepalive-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close an xDS stream whose ping is not answered within this",
+    )
     hooks = cp.add_argument_group("admission webhooks (sidecar injection, validation)")
     hooks.add_argument(
         "--webhook-port",

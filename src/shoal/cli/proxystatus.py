@@ -85,6 +85,9 @@ class ProxyStatus:
     past_nacks: tuple[tuple[str, float, str], ...] = ()
     nack_count: int = 0
     lag_ms: int = 0
+    # the WorkloadEntry it auto-registered (WorkloadGroup), and whether it is served now
+    workload_entry: str = ""
+    serving: bool = False
 
     def row(self) -> list[str]:
         return [
@@ -118,6 +121,8 @@ def proxy_statuses(syncz: Sequence[Mapping[str, Any]]) -> list[ProxyStatus]:
                 past_nacks=_past_nacks(types),
                 nack_count=sum(int((v or {}).get("nacks") or 0) for v in types.values()),
                 lag_ms=max((int((v or {}).get("lag_ms") or 0) for v in types.values()), default=0),
+                workload_entry=str(entry.get("workload_entry") or ""),
+                serving=bool(entry.get("serving")),
             )
         )
     return sorted(out, key=lambda p: (p.name, p.node))
@@ -149,6 +154,13 @@ def print_status(statuses: Sequence[ProxyStatus]) -> None:
         for s in nacked:
             for xds_type, error in s.nacks:
                 print(f"  {s.name} {xds_type.upper()}: {error}")
+    joined = [s for s in statuses if s.workload_entry]
+    if joined:
+        print()
+        print("Auto-registered (WorkloadGroup):")
+        for s in joined:
+            state = "serving" if s.serving else "not serving (probe not passing)"
+            print(f"  {s.name}: WorkloadEntry {s.workload_entry}, {state}")
     healed = [s for s in statuses if s.past_nacks]
     if healed:
         print()

@@ -29,6 +29,7 @@ from aiohttp import web
 from shoal.api import Change, ConfigError, ConfigStore, Resource
 from shoal.ca.authority import CertificateAuthority
 from shoal.controlplane.admin import start_admin
+from shoal.controlplane.autoregister import DEFAULT_GRACE_S, AutoRegistry
 from shoal.controlplane.heap import HeapPolicy
 from shoal.controlplane.kubernetes import KubeSettings, KubeSide
 from shoal.controlplane.reloads import Debouncer
@@ -84,6 +85,13 @@ class Settings:
     local_vips: str | None = None
     # more addresses the xDS port listens on (the pods' bridge), beside `host`
     xds_extra_hosts: tuple[str, ...] = ()
+    # auto-registered WorkloadEntries outlive their proxy's stream this long (Istio's
+    # PILOT_WORKLOAD_ENTRY_GRACE_PERIOD)
+    workload_entry_grace_s: float = DEFAULT_GRACE_S
+    # the xDS port pings every stream this often, and closes it when a ping goes unanswered
+    # for `xds_keepalive_timeout_s` (a host whose network went away; Istio: 30 s and 10 s)
+    xds_keepalive_s: float = 30.0
+    xds_keepalive_timeout_s: float = 10.0
 
 
 # Reloads whose changed files hold this much text have their YAML loaded in the child.
@@ -110,6 +118,8 @@ class ControlPlane:
             local_vips=LocalVips(settings.local_vips) if settings.local_vips else None,
         )
         self.ads = AdsServer(self.boot_id)
+        self.ads.keepalive_s = settings.xds_keepalive_s
+        self.ads.keepalive_timeout_s = settings.xds_keepalive_timeout_s
         self.instances: tuple[RegistryInstance, ...] = ()
         # called with every new snapshot (e.g. `shoal up` reconciles its replicas)
         self.listeners: list[Callable[[MeshSnapshot], None]] = []
@@ -164,6 +174,18 @@ class ControlPlane:
             )
             self.webhooks = Webhooks(ca, settings.injector)
             self.debug_views["webhooks"] = self.webhooks.describe
+        # workloads of other hosts joining their WorkloadGroup (Istio's auto-registration)
+        self.autoregister = AutoRegistry(
+            self._group,
+            self._debouncer.trigger,
+            grace_s=settings.workload_entry_grace_s,
+            authenticate=self.security.authenticate if self.security is not None else None,
+        )
+        self.ads.on_connect.append(self.autoregister.on_connect)
+        self.ads.on_disconnect.append(self.autoregister.on_disconnect)
+        self.ads.syncz_extra.append(self.autoregister.syncz)
+        self.ads.extra_handlers.append(self.autoregister.handler())
+        self.debug_views["autoregister"] = self.autoregister.describe
         # config errors and certificates on /metrics beside the xDS series
         service = self.security.service if self.security is not None else None
         cpmetrics.register(
@@ -196,6 +218,13 @@ class ControlPlane:
     @property
     def errors(self) -> tuple[ConfigError, ...]:
         return self.pipeline.errors
+
+    def _group(self, namespace: str, name: str) -> Resource | None:
+        """The WorkloadGroup `namespace/name` of the current config, if any."""
+        for res in self.store.resources:
+            if res.kind == "WorkloadGroup" and res.key[1:] == (namespace, name):
+                return res
+        return None
 
     def _take_changed(self) -> set[str] | None:
         """What the watcher named since the last reload (None: scan the whole folder)."""
@@ -279,6 +308,7 @@ class ControlPlane:
             changes, credentials = read
         elif self._files_dirty:
             changes, credentials = self._read_changes(self._take_changed())
+        changes += self.autoregister.take_changes()
         registry = namespaces = None
         if self.kube is not None:
             source = self.kube.source

@@ -60,6 +60,10 @@ class MeshSecurity:
         """The trust bundle (public): agents pass it as `--ca-root`."""
         return self.ca.dir / ROOTS
 
+    async def authenticate(self, header: str | None) -> tuple[str, str]:
+        """(namespace, service account) that the `authorization` header proves."""
+        return await self._authenticate(header)
+
     async def _authenticate(self, header: str | None) -> tuple[str, str]:
         if is_node_token(header):
             node = self.node_tokens.verify_header(header).identity

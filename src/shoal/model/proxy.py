@@ -60,6 +60,9 @@ class Proxy:
     # a node proxy (type `node`): the pods of its host it serves (metadata NODE_PODS,
     # model/nodepods.py), each with its own listeners inside its network namespace
     node_pods: tuple[NodePod, ...] = ()
+    # node metadata AUTO_REGISTER_GROUP (Istio's auto-registration): the WorkloadGroup of its
+    # namespace this proxy registers itself into as a WorkloadEntry (controlplane/autoregister)
+    auto_register_group: str = ""
 
     @property
     def labels_key(self) -> tuple[tuple[str, str], ...]:
@@ -132,6 +135,7 @@ def parse_proxy(node_id: str, metadata: Mapping[str, object]) -> Proxy:
         service_host=str(metadata.get("SERVICE_HOST") or ""),
         proxyless=proxyless,
         node_pods=_node_pods(metadata) if proxy_type == "node" else (),
+        auto_register_group=str(metadata.get("AUTO_REGISTER_GROUP") or ""),
     )
 
 

@@ -40,6 +40,12 @@ log = logging.getLogger("shoal.xds")
 
 SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 ViewFilter = Callable[[ProxyView], ProxyView]
+# told of each identified stream (its Connection): may refuse it with a reason (auto-
+# registration refusing a group the proxy may not join); and of each stream that ended
+ConnectHook = Callable[["Connection"], str | None]
+DisconnectHook = Callable[["Connection"], None]
+# extra fields of a proxy's /debug/syncz entry (e.g. the WorkloadEntry it registered)
+SynczExtra = Callable[["Connection"], dict[str, object]]
 # `authorization` metadata value (or None) -> (namespace, service account), directly or
 # awaited (a Kubernetes TokenReview); ValueError if bad, ConnectionError if it cannot be told
 Authenticator = Callable[[str | None], tuple[str, str] | Awaitable[tuple[str, str]]]
@@ -146,6 +152,14 @@ class AdsServer:
         # credentials for each further port (`start(also=...)`): one object per port
         self.more_credentials: Callable[[], grpc.ServerCredentials] | None = None
         self.extra_handlers: list[grpc.GenericRpcHandler] = []
+        self.on_connect: list[ConnectHook] = []
+        self.on_disconnect: list[DisconnectHook] = []
+        self.syncz_extra: list[SynczExtra] = []
+        # ping each connection this often (None: never) and close it when a ping is not
+        # answered within the timeout: a peer whose network went away (no FIN, no RST)
+        # is noticed, so what depends on its stream (auto-registration) learns it is gone
+        self.keepalive_s: float | None = None
+        self.keepalive_timeout_s: float = 10.0
         self.metrics = XdsMetrics()
         self.metrics.watch_queue(lambda: sum(c.view_pending for c in self.connections.values()))
         self._snapshot_ready = time.monotonic()
@@ -198,7 +212,13 @@ class AdsServer:
     # ------------------------------------------------------------------ grpc
     async def start(self, host: str, port: int, also: Sequence[str] = ()) -> int:
         """Serve on host:port (0: a free port) and on the same port of the `also` hosts."""
-        server = grpc.aio.server(options=_SERVER_OPTIONS)
+        options: tuple[tuple[str, int], ...] = _SERVER_OPTIONS
+        if self.keepalive_s is not None:
+            options += (
+                ("grpc.keepalive_time_ms", int(self.keepalive_s * 1000)),
+                ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout_s * 1000)),
+            )
+        server = grpc.aio.server(options=options)
         server.add_generic_rpc_handlers([self._handler(), *self.extra_handlers])
         bound = 0
         for i, address in enumerate((host, *also)):
@@ -301,6 +321,8 @@ class AdsServer:
             self.metrics.connected.set(len(self.connections))
             if conn.proxy is not None:
                 log.info("proxy %s disconnected", conn.proxy.node_id)
+                for hook in self.on_disconnect:
+                    hook(conn)
 
     async def _handle(
         self, conn: Connection, item: object, context: grpc.aio.ServicerContext
@@ -392,10 +414,17 @@ class AdsServer:
             )
             log.warning("refusing xDS stream: %s", msg)
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, msg)
+        proxy = conn.proxy
+        for hook in self.on_connect:
+            refusal = hook(conn)
+            if refusal is not None:
+                log.warning("refusing xDS stream of %s: %s", proxy.node_id, refusal)
+                conn.proxy = None  # never connected: no disconnect hook either
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
         self.connections[conn.id] = conn
         self.metrics.connected.set(len(self.connections))
-        log.info("proxy %s connected (%s)", conn.proxy.node_id, "delta" if conn.delta else "sotw")
-        view = self._view(conn.proxy)
+        log.info("proxy %s connected (%s)", proxy.node_id, "delta" if conn.delta else "sotw")
+        view = self._view(proxy)
         if view is not None:
             conn.protocol.view = view
 
@@ -428,6 +457,7 @@ class AdsServer:
                     "delta": conn.delta,
                     "connected_at": conn.connected_at,
                     "types": types,
+                    **{k: v for extra in self.syncz_extra for k, v in extra(conn).items()},
                 }
             )
         return out

@@ -78,6 +78,7 @@ BEHAVIOUR: dict[tuple[str, str], tuple[str, ...]] = {
     ("ServiceEntry", ""): (E2E + "test_edges_outbound.py", E2E + "test_edges_tcp.py", *MESH),
     ("WorkloadEntry", ""): (E2E + "test_file_kubernetes.py", E2E + "test_incremental_eds.py"),
     ("Sidecar", ""): (E2E + "test_edges_outbound.py",),
+    ("WorkloadGroup", ""): (E2E + "test_multihost.py",),
     ("AuthorizationPolicy", ""): (
         E2E + "test_security_authz.py",
         E2E + "test_security_gateway_policy.py",
