@@ -17,6 +17,7 @@ from shoal.api.authorizationpolicy import AuthorizationPolicySpec, Source
 from shoal.api.clienttls import ClientTLSSettings
 from shoal.api.destinationrule import DestinationRuleSpec, LoadBalancerSettings, TrafficPolicy
 from shoal.api.gateway import Server, ServerTLSSettings
+from shoal.api.gatewayapi.unimplemented import GATEWAY_API_NOT_IMPLEMENTED
 from shoal.api.requestauthentication import JwtRule
 from shoal.api.serviceentry import ServiceEntrySpec, WorkloadEntrySpec
 from shoal.api.sidecar import EgressListener, OutboundTrafficPolicy, SidecarSpec
@@ -100,6 +101,7 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = MappingProxyType(
         LoadBalancerSettings: frozenset(
             {"localityLbSetting", "zoneAwareLbSetting", "warmupDurationSecs", "warmup"}
         ),
+        **GATEWAY_API_NOT_IMPLEMENTED,
     }
 )
 

@@ -87,7 +87,8 @@ def extra_field_message(model: type[BaseModel] | None, key: str) -> str:
     if model is None:
         return f"unknown field {key!r}"
     if is_not_implemented(model, key):
-        return f"{key!r} is an Istio field that shoal does not implement yet"
+        api = "a Gateway API" if model.__module__.startswith("shoal.api.gatewayapi") else "an Istio"
+        return f"{key!r} is {api} field that shoal does not implement yet"
     return unknown_field_message(key, known_fields(model))
 
 

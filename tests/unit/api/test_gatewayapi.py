@@ -257,6 +257,25 @@ def test_gateways_of_other_controllers_are_not_served() -> None:
             "spec.rules[0].filters[0].type",
             "not URLRewrite",
         ),
+        (  # valid Gateway API that shoal lacks: not implemented, never "unknown field"
+            "kind: Gateway\nspec:\n  gatewayClassName: shoal\n  listeners:\n"
+            "  - name: a\n    port: 443\n    protocol: HTTPS\n    tls:\n"
+            "      certificateRefs: [{name: c}]\n      options: {x: y}\n",
+            "spec.listeners[0].tls.options",
+            "a Gateway API field that shoal does not implement yet",
+        ),
+        (
+            "kind: Gateway\nspec:\n  gatewayClassName: shoal\n  listeners:\n"
+            "  - name: a\n    port: 80\n    protocol: HTTP\n"
+            "    allowedRoutes: {namespaces: {from: Selector}}\n",
+            "spec.listeners[0].allowedRoutes.namespaces.from",
+            "not implemented yet",
+        ),
+        (
+            "kind: HTTPRoute\nspec:\n  rules:\n  - sessionPersistence: {sessionName: s}\n",
+            "spec.rules[0].sessionPersistence",
+            "does not implement yet",
+        ),
         (
             "kind: TCPRoute\nspec: {}\n",
             "kind",

@@ -28,8 +28,14 @@ class RouteGroupKind(ApiModel):
 
 
 class RouteNamespaces(ApiModel):
-    # `Selector` (namespaces by label) needs Namespace objects, which files do not have
-    from_: Literal["Same", "All"] = Field("Same", alias="from")
+    from_: Literal["Same", "All", "Selector"] = Field("Same", alias="from")
+
+    @model_validator(mode="after")
+    def _not_selector(self) -> Self:
+        if self.from_ == "Selector":
+            # namespaces by label need Namespace objects, which files do not have
+            raise field_error("from", "from: Selector is not implemented yet; use Same or All")
+        return self
 
 
 class AllowedRoutes(ApiModel):
