@@ -9,6 +9,8 @@ import pytest
 from shoal.api import ConfigError, parse_file
 from shoal.api.gatewayapi import GATEWAY_KIND
 from shoal.api.gatewayapi.attach import Condition, gateway_api_status
+from shoal.api.gatewayapi.gateway import GatewaySpec as K8sGatewaySpec
+from shoal.api.gatewayapi.kubestatus import gateway_status_body, route_status_body
 from shoal.api.load import parse_documents
 from shoal.api.validate import validate_references
 
@@ -306,3 +308,42 @@ spec:
     assert errors == []
     assert sorted(r.kind for r in resources) == ["Gateway", GATEWAY_KIND]
     assert validate_references(resources, known_hosts=SERVICES)[1] == []
+
+
+def test_status_bodies_have_the_shape_of_the_gateway_api_crds() -> None:
+    route = _route(
+        "  parentRefs: [{name: edge, sectionName: http}, {name: nowhere}]\n"
+        "  rules: [{backendRefs: [{name: web, port: 80}]}]"
+    )
+    resources, _ = parse_file("r.yaml", GATEWAY + route)
+    status = gateway_api_status(resources, SERVICES.get)
+    (route_status,) = status.routes.values()
+    body = route_status_body(route_status, "default", 4, "2026-01-01T00:00:00Z")
+    first, second = body["parents"]
+    assert first["parentRef"] == {
+        "group": "gateway.networking.k8s.io",
+        "kind": "Gateway",
+        "namespace": "default",
+        "name": "edge",
+        "sectionName": "http",
+    }
+    assert first["controllerName"] == "shoal.dev/gateway-controller"
+    assert [(c["type"], c["status"], c["observedGeneration"]) for c in first["conditions"]] == [
+        ("Accepted", "True", 4),
+        ("ResolvedRefs", "True", 4),
+    ]
+    assert second["conditions"][0]["reason"] == "NoMatchingParent"
+
+    (gw_key,) = status.gateways
+    gw = next(r for r in resources if r.key == gw_key)
+    assert isinstance(gw.spec, K8sGatewaySpec)
+    gw_body = gateway_status_body(status.gateways[gw_key], gw.spec, 2, "t")
+    assert [c["type"] for c in gw_body["conditions"]] == ["Accepted", "Programmed", "ResolvedRefs"]
+    # the route is refused as a whole (one parent does not exist), so nothing attached
+    assert [(lst["name"], lst["attachedRoutes"]) for lst in gw_body["listeners"]] == [
+        ("http", 0),
+        ("shop", 0),
+    ]
+    assert {"group": "gateway.networking.k8s.io", "kind": "GRPCRoute"} in gw_body["listeners"][0][
+        "supportedKinds"
+    ]
