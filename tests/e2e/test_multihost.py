@@ -185,7 +185,7 @@ class Mesh:
             "--xds-keepalive",
             "1",
             "--xds-keepalive-timeout",
-            "1",
+            "2",
         ]
         self.cp = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -506,14 +506,18 @@ def test_workloads_on_three_hosts_join_by_auto_registration_and_a_dead_host_is_d
         )
         ejected_after = time.monotonic() - down_at
         # from now on nothing is sent to reviews-2: its request count stays where it is
-        before = _cluster_hosts(front).get(r2.pod.ip, {}).get("rq_total", 0)
+        before = _cluster_hosts(front).get(r2.pod.ip)
         time.sleep(1.5)
-        after = _cluster_hosts(front).get(r2.pod.ip, {}).get("rq_total", 0)
-        assert after == before, f"requests still sent to the dead host: {before} -> {after}"
+        after = _cluster_hosts(front).get(r2.pod.ip)
+        # (gone from the endpoints meanwhile is fine too: then nothing can be sent to it)
+        if before is not None and after is not None:
+            assert after["rq_total"] == before["rq_total"], (
+                f"requests still sent to the dead host: {before} -> {after}"
+            )
         # the control plane finds the stream dead (keepalive) and drops the entry after grace
         wait_until(
             lambda: r2.pod.ip not in mesh.entries(),
-            10 + GRACE_S,
+            15 + GRACE_S,
             interval=0.2,
             what="reviews-2's entry to be removed",
             describe=mesh.describe,
