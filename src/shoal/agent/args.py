@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 from pathlib import Path
 
 from shoal.agent.bootstrap import SidecarIdentity
@@ -73,10 +74,35 @@ def _joining(args: argparse.Namespace, control_plane: str) -> Joining | None:
     )
 
 
+def _node_pods(args: argparse.Namespace) -> str:
+    """`--pods FILE` of a node agent: the JSON list it sends as node metadata NODE_PODS."""
+    if args.mode != "node":
+        if args.pods:
+            raise SystemExit("shoal agent: --pods is for --mode node")
+        return ""
+    if not args.pods:
+        raise SystemExit("shoal agent: --mode node needs --pods FILE (the node's pods, JSON)")
+    try:
+        pods = json.loads(Path(args.pods).read_text())
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"shoal agent: --pods {args.pods}: {err}") from None
+    if not isinstance(pods, list) or not all(isinstance(p, dict) for p in pods):
+        raise SystemExit(f"shoal agent: --pods {args.pods}: must be a JSON list of objects")
+    for i, pod in enumerate(pods):
+        for key in ("name", "namespace", "ip", "netns"):
+            if not pod.get(key):
+                raise SystemExit(f"shoal agent: --pods {args.pods}: pod {i} has no {key!r}")
+    return json.dumps(pods, sort_keys=True)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.mode == "node" and args.name:
+        # the node proxy's own identity, which its node token proves (ca/nodetokens.py)
+        args.namespace, args.service_account = "shoal-system", f"node-{args.name}"
     _joining_defaults(args)
     if not args.name:
         raise SystemExit("shoal agent: --name is required (or --workload-group)")
+    node_pods = _node_pods(args)
     if args.mode == "sidecar" and args.outbound_port is None and args.interception == "NONE":
         raise SystemExit(
             "shoal agent: --outbound-port is required in sidecar mode (or --interception REDIRECT)"
@@ -100,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         service_host=args.service_host,
         interception=args.interception,
         auto_register_group=args.workload_group,
+        node_pods=node_pods,
     )
     settings = AgentSettings(
         identity=identity,
@@ -155,9 +182,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--mode",
-        choices=["sidecar", "router"],
+        choices=["sidecar", "router", "node"],
         default="sidecar",
-        help="router: a gateway Envoy whose listeners come from Gateway resources",
+        help="router: a gateway Envoy whose listeners come from Gateway resources; node: one "
+        "Envoy for every pod of this host (--pods), listeners inside each pod's netns",
+    )
+    p.add_argument(
+        "--pods",
+        help="--mode node: JSON file, a list of {name, namespace, ip, netns, service_account, "
+        "labels, outbound_port, inbound_port, app_port} (model/nodepods.py)",
     )
     p.add_argument(
         "--interception",

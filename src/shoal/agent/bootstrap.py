@@ -52,6 +52,9 @@ class SidecarIdentity:
     interception: str = "NONE"
     # the WorkloadGroup this workload joins as a WorkloadEntry (Istio's auto-registration)
     auto_register_group: str = ""
+    # a node proxy (type "node"): its pods as node metadata NODE_PODS, a JSON list
+    # (model/nodepods.py says what each entry holds)
+    node_pods: str = ""
 
     @property
     def node_id(self) -> str:
@@ -81,6 +84,8 @@ def _metadata(ident: SidecarIdentity, admin_port: int) -> dict[str, object]:
         meta["SERVICE_HOST"] = ident.service_host
     if ident.auto_register_group:
         meta["AUTO_REGISTER_GROUP"] = ident.auto_register_group
+    if ident.node_pods:
+        meta["NODE_PODS"] = ident.node_pods
     return meta
 
 

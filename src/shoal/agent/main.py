@@ -9,6 +9,7 @@ drains, then exits, then the agent; nothing is left.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -27,6 +28,7 @@ from shoal.agent.reload import Reloader
 from shoal.agent.security import AgentSecurity
 
 if TYPE_CHECKING:
+    from shoal.agent.nodesecure import SecureNode
     from shoal.agent.secure import SecureSidecar
 
 log = logging.getLogger("shoal.agent")
@@ -68,27 +70,33 @@ async def _orphan_watch(stop: asyncio.Event) -> None:
 
 async def _secure_sidecar(
     settings: AgentSettings, workdir: Path, stop: asyncio.Event
-) -> SecureSidecar | None:
-    from shoal.agent.secure import SecureSidecar  # noqa: PLC0415  (plain agents stay light)
+) -> SecureSidecar | SecureNode | None:
+    from shoal.agent.nodesecure import SecureNode  # noqa: PLC0415  (plain agents stay light)
+    from shoal.agent.secure import SecureSidecar  # noqa: PLC0415
     from shoal.ca.identity import Identity  # noqa: PLC0415
 
     assert settings.security is not None
     ident = settings.identity
-    sidecar = SecureSidecar(
-        Identity(ident.namespace, ident.service_account),
-        settings.security,
-        ",".join(
-            f"{h}:{p}" for h, p in ((settings.xds_host, settings.xds_port), *settings.xds_more)
-        ),
-        workdir,
+    ca = ",".join(
+        f"{h}:{p}" for h, p in ((settings.xds_host, settings.xds_port), *settings.xds_more)
     )
+    sidecar: SecureSidecar | SecureNode
+    if ident.type == "node":
+        # one certificate per service account of the node's pods
+        pods = json.loads(ident.node_pods or "[]")
+        identities = [Identity(p["namespace"], p.get("service_account") or "default") for p in pods]
+        sidecar = SecureNode(identities, settings.security, ca, workdir)
+    else:
+        sidecar = SecureSidecar(
+            Identity(ident.namespace, ident.service_account), settings.security, ca, workdir
+        )
     if not await sidecar.start(stop):
         return None
     return sidecar
 
 
 def _bootstrap(
-    settings: AgentSettings, opts: AgentOptions, secure: SecureSidecar | None
+    settings: AgentSettings, opts: AgentOptions, secure: SecureSidecar | SecureNode | None
 ) -> tuple[dict[str, Any], tuple[tuple[str, int], ...]]:
     """The bootstrap for the options now in force, and the control-plane addresses in it."""
     xds = opts.xds or ((settings.xds_host, settings.xds_port), *settings.xds_more)

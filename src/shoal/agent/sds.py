@@ -54,6 +54,21 @@ def secrets(chain_pem: str, key_pem: str, roots_pem: str) -> dict[str, bytes]:
     return out
 
 
+def named_secrets(certs: dict[str, tuple[str, str]], roots_pem: str) -> dict[str, bytes]:
+    """A node proxy's secrets: one certificate per name (chain, key) and `ROOTCA`."""
+    out = {}
+    for name, (chain_pem, key_pem) in certs.items():
+        one = secrets(chain_pem, key_pem, roots_pem)
+        cert = secret_pb2.Secret()
+        wrapped = any_pb2.Any.FromString(one[DEFAULT])
+        wrapped.Unpack(cert)
+        cert.name = name
+        wrapped.Pack(cert)
+        out[name] = wrapped.SerializeToString(deterministic=True)
+        out[ROOTCA] = one[ROOTCA]
+    return out
+
+
 @dataclass(eq=False)  # hashable by identity: streams live in a set
 class _Stream:
     names: tuple[str, ...] = ()
@@ -76,7 +91,11 @@ class SdsServer:
 
     def update(self, chain_pem: str, key_pem: str, roots_pem: str) -> None:
         """New secrets: push them on every open stream."""
-        self._secrets = secrets(chain_pem, key_pem, roots_pem)
+        self.set_secrets(secrets(chain_pem, key_pem, roots_pem))
+
+    def set_secrets(self, named: dict[str, bytes]) -> None:
+        """Secrets by name (serialized `Any`s, see `named_secrets`): push them everywhere."""
+        self._secrets = named
         self._seq += 1
         self.version = f"{self._boot}.{self._seq}"
         for stream in self._streams:

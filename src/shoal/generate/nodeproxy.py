@@ -17,8 +17,8 @@ answers as in sidecar mode -- rewritten so the pods cannot meet inside the share
   so its connections are made from the pod's loopback.
 - the SDS certificate `default` becomes the pod's identity's secret (`identity_secret`), one
   per local service account, which the node agent serves; `ROOTCA` stays shared.
-- EDS assignments keep their names (clusters keep `eds_cluster_config.service_name`), so
-  endpoints are sent once per node, not once per pod.
+- EDS assignments are renamed with their clusters (one copy per pod): the xDS stream's
+  warming and make-before-break bookkeeping holds a cluster's EDS name to be its own name.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -136,11 +137,8 @@ def _listener(res: PreparedResource, pod: NodePod, rw: _Rewrite) -> PreparedReso
 def _cluster(res: PreparedResource, pod: NodePod, rw: _Rewrite) -> PreparedResource:
     msg = unpack(res, cluster_pb2.Cluster())
     assert isinstance(msg, cluster_pb2.Cluster)
-    eds_name = msg.eds_cluster_config.service_name if msg.HasField("eds_cluster_config") else ""
-    rw.message(msg)
+    rw.message(msg)  # renames eds_cluster_config.service_name (the cluster's own) too
     msg.name = pod_name(pod, res.name)
-    if eds_name:
-        msg.eds_cluster_config.service_name = eds_name  # endpoints shared across pods
     if msg.HasField("load_assignment"):
         msg.load_assignment.cluster_name = msg.name
     if res.name.startswith("inbound|"):
@@ -151,13 +149,20 @@ def _cluster(res: PreparedResource, pod: NodePod, rw: _Rewrite) -> PreparedResou
     return prepare(msg.name, msg, rw.refs(res.refs), res.uses_eds)
 
 
+def _assignment(res: PreparedResource, pod: NodePod) -> PreparedResource:
+    msg = unpack(res, endpoint_pb2.ClusterLoadAssignment())
+    assert isinstance(msg, endpoint_pb2.ClusterLoadAssignment)
+    msg.cluster_name = pod_name(pod, res.name)
+    return prepare(msg.cluster_name, msg, res.refs, res.uses_eds)
+
+
 def _route(res: PreparedResource, pod: NodePod, rw: _Rewrite) -> PreparedResource:
     msg = unpack(res, route_pb2.RouteConfiguration())
     assert isinstance(msg, route_pb2.RouteConfiguration)
     rw.message(msg)
     msg.name = pod_name(pod, res.name)
     made = prepare(msg.name, msg, rw.refs(res.refs), res.uses_eds)
-    # what the route table waits for are EDS names, which keep theirs
+    # the assignments it waits for are renamed like their clusters
     return PreparedResource(
         name=made.name,
         type_url=made.type_url,
@@ -165,7 +170,7 @@ def _route(res: PreparedResource, pod: NodePod, rw: _Rewrite) -> PreparedResourc
         version=made.version,
         refs=made.refs,
         uses_eds=made.uses_eds,
-        needs_endpoints=frozenset(rw.clusters.get(n, n) for n in res.needs_endpoints),
+        needs_endpoints=frozenset(pod_name(pod, n) for n in res.needs_endpoints),
         route_filters=res.route_filters,
     )
 
@@ -176,7 +181,6 @@ PodMaps = Mapping[str, Mapping[str, PreparedResource]]
 def node_maps(pods: Iterable[tuple[NodePod, PodMaps]]) -> dict[str, ResourceSet]:
     """Every pod's sidecar maps (by type URL), rewritten for one node proxy and merged."""
     out: dict[str, list[PreparedResource]] = {CLUSTER: [], ENDPOINT: [], LISTENER: [], ROUTE: []}
-    endpoints: dict[str, PreparedResource] = {}
     rewrite: dict[str, Callable[[PreparedResource, NodePod, _Rewrite], PreparedResource]] = {
         CLUSTER: _cluster,
         LISTENER: _listener,
@@ -186,6 +190,5 @@ def node_maps(pods: Iterable[tuple[NodePod, PodMaps]]) -> dict[str, ResourceSet]
         rw = _Rewrite(pod, maps.get(CLUSTER, {}), maps.get(ROUTE, {}))
         for type_url, make in rewrite.items():
             out[type_url].extend(make(r, pod, rw) for r in maps.get(type_url, {}).values())
-        endpoints.update(maps.get(ENDPOINT, {}))
-    out[ENDPOINT] = list(endpoints.values())
+        out[ENDPOINT].extend(_assignment(r, pod) for r in maps.get(ENDPOINT, {}).values())
     return {t: ResourceSet.of(rs) for t, rs in out.items()}

@@ -103,9 +103,12 @@ def test_each_pod_gets_its_sidecar_config_in_its_netns_with_its_identity() -> No
             cluster = unpack(node[CLUSTER][f"{key}~{name}"], cluster_pb2.Cluster())
             assert isinstance(cluster, cluster_pb2.Cluster)
             if cluster.HasField("eds_cluster_config"):
-                # endpoints are shared: the EDS name stays the sidecar's
-                assert cluster.eds_cluster_config.service_name == name
-    assert set(node[ENDPOINT]) == set(alone["frontend-0.default"][ENDPOINT])
+                # its endpoints are renamed with it (the stream's warming keys on the name)
+                assert cluster.eds_cluster_config.service_name == cluster.name
+                assert cluster.name in node[ENDPOINT]
+    assert set(node[ENDPOINT]) == {
+        f"{key}~{name}" for key, maps in alone.items() for name in maps[ENDPOINT]
+    }
     total = sum(len(m[CLUSTER]) for m in alone.values())
     assert len(node[CLUSTER]) == total
 
