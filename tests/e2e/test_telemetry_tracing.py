@@ -170,3 +170,38 @@ def test_sampling_percentage_is_honoured(mesh: ShoalUp, collector: Collector) ->
         if t not in before and any(x.service == "back.default" for x in s)
     }
     assert low <= len(new) <= high, (sampled, len(new))
+
+
+def test_custom_tags_become_span_attributes(mesh: ShoalUp, collector: Collector) -> None:
+    # istio.io's OpenTelemetry tracing task: a literal tag; and a request header's value
+    mesh.config.write(
+        "telemetry.yaml",
+        """apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  tracing:
+  - randomSamplingPercentage: 100
+    customTags:
+      "my-attribute":
+        literal:
+          value: "default-value"
+      "user-tier":
+        header: {name: x-user-tier, defaultValue: none}
+      "proxy-env":
+        environment: {name: SHOAL_TEST_UNSET_VARIABLE, defaultValue: unset}
+""",
+    )  # type: ignore[attr-defined]
+    outbound = mesh.replica("client-0")["ports"]["outbound"]
+
+    def tagged() -> Span | None:
+        status, _ = get_via_proxy(
+            outbound, "http://back.default.svc.cluster.local/", headers={"x-user-tier": "gold"}
+        )
+        assert status == 200
+        found = [s for s in collector.spans() if s.attributes.get("user-tier") == "gold"]
+        return found[0] if found else None
+
+    span = wait_until(tagged, 30, interval=0.5, what="a span with the custom tags")
+    assert span.attributes["my-attribute"] == "default-value", span
+    assert span.attributes["proxy-env"] == "unset", span  # the proxy has no such variable

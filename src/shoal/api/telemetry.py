@@ -7,8 +7,8 @@ Implemented: `selector`, `metrics[].overrides[]` (`match.metric` / `match.mode`,
 `providers`: `envoy`, the file MeshConfig `accessLogFile` names, `/dev/stdout` if none, or a
 MeshConfig `envoyOtelAls` extension provider: OpenTelemetry log records over OTLP/gRPC).
 `tracing[]` (`providers`: an extension provider of MeshConfig, `randomSamplingPercentage`,
-`disableSpanReporting`, `match.mode`). `accessLogging[].filter` (a CEL expression: only
-what it is true for is logged, Envoy's CEL access log filter). `tracing[].customTags` and
+`disableSpanReporting`, `match.mode`, `customTags`). `accessLogging[].filter` (a CEL
+expression: only what it is true for is logged, Envoy's CEL access log filter).
 `targetRef(s)` are valid Istio, not implemented yet (refused as such, see unimplemented.py).
 """
 
@@ -20,6 +20,7 @@ from pydantic import Field, field_validator, model_validator
 
 from shoal.api.base import ApiModel, Bool
 from shoal.api.cel import check_cel
+from shoal.api.httpgrammar import HeaderName
 from shoal.api.peerauthentication import WorkloadLabelSelector
 
 MetricName = Literal[
@@ -129,8 +130,38 @@ class TracingProviderRef(ApiModel):
     name: str  # a MeshConfig extension provider (checked when the snapshot is generated)
 
 
+class LiteralTag(ApiModel):
+    value: str
+
+
+class EnvironmentTag(ApiModel):
+    name: str
+    default_value: str = ""
+
+
+class HeaderTag(ApiModel):
+    name: HeaderName
+    default_value: str = ""
+
+
+class CustomTag(ApiModel):
+    """A span attribute: a literal, an environment variable of the proxy, or a request
+    header (Envoy's tracing `custom_tags`)."""
+
+    literal: LiteralTag | None = None
+    environment: EnvironmentTag | None = None
+    header: HeaderTag | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CustomTag:
+        if sum(t is not None for t in (self.literal, self.environment, self.header)) != 1:
+            raise ValueError("a custom tag needs exactly one of literal, environment, header")
+        return self
+
+
 class Tracing(ApiModel):
     providers: list[TracingProviderRef] = Field(default_factory=list)
+    custom_tags: dict[str, CustomTag] = Field(default_factory=dict)
     match: AccessLogMatch = Field(default_factory=AccessLogMatch)
     random_sampling_percentage: Annotated[float, Field(ge=0, le=100)] | None = None
     disable_span_reporting: Bool | None = None

@@ -21,7 +21,7 @@ from shoal.api.gatewayapi.unimplemented import GATEWAY_API_NOT_IMPLEMENTED
 from shoal.api.requestauthentication import JwtRule
 from shoal.api.serviceentry import ServiceEntrySpec, WorkloadEntrySpec
 from shoal.api.sidecar import EgressListener, OutboundTrafficPolicy, SidecarSpec
-from shoal.api.telemetry import Metrics, MetricSelector, TelemetrySpec, Tracing
+from shoal.api.telemetry import CustomTag, Metrics, MetricSelector, TelemetrySpec, Tracing
 from shoal.api.trafficpolicy import (
     HTTPSettings,
     OutlierDetection,
@@ -71,6 +71,8 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = MappingProxyType(
             {"serviceAccounts", "notServiceAccounts", "trustDomains", "notTrustDomains"}
         ),
         MetricSelector: frozenset({"customMetric"}),
+        # (a CEL-formatted tag value)
+        CustomTag: frozenset({"formatter"}),
         # Envoy's stats flush interval is fixed by the bootstrap (5 s)
         Metrics: frozenset({"reportingInterval"}),
         TelemetrySpec: frozenset({"targetRef", "targetRefs"}),

@@ -5,7 +5,8 @@ Telemetry `tracing`.
 Which provider and which sampling apply: MeshConfig `defaultProviders.tracing` at Istio's
 default 1 %, then the Telemetries of the mesh, the namespace and the workload in that order
 (telemetry_policy.applicable), each entry for the proxy's side replacing what it sets.
-`disableSpanReporting` keeps sampling and header propagation but sends no spans. Every HCM
+`disableSpanReporting` keeps sampling and header propagation but sends no spans;
+`customTags` (literal, environment, request header) become span attributes. Every HCM
 then makes one span per request (client side: the caller's sidecar; server side: the
 callee's), the app forwarding the context between its inbound and outbound requests.
 """
@@ -26,6 +27,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import wrappers_pb2
 
 from shoal.api.meshconfig import ExtensionProvider
+from shoal.api.telemetry import CustomTag
 from shoal.common.canonical import tracing_service
 from shoal.generate.prepared import PreparedResource, prepare
 from shoal.generate.telemetry_policy import CLIENT, SERVER, SIDES, applicable
@@ -40,6 +42,7 @@ class TracingPolicy:
     provider: ExtensionProvider
     sampling: float  # percent
     report: bool
+    tags: tuple[tuple[str, CustomTag], ...] = ()  # Telemetry `customTags`, by name
 
 
 def tracing_policy(snapshot: MeshSnapshot, proxy: Proxy, side: str) -> TracingPolicy | None:
@@ -47,6 +50,7 @@ def tracing_policy(snapshot: MeshSnapshot, proxy: Proxy, side: str) -> TracingPo
     names = mesh.default_providers.tracing
     name = names[0] if names else None
     sampling, report = DEFAULT_SAMPLING, True
+    tags: dict[str, CustomTag] = {}
     for spec in applicable(snapshot, proxy) if snapshot.telemetries else ():
         for entry in spec.tracing:
             if side not in SIDES[entry.match.mode]:
@@ -57,10 +61,12 @@ def tracing_policy(snapshot: MeshSnapshot, proxy: Proxy, side: str) -> TracingPo
                 sampling = entry.random_sampling_percentage
             if entry.disable_span_reporting is not None:
                 report = not entry.disable_span_reporting
+            if entry.custom_tags:  # a level's tags replace those of the levels above
+                tags = dict(entry.custom_tags)
     provider = mesh.provider(name) if name else None
     if provider is None or not provider.tracer:
         return None
-    return TracingPolicy(provider, sampling, report)
+    return TracingPolicy(provider, sampling, report, tuple(sorted(tags.items())))
 
 
 def cluster_name(provider: ExtensionProvider) -> str:
@@ -75,6 +81,16 @@ def apply_tracing(
     if policy is None:
         return
     hcm.tracing.random_sampling.value = policy.sampling
+    for name, tag in policy.tags:
+        added = hcm.tracing.custom_tags.add(tag=name)
+        if tag.literal is not None:
+            added.literal.value = tag.literal.value
+        elif tag.environment is not None:
+            added.environment.name = tag.environment.name
+            added.environment.default_value = tag.environment.default_value
+        elif tag.header is not None:
+            added.request_header.name = tag.header.name
+            added.request_header.default_value = tag.header.default_value
     if not policy.report:
         return
     # the Zipkin tracer has no service name of its own: it reports the node's cluster, which

@@ -29,7 +29,7 @@ from shoal.cli.analyze import analyze
 
 CORPUS = Path(__file__).resolve().parents[4] / "shared" / "corpus"
 FILES = sorted(CORPUS.rglob("*.yaml"))
-# the accepted share must not fall below what was measured (203 of 215, 94.4%); the goal is
+# the accepted share must not fall below what was measured (204 of 215, 94.9%); the goal is
 # 95 %, which needs sidecar tls routes, DestinationRule credentialName, ... (see the print)
 ACCEPTED_FLOOR = 0.94
 SHELL = {

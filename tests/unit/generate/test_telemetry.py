@@ -139,8 +139,10 @@ def test_unimplemented_telemetry_fields_are_refused_as_such() -> None:
     (error,) = result.errors
     assert "spec.targetRefs" in str(error) and "does not implement yet" in str(error)
     text = MESH_OFF + "  tracing: [{customTags: {a: {literal: {value: b}}}}]\n"
+    assert not ConfigStore().update({"t.yaml": text}).errors  # implemented
+    text = MESH_OFF + "  tracing: [{customTags: {a: {formatter: {value: b}}}}]\n"
     (error,) = ConfigStore().update({"t.yaml": text}).errors
-    assert "spec.tracing[0].customTags" in str(error), str(error)
+    assert "spec.tracing[0].customTags.a.formatter" in str(error), str(error)
     # a CEL syntax error in an access log filter is the field's error, not Envoy's NACK
     text = MESH_OFF + "  accessLogging: [{filter: {expression: 'response.code >='}}]\n"
     (error,) = ConfigStore().update({"t.yaml": text}).errors
