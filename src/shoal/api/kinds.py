@@ -107,6 +107,10 @@ _GATEWAY_API_KINDS: tuple[KindSpec, ...] = (
     KindSpec(GATEWAY_API, ("v1", "v1alpha2"), "GRPCRoute", GRPCRouteSpec),
     KindSpec(GATEWAY_API, ("v1beta1", "v1alpha2"), "ReferenceGrant", ReferenceGrantSpec),
 )
+# watched on Kubernetes (GatewayClass is cluster-scoped; there the built-in classes serve)
+GATEWAY_API_KIND_SPECS: tuple[KindSpec, ...] = tuple(
+    k for k in _GATEWAY_API_KINDS if k.kind != "GatewayClass"
+)
 _GATEWAY_API_BY_KIND: Mapping[str, KindSpec] = MappingProxyType(
     {k.kind: k for k in _GATEWAY_API_KINDS}
 )

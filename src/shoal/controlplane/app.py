@@ -327,7 +327,7 @@ class ControlPlane:
             registry_namespaces=namespaces,
         )
         if self.kube is not None:
-            self.kube.config_applied(self.errors)
+            self.kube.config_applied(self.errors, self.pipeline.store.resources)
         for err in self.errors:
             if err not in known:
                 log.error("%s", err)

@@ -15,13 +15,14 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shoal.api import ConfigError
+from shoal.api import ConfigError, Resource
 from shoal.kube.client import KubeClient
 from shoal.kube.events import EventRecorder
+from shoal.kube.gatewayapistatus import gateway_api_bodies
 from shoal.kube.informer import InformerSettings
 from shoal.kube.leader import LeaderElector, LeaseSettings
 from shoal.kube.resources import CORE_TYPES
@@ -85,20 +86,24 @@ class KubeSide:
             self.status.forget()
         self._kick.set()
 
-    def config_applied(self, errors: tuple[ConfigError, ...]) -> None:
+    def config_applied(
+        self, errors: tuple[ConfigError, ...], resources: Sequence[Resource] = ()
+    ) -> None:
         """Called in the step that took the informers' changes and applied them: the custom
         objects the informers hold now are exactly the versions that config contains."""
         if errors != self.errors:
             self.errors = errors
             self._kick.set()
         core = {rt.kind for rt in CORE_TYPES}
-        objects = (
+        objects = [
             ((kind, *key), obj)
             for kind, informer in self.source.informers.items()
             if kind not in core
             for key, obj in informer.cache.objects.items()
-        )
-        if self.status.observe(observe_objects(objects, errors)):
+        ]
+        # Gateway API objects get their own status (routes' parents, Gateways' listeners)
+        bodies = gateway_api_bodies(objects, resources, self.source.services)
+        if self.status.observe(observe_objects(objects, errors, bodies)):
             self._kick.set()
 
     def set_roots(self, pem: str) -> None:

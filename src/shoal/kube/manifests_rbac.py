@@ -15,6 +15,7 @@ from typing import Any
 
 from shoal.kube import names
 from shoal.kube.manifests_crds import plurals_by_group
+from shoal.kube.resources import config_types
 
 _READ = ("get", "list", "watch")
 _LABELS = MappingProxyType({"app": names.CONTROL_PLANE, "app.kubernetes.io/part-of": "shoal"})
@@ -37,7 +38,12 @@ def service_account() -> dict[str, Any]:
 
 def cluster_role() -> dict[str, Any]:
     crd_rules = []
-    for group, plurals in plurals_by_group().items():
+    groups = plurals_by_group()
+    # Gateway API: the Gateway API project's CRDs, read and given status like shoal's own
+    for rt in config_types():
+        if rt.group not in groups or rt.plural not in groups[rt.group]:
+            groups.setdefault(rt.group, []).append(rt.plural)
+    for group, plurals in groups.items():
         crd_rules.append({"apiGroups": [group], "resources": plurals, "verbs": list(_READ)})
         crd_rules.append(
             {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shoal.api.kinds import KIND_SPECS
+from shoal.api.kinds import GATEWAY_API_KIND_SPECS, KIND_SPECS
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,13 @@ class ResourceType:
     plural: str
     kind: str
     namespaced: bool = True
+    # the kind its objects are filed under when `kind` alone is taken (Gateway API's Gateway
+    # beside Istio's; api/kinds.py KindSpec.name): informers, sources and status keys
+    name: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.name or self.kind
 
     @property
     def api_version(self) -> str:
@@ -62,6 +69,6 @@ CORE_TYPES = (NAMESPACES, SERVICES, ENDPOINT_SLICES, PODS, SERVICE_ACCOUNTS)
 def config_types() -> tuple[ResourceType, ...]:
     """One type per config kind, at the first (preferred) version the file source accepts."""
     return tuple(
-        ResourceType(spec.group, spec.versions[0], crd_plural(spec.kind), spec.kind)
-        for spec in KIND_SPECS.values()
+        ResourceType(spec.group, spec.versions[0], crd_plural(spec.kind), spec.kind, name=spec.name)
+        for spec in (*KIND_SPECS.values(), *GATEWAY_API_KIND_SPECS)
     )

@@ -81,8 +81,8 @@ class KubernetesSource:
         types = [*CORE_TYPES, *(config_types() if config_kinds else ())]
         self.informers: dict[str, Informer] = {}
         for rt in types:
-            self._by_kind[rt.kind] = rt
-            self.informers[rt.kind] = Informer(
+            self._by_kind[rt.key] = rt
+            self.informers[rt.key] = Informer(
                 client, rt, self._on_events, indexes=indexes.get(rt.kind), settings=settings
             )
         self._tasks: list[asyncio.Task[None]] = []
@@ -163,7 +163,7 @@ class KubernetesSource:
         else:
             changed = False
             for event in events:
-                change = config_change(kind, event)
+                change = config_change(rt.key, event)
                 if change is not None:
                     self._changes[change.source] = change
                     changed = True

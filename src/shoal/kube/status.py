@@ -71,6 +71,9 @@ class Observed:
     uid: str
     generation: int
     errors: tuple[str, ...]  # "field: why", empty when accepted
+    # a Gateway API object's own status (api/gatewayapi/kubestatus.py), written instead of
+    # Istio's Reconciled condition
+    body: Mapping[str, Any] | None = None
 
 
 def _meta(obj: KubeObject) -> Mapping[str, Any]:
@@ -88,21 +91,29 @@ def error_text(err: ConfigError) -> str:
 
 
 def observe_objects(
-    objects: Iterable[tuple[Key, KubeObject]], errors: Iterable[ConfigError]
+    objects: Iterable[tuple[Key, KubeObject]],
+    errors: Iterable[ConfigError],
+    bodies: Mapping[Key, Mapping[str, Any]] | None = None,
 ) -> dict[Key, Observed]:
-    """The observation of every object the informers hold, given the applied config's errors."""
+    """The observation of every object the informers hold, given the applied config's errors
+    (`bodies`: the status of Gateway API objects, in their own shape)."""
     by_object = errors_by_object(errors)
+    bodies = bodies or {}
     out: dict[Key, Observed] = {}
     for key, obj in objects:
         meta = _meta(obj)
         errs = tuple(error_text(e) for e in by_object.get(key, ()))
-        out[key] = Observed(str(meta.get("uid") or ""), _generation(obj), errs)
+        out[key] = Observed(str(meta.get("uid") or ""), _generation(obj), errs, bodies.get(key))
     return out
 
 
 def desired_status(seen: Observed, held: Mapping[str, Any] | None, now: str) -> dict[str, Any]:
     """The status `seen` calls for; `held` (the object's current status) keeps the
     condition's lastTransitionTime while its `status` value does not change."""
+    if seen.body is not None:
+        stamped = _stamped(seen.body, now)
+        assert isinstance(stamped, dict)
+        return stamped
     ok = not seen.errors
     value = "True" if ok else "False"
     transition = now
@@ -132,17 +143,31 @@ def desired_status(seen: Observed, held: Mapping[str, Any] | None, now: str) -> 
 
 
 def comparable(status: object) -> object:
-    """A status without its timestamps: two statuses equal here say the same thing."""
+    """A status without its timestamps: two statuses equal here say the same thing (Gateway
+    API statuses hold conditions deeper down: `parents[].conditions`, `listeners[]...`)."""
     if not isinstance(status, Mapping):
         return None
-    out = dict(status)
-    conds = out.get("conditions")
-    if isinstance(conds, Sequence):
-        out["conditions"] = [
-            {k: v for k, v in c.items() if k not in _TIMESTAMPS} if isinstance(c, Mapping) else c
-            for c in conds
-        ]
-    return out
+    return _untimed(status)
+
+
+def _stamped(value: object, now: str) -> object:
+    """`value` with every empty lastTransitionTime set to `now`."""
+    if isinstance(value, Mapping):
+        return {
+            k: now if k == "lastTransitionTime" and not v else _stamped(v, now)
+            for k, v in value.items()
+        }
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_stamped(v, now) for v in value]
+    return value
+
+
+def _untimed(value: object) -> object:
+    if isinstance(value, Mapping):
+        return {k: _untimed(v) for k, v in value.items() if k not in _TIMESTAMPS}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_untimed(v) for v in value]
+    return value
 
 
 def _now() -> str:
@@ -233,5 +258,6 @@ class StatusWriter:
                 return False  # gone or moved: its watch event brings the next observation
             raise
         self.writes += 1
-        log.info("status of %s %s/%s: %s", kind, namespace, name, status["conditions"][0])
+        conditions = status.get("conditions") or [{}]
+        log.info("status of %s %s/%s: %s", kind, namespace, name, conditions[0])
         return True
