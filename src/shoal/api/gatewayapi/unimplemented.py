@@ -5,6 +5,7 @@ as an unknown field."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from pydantic import BaseModel
 
@@ -18,16 +19,18 @@ from shoal.api.gatewayapi.gateway import (
 from shoal.api.gatewayapi.grpcroute import GRPCRouteRule
 from shoal.api.gatewayapi.httproute import HTTPRouteFilter, HTTPRouteRule, RequestMirror
 
-GATEWAY_API_NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = {
-    GatewayClassSpec: frozenset({"parametersRef"}),
-    # addresses come from where the proxy runs (LocalGateway, the agent's instance IPs)
-    GatewaySpec: frozenset({"addresses", "infrastructure", "backendTLS", "allowedListeners"}),
-    GatewayTLSConfig: frozenset({"options", "frontendValidation"}),
-    # namespaces by label need Namespace objects, which files do not have
-    RouteNamespaces: frozenset({"selector"}),
-    HTTPRouteRule: frozenset({"sessionPersistence", "retry"}),
-    GRPCRouteRule: frozenset({"sessionPersistence"}),
-    HTTPRouteFilter: frozenset({"extensionRef", "cors", "externalAuth"}),
-    RequestMirror: frozenset({"fraction"}),
-    ParentReference: frozenset(),
-}
+GATEWAY_API_NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = MappingProxyType(
+    {
+        GatewayClassSpec: frozenset({"parametersRef"}),
+        # addresses come from where the proxy runs (LocalGateway, the agent's instance IPs)
+        GatewaySpec: frozenset({"addresses", "infrastructure", "backendTLS", "allowedListeners"}),
+        GatewayTLSConfig: frozenset({"options", "frontendValidation"}),
+        # namespaces by label need Namespace objects, which files do not have
+        RouteNamespaces: frozenset({"selector"}),
+        HTTPRouteRule: frozenset({"sessionPersistence", "retry"}),
+        GRPCRouteRule: frozenset({"sessionPersistence"}),
+        HTTPRouteFilter: frozenset({"extensionRef", "cors", "externalAuth"}),
+        RequestMirror: frozenset({"fraction"}),
+        ParentReference: frozenset(),
+    }
+)
