@@ -381,3 +381,27 @@ def test_source_labels_and_the_grpc_path_select_the_route(proxyless: Proxyless) 
     # app=other is not its own, the one for app=client on the /shoal.test.Echo/ path is
     result = proxyless.run("labelled", 3, wait_for_ready=True)
     assert result["codes"] == {"PERMISSION_DENIED": 3}, (result, proxyless.describe())
+
+
+def test_proxy_status_lists_the_client_synced(proxyless: Proxyless) -> None:
+    # each xds:/// target is a stream of its own (grpcio keeps an xDS client per target)
+    assert proxyless.run("echo", 1, wait_for_ready=True)["codes"] == {"OK": 1}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shoal.cli.main",
+            "proxy-status",
+            "--control-plane",
+            proxyless.control_plane.admin_url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    rows = [line.split() for line in out.splitlines() if line.startswith("client.default")]
+    assert rows, out
+    # the echo stream has every type; every stream has LDS, none holds a NACK
+    assert ["client.default", "SYNCED", "SYNCED", "SYNCED", "SYNCED"] in [r[:5] for r in rows], out
+    assert all("NACK" not in r for r in rows), out

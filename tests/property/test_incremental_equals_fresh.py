@@ -320,6 +320,9 @@ PROXIES = (
     _proxy("sidecar", "shop", "client", SECURE="true"),
     _proxy("sidecar", "shop", "worker"),
     _proxy("router", "default", "ingress"),
+    # proxyless gRPC clients (generate/proxyless.py take over per service and per shape)
+    _proxy("sidecar", "default", "grpc", GENERATOR="grpc"),
+    _proxy("sidecar", "shop", "grpc", GENERATOR="grpc", SECURE="true"),
 )
 
 

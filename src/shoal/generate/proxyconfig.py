@@ -140,6 +140,13 @@ class ConfigGenerator:
                 self._cds = previous._cds
                 self._routes = previous._routes
                 self._listeners = previous._listeners
+        # proxyless gRPC clients' resources (proxyless.py), taken over like the sidecars'
+        self._proxyless: proxyless.ProxylessResources = proxyless.ProxylessResources(
+            snapshot,
+            previous._proxyless if previous is not None else None,
+            routing=keep.routing,
+            virtual_hosts=keep.virtual_hosts,
+        )
         self._label_sensitive = bool(
             snapshot.rate_limits
             or snapshot.peer_authentications
@@ -334,7 +341,7 @@ class ConfigGenerator:
         found = self._views.get(key)
         if found is not None:
             return found
-        made = proxyless.maps(self.snapshot, proxy, self.visible(proxy))
+        made = self._proxyless.maps(proxy, self.visible(proxy), key)
         prior = self._prev_views.get(key)
         maps: dict[str, ResourceMap] = {}
         for type_url, new in made.items():

@@ -132,24 +132,35 @@ def assignment(name: str, endpoints: Iterable[Endpoint], port: Port) -> Prepared
     return prepare(name, cla)
 
 
-def service_resources(
+def service_clusters(
     snapshot: MeshSnapshot, service: Service, *, secure: bool = False
-) -> tuple[list[PreparedResource], list[PreparedResource]]:
-    """(clusters, assignments) of one service for proxyless clients: per port and subset."""
+) -> list[PreparedResource]:
+    """The clusters of one service for proxyless clients: per HTTP port and subset."""
     if not eds_service(service):
-        return [], []
+        return []
     dr = _dr(snapshot, service)
-    clusters: list[PreparedResource] = []
-    assignments: list[PreparedResource] = []
+    out: list[PreparedResource] = []
     for port in service.ports:
         if not port.is_http:
             continue
-        for subset, labels in _subsets(dr):
+        for subset, _ in _subsets(dr):
             made = cluster(service, port, subset, dr, secure=secure)
-            if made is None:
-                continue
-            clusters.append(made)
+            if made is not None:
+                out.append(made)
+    return out
+
+
+def service_assignments(snapshot: MeshSnapshot, service: Service) -> list[PreparedResource]:
+    """The assignments of every cluster `service_clusters` may make (a cluster left out for
+    its TLS has one nobody asks for)."""
+    if not eds_service(service):
+        return []
+    out: list[PreparedResource] = []
+    for port in service.ports:
+        if not port.is_http:
+            continue
+        for subset, labels in _subsets(_dr(snapshot, service)):
             name = outbound_cluster(port.number, subset, service.hostname)
             members = [ep for ep in service.endpoints if ep.matches(labels)]
-            assignments.append(assignment(name, members, port))
-    return clusters, assignments
+            out.append(assignment(name, members, port))
+    return out

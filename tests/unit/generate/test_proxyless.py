@@ -297,3 +297,23 @@ def test_istio_mutual_clusters_name_the_certificate_provider_and_spiffe_sans() -
     ]
     # a client without a certificate gets no cluster rather than a plaintext one
     assert f"outbound|9000||{HOST}" not in gen.view(client()).of(CLUSTER)
+
+
+def test_an_endpoint_change_rebuilds_only_the_assignments() -> None:
+    pipeline = Pipeline()
+    pipeline.load({"echo.yaml": ECHO, "ratings.yaml": RATINGS})
+    assert pipeline.generation is not None
+    first = pipeline.generation.view(client())
+    moved = ECHO.replace("grpc: 7003", "grpc: 7004")
+    second = pipeline.load({"echo.yaml": moved, "ratings.yaml": RATINGS}).generation.view(client())
+    for type_url in (CLUSTER, LISTENER, ROUTE):
+        assert second.of(type_url) is first.of(type_url)
+    eds = second.of(ENDPOINT)
+    assert eds is not first.of(ENDPOINT)
+    # ratings' assignment is the previous object; echo's v2 carries the new port
+    name = "outbound|80||ratings.shop.svc.cluster.local"
+    assert eds[name] is first.of(ENDPOINT)[name]
+    cla = unpack(eds[f"outbound|9000|v2|{HOST}"], endpoint_pb2.ClusterLoadAssignment())
+    assert isinstance(cla, endpoint_pb2.ClusterLoadAssignment)
+    ports = [e.endpoint.address.socket_address.port_value for e in cla.endpoints[0].lb_endpoints]
+    assert ports == [7002, 7004]
