@@ -38,9 +38,21 @@ class ClientTLSSettings(ApiModel):
     subject_alt_names: list[str] = Field(default_factory=list)
     sni: Annotated[str, AfterValidator(_sni)] = ""
     insecure_skip_verify: Bool | None = None
+    # a credential (secrets/NAME/ or a kubernetes.io/tls Secret) holding the client
+    # certificate and key (tls.crt, tls.key) and the CAs to trust (ca.crt), instead of files
+    credential_name: str = ""
 
     @model_validator(mode="after")
     def _mutual_needs_cert(self) -> Self:
+        if self.credential_name:
+            for name, value in (
+                ("clientCertificate", self.client_certificate),
+                ("privateKey", self.private_key),
+                ("caCertificates", self.ca_certificates),
+            ):
+                if value:
+                    raise field_error(name, f"{name} and credentialName exclude each other")
+            return self
         if self.mode == "MUTUAL":
             for name, value in (
                 ("clientCertificate", self.client_certificate),

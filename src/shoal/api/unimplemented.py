@@ -41,7 +41,7 @@ NOT_IMPLEMENTED: Mapping[type[BaseModel], frozenset[str]] = MappingProxyType(
         HTTPMatchRequest: frozenset({"statPrefix"}),
         DestinationRuleSpec: frozenset({"workloadSelector"}),
         TrafficPolicy: frozenset({"tunnel", "proxyProtocol"}),
-        ClientTLSSettings: frozenset({"credentialName", "caCrl"}),
+        ClientTLSSettings: frozenset({"caCrl"}),
         AuthorizationPolicySpec: frozenset({"provider"}),
         HTTPSettings: frozenset({"useClientProtocol", "http2KeepAlive"}),
         OutlierDetection: frozenset({"consecutiveErrors", "outlierDetectionHttpErrorCodes"}),

@@ -21,7 +21,7 @@ from shoal.generate.mtls import apply_client_tls, h2_to_sidecars
 from shoal.generate.names import inbound_cluster, outbound_cluster
 from shoal.generate.prepared import PreparedResource, prepare
 from shoal.generate.telemetry_labels import METADATA_NAMESPACE, cluster_metadata
-from shoal.model import MeshSnapshot, Port, Service
+from shoal.model import Credential, MeshSnapshot, Port, Service
 
 # Istio's default connect timeout for outbound clusters.
 CONNECT_TIMEOUT_S = 10
@@ -70,6 +70,7 @@ def outbound(
     *,
     secure: bool = False,
     files: Mapping[str, str] | None = None,
+    credentials: Mapping[str, Credential] | None = None,
 ) -> PreparedResource:
     """The cluster for one (service, port, subset), for a proxy with SDS if `secure`."""
     name = outbound_cluster(port.number, subset, service.hostname)
@@ -91,6 +92,7 @@ def outbound(
         port=port.number,
         subset=subset,
         files=files or {},
+        credentials=credentials,
         http2=http2,
     )
     uses_eds = False
@@ -133,10 +135,28 @@ def service_clusters(
     )
     out = []
     for port in service.ports:
-        out.append(outbound(service, port, "", dr, secure=secure, files=snapshot.files))
+        out.append(
+            outbound(
+                service,
+                port,
+                "",
+                dr,
+                secure=secure,
+                files=snapshot.files,
+                credentials=snapshot.credentials,
+            )
+        )
         if dr is not None:
             out.extend(
-                outbound(service, port, s.name, dr, secure=secure, files=snapshot.files)
+                outbound(
+                    service,
+                    port,
+                    s.name,
+                    dr,
+                    secure=secure,
+                    files=snapshot.files,
+                    credentials=snapshot.credentials,
+                )
                 for s in dr.subsets
             )
     return out

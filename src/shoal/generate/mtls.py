@@ -25,7 +25,7 @@ from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import any_pb2, struct_pb2
 
 from shoal.api.clienttls import ClientTLSSettings
-from shoal.model import Service
+from shoal.model import Credential, Service
 
 TRUST_DOMAIN = "cluster.local"
 SDS_CLUSTER = "sds-grpc"
@@ -137,7 +137,10 @@ def _inline(text: str) -> base_pb2.DataSource:
 
 
 def origination(
-    tls: ClientTLSSettings, files: Mapping[str, str], default_sni: str
+    tls: ClientTLSSettings,
+    files: Mapping[str, str],
+    default_sni: str,
+    credentials: Mapping[str, Credential] | None = None,
 ) -> tls_pb2.UpstreamTlsContext | None:
     """SIMPLE or MUTUAL TLS to a server outside the mesh's identity (DestinationRule `tls`).
 
@@ -146,8 +149,22 @@ def origination(
     """
     ctx = tls_pb2.UpstreamTlsContext(sni=tls.sni or default_sni)
     common = ctx.common_tls_context
-    if tls.mode == "MUTUAL":
+    ca: str | None = None
+    cert: str | None
+    key: str | None
+    if tls.credential_name:  # cert, key and CAs from one credential, as Istio's Secrets
+        credential = (credentials or {}).get(tls.credential_name)
+        if credential is None:
+            return None
+        cert, key = credential.cert_pem, credential.key_pem
+        ca = credential.ca_pem or None
+    else:
         cert, key = files.get(tls.client_certificate), files.get(tls.private_key)
+        if tls.ca_certificates:
+            ca = files.get(tls.ca_certificates)
+            if ca is None:
+                return None
+    if tls.mode == "MUTUAL":
         if cert is None or key is None:
             return None
         common.tls_certificates.append(
@@ -156,10 +173,7 @@ def origination(
     if tls.insecure_skip_verify:
         return ctx
     validation = common.validation_context
-    if tls.ca_certificates:
-        ca = files.get(tls.ca_certificates)
-        if ca is None:
-            return None
+    if ca is not None:
         validation.trusted_ca.CopyFrom(_inline(ca))
     else:
         # Istio's VERIFY_CERTIFICATE_AT_CLIENT: without caCertificates, the system roots
@@ -208,6 +222,7 @@ def apply_client_tls(
     port: int,
     subset: str,
     files: Mapping[str, str],
+    credentials: Mapping[str, Credential] | None = None,
     http2: bool = False,
 ) -> None:
     """Set `cluster`'s transport socket(s): DestinationRule `tls`, else automatic mTLS.
@@ -216,7 +231,7 @@ def apply_client_tls(
     if tls is not None and tls.mode == "DISABLE":
         return
     if tls is not None and tls.mode in ("SIMPLE", "MUTUAL"):
-        ctx = origination(tls, files, service.hostname)
+        ctx = origination(tls, files, service.hostname, credentials)
         if ctx is not None:
             cluster.transport_socket.CopyFrom(_socket(ctx))
         return

@@ -85,12 +85,14 @@ class Keep:
 
 
 def cluster_key(snapshot: MeshSnapshot, service: Service) -> tuple[object, ...]:
-    # files: certificates a DestinationRule's `tls` names are inlined into its clusters
+    # files, credentials: certificates a DestinationRule's `tls` names are inlined into its
+    # clusters
     return (
         without_endpoints(service),
         snapshot.dr_by_host.get(service.hostname),
         snapshot.mesh_config,
         snapshot.files,
+        snapshot.credentials,
     )
 
 

@@ -69,7 +69,14 @@ BEHAVIOUR: dict[tuple[str, str], tuple[str, ...]] = {
         E2E + "test_destination_resilience.py",
     ),
     ("DestinationRule", "trafficPolicy.retryBudget"): (E2E + "test_destination_resilience.py",),
-    ("DestinationRule", "trafficPolicy.tls"): (E2E + "test_security_mtls.py",),
+    ("DestinationRule", "trafficPolicy.tls"): (
+        E2E + "test_security_mtls.py",
+        E2E + "test_destination_tls_credential.py",
+    ),
+    ("DestinationRule", "trafficPolicy.portLevelSettings[].tls"): (
+        E2E + "test_security_mtls.py",
+        E2E + "test_destination_tls_credential.py",
+    ),
     ("Gateway", ""): (
         E2E + "test_edges_gateway.py",
         E2E + "test_edges_tcp.py",

@@ -29,9 +29,9 @@ from shoal.cli.analyze import analyze
 
 CORPUS = Path(__file__).resolve().parents[4] / "shared" / "corpus"
 FILES = sorted(CORPUS.rglob("*.yaml"))
-# the accepted share must not fall below what was measured (204 of 215, 94.9%); the goal is
-# 95 %, which needs sidecar tls routes, DestinationRule credentialName, ... (see the print)
-ACCEPTED_FLOOR = 0.94
+# the goal, met: at least 95 % accepted (measured: 206 of 215, 95.8%; was 184, 85.6%). What
+# is left (see the print): sidecar tls routes, localityLbSetting, AUTO_PASSTHROUGH, ...
+ACCEPTED_FLOOR = 0.95
 SHELL = {
     "INGRESS_DOMAIN": "example.com",
     "CLIENT_IP": "192.0.2.10",

@@ -371,3 +371,26 @@ spec:
     labels: {app: reviews}
     trafficPolicy: {tls: {mode: SIMPLE, sni: reviews.example, subjectAltNames: [spiffe://x/y]}}
 """
+
+
+def test_tls_origination_from_a_credential_and_not_before_it_exists() -> None:
+    import pytest
+
+    from shoal.api.clienttls import ClientTLSSettings
+    from shoal.generate.mtls import origination
+    from shoal.model import Credential
+
+    tls = ClientTLSSettings.model_validate({"mode": "MUTUAL", "credentialName": "c"})
+    assert origination(tls, {}, "x.example", {}) is None  # left plaintext until it exists
+    found = origination(tls, {}, "x.example", {"c": Credential("c", "CERT", "KEY", "CA")})
+    assert found is not None
+    common = found.common_tls_context
+    assert common.tls_certificates[0].certificate_chain.inline_string == "CERT"
+    assert common.tls_certificates[0].private_key.inline_string == "KEY"
+    assert common.validation_context.trusted_ca.inline_string == "CA"
+    assert found.sni == "x.example"
+    # with credentialName, the file fields are refused
+    with pytest.raises(ValueError, match="exclude each other"):
+        ClientTLSSettings.model_validate(
+            {"mode": "MUTUAL", "credentialName": "c", "clientCertificate": "/a.pem"}
+        )
