@@ -1,4 +1,4 @@
-"""One node proxy for three pods: `shoal agent --mode node`, listeners inside each pod's netns.
+"""One node proxy for three pods (`shoal agent --mode node`), and the same pods with sidecars.
 
 Three network namespaces on a bridge (harness/podnet.py): `frontend` and `other` call
 `reviews`, whose app listens on its own 127.0.0.1 only. One real Envoy, run by one node agent
@@ -7,7 +7,8 @@ listener on 127.0.0.1:15001 inside that pod and reviews' inbound listener on rev
 inside reviews. Traffic between pods is mTLS with each pod's own certificate, so the same
 policies give the same answers as sidecars: an AuthorizationPolicy allowing frontend's
 principal lets frontend in and refuses other; PeerAuthentication STRICT refuses plaintext.
-The CA gives the node's token only its pods' identities. Needs root: fails without it.
+The same assertions run with an agent inside each pod instead (sidecar mode). The CA gives
+the node's token only its pods' identities. Needs root: fails without it.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ from harness.podnet import PodNetwork, available
 from harness.ports import free_port
 from harness.wait import wait_until
 from shoal.agent.certs import new_key_and_csr
-from shoal.ca import Identity
+from shoal.ca import Identity, TokenIssuer
 from shoal.ca.authority import ROOTS
 from shoal.ca.client import create_certificate, secure_channel
 from shoal.ca.nodetokens import NodeTokens
 
 pytestmark = pytest.mark.envoy
+AGENT = [sys.executable, "-m", "shoal.agent", "--log-level", "INFO", "--prometheus-port", "0"]
 
 HOST = "reviews.default.svc.cluster.local"
 APP = (
@@ -79,13 +81,14 @@ spec:
 
 
 @dataclass
-class NodeMesh:
+class PodMesh:
+    mode: str  # "node": one node agent for every pod; "sidecar": an agent inside each pod
     pods: dict[str, tuple[str, str]]  # name -> (netns, ip)
     cp: ControlPlane
     ca_dir: Path
-    agent: subprocess.Popen[bytes]
-    agent_log: Path
-    admin: int
+    agents: list[subprocess.Popen[bytes]]
+    logs: list[Path]
+    admin: int  # the node Envoy's admin port (host side; sidecars' are inside their pods)
 
     def curl(self, pod: str, url: str, host: str = HOST) -> str:
         """The HTTP status a request from inside `pod` gets ("000": no HTTP answer)."""
@@ -104,14 +107,76 @@ class NodeMesh:
                 stats = resp.read().decode()
         except OSError as err:
             stats = f"(no Envoy stats: {err})"
-        log = self.agent_log.read_text()[-4000:]
-        return f"agent log:\n{log}\nEnvoy stats:\n{stats}\n{self.cp.describe()}"
+        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.logs)
+        return f"{self.mode} mode, agent logs:\n{logs}\nEnvoy stats:\n{stats}\n{self.cp.describe()}"
 
 
-@pytest.fixture
-def node_mesh(tmp_path: Path) -> Iterator[NodeMesh]:
+def _start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    procs.register(proc)
+    return proc
+
+
+def _node_agent(
+    tmp_path: Path, pods: dict[str, tuple[str, str]], cp: ControlPlane, ca_dir: Path, admin: int
+) -> tuple[list[subprocess.Popen[bytes]], list[Path]]:
+    listing = [
+        {
+            "name": name,
+            "namespace": "default",
+            "ip": ip,
+            "netns": f"/var/run/netns/{netns}",
+            "service_account": name,
+            "labels": {"app": name},
+            "outbound_port": 15001,
+            **({"inbound_port": 15006, "app_port": 8080} if name == "reviews" else {}),
+        }
+        for name, (netns, ip) in pods.items()
+    ]
+    (tmp_path / "pods.json").write_text(json.dumps(listing))
+    token = NodeTokens.in_dir(ca_dir).issue("n1", [Identity("default", name) for name in pods])
+    token_file = tmp_path / "node.token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    log = tmp_path / "node-agent.log"
+    argv = [
+        *AGENT, "--mode", "node", "--name", "n1", "--pods", str(tmp_path / "pods.json"),
+        "--xds-address", f"127.0.0.1:{cp.xds_port}",
+        "--token-file", str(token_file), "--ca-root", str(ca_dir / ROOTS),
+        "--admin-port", str(admin), "--health-port", str(free_port()),
+    ]  # fmt: skip
+    return [_start(argv, log)], [log]
+
+
+def _sidecar_agents(
+    tmp_path: Path, pods: dict[str, tuple[str, str]], xds: str, ca_dir: Path
+) -> tuple[list[subprocess.Popen[bytes]], list[Path]]:
+    """An agent inside each pod, as `shoal up --netns` runs them (loopback ports here)."""
+    tokens = TokenIssuer.in_dir(ca_dir)
+    agents, logs = [], []
+    for name, (netns, ip) in pods.items():
+        token_file = tmp_path / f"{name}.token"
+        token_file.write_text(tokens.issue(Identity("default", name)))
+        token_file.chmod(0o600)
+        ports = ["--inbound-port", "15006", "--app-port", "8080"] if name == "reviews" else []
+        argv = [
+            "ip", "netns", "exec", netns, *AGENT, "--name", name, "--service-account", name,
+            "--labels", f"app={name}", "--ip", ip, "--outbound-port", "15001", *ports,
+            "--admin-port", "15000", "--health-port", "15021", "--xds-address", xds,
+            "--token-file", str(token_file), "--ca-root", str(ca_dir / ROOTS),
+            "--disable-hot-restart",
+        ]  # fmt: skip
+        logs.append(tmp_path / f"sidecar-{name}.log")
+        agents.append(_start(argv, logs[-1]))
+    return agents, logs
+
+
+@pytest.fixture(params=["node", "sidecar"])
+def pod_mesh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PodMesh]:
     if not available():
         pytest.fail("the node proxy e2e test needs root and iproute2 (ip netns)")
+    mode = str(request.param)
     net = PodNetwork().open()
     started: list[subprocess.Popen[bytes]] = []
     cp: ControlPlane | None = None
@@ -121,49 +186,25 @@ def node_mesh(tmp_path: Path) -> Iterator[NodeMesh]:
         config.write("reviews.yaml", _service_entry(pods["reviews"][1]))
         config.write("policies.yaml", POLICIES)
         ca_dir = tmp_path / "ca"
+        # sidecars inside the pods reach the control plane on the bridge's host address
         cp = ControlPlane(
-            config.path, workdir=tmp_path, extra_args=["--secure", "--ca-dir", str(ca_dir)]
+            config.path,
+            workdir=tmp_path,
+            extra_args=["--secure", "--ca-dir", str(ca_dir), "--xds-also-on", net.host_ip],
         ).start()
         cp.wait_ready()
-        app = subprocess.Popen(
+        app = _start(
             ["ip", "netns", "exec", pods["reviews"][0], sys.executable, "-c", APP],
-            stdin=subprocess.DEVNULL,
+            tmp_path / "app.log",
         )
-        procs.register(app)
         started.append(app)
-        listing = [
-            {
-                "name": name,
-                "namespace": "default",
-                "ip": ip,
-                "netns": f"/var/run/netns/{netns}",
-                "service_account": name,
-                "labels": {"app": name},
-                "outbound_port": 15001,
-                **({"inbound_port": 15006, "app_port": 8080} if name == "reviews" else {}),
-            }
-            for name, (netns, ip) in pods.items()
-        ]
-        (tmp_path / "pods.json").write_text(json.dumps(listing))
-        token = NodeTokens.in_dir(ca_dir).issue("n1", [Identity("default", name) for name in pods])
-        token_file = tmp_path / "node.token"
-        token_file.write_text(token)
-        token_file.chmod(0o600)
-        log = tmp_path / "node-agent.log"
         admin = free_port()
-        argv = [
-            sys.executable, "-m", "shoal.agent", "--log-level", "INFO",
-            "--mode", "node", "--name", "n1", "--pods", str(tmp_path / "pods.json"),
-            "--xds-address", f"127.0.0.1:{cp.xds_port}",
-            "--token-file", str(token_file), "--ca-root", str(ca_dir / ROOTS),
-            "--admin-port", str(admin), "--health-port", str(free_port()),
-            "--prometheus-port", "0",
-        ]  # fmt: skip
-        with open(log, "ab") as out:
-            agent = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        procs.register(agent)
-        started.append(agent)
-        yield NodeMesh(pods, cp, ca_dir, agent, log, admin)
+        if mode == "node":
+            agents, logs = _node_agent(tmp_path, pods, cp, ca_dir, admin)
+        else:
+            agents, logs = _sidecar_agents(tmp_path, pods, f"{net.host_ip}:{cp.xds_port}", ca_dir)
+        started.extend(agents)
+        yield PodMesh(mode, pods, cp, ca_dir, agents, logs, admin)
     finally:
         for proc in reversed(started):
             procs.terminate(proc, timeout=10)
@@ -182,8 +223,8 @@ async def _ask_ca(address: str, roots: str, token: str, identity: Identity) -> g
     return grpc.StatusCode.OK
 
 
-def test_one_node_envoy_serves_three_pods_with_their_own_identities(node_mesh: NodeMesh) -> None:
-    mesh = node_mesh
+def test_node_proxy_and_sidecars_give_the_same_answers(pod_mesh: PodMesh) -> None:
+    mesh = pod_mesh
     outbound = "http://127.0.0.1:15001/"
     try:
         wait_until(lambda: mesh.curl("frontend", outbound) == "200", 60, what="frontend 200")
@@ -195,16 +236,19 @@ def test_one_node_envoy_serves_three_pods_with_their_own_identities(node_mesh: N
     # plaintext straight to reviews' inbound listener: STRICT wants mTLS, no HTTP answer
     reviews_ip = mesh.pods["reviews"][1]
     assert mesh.curl("frontend", f"http://{reviews_ip}:15006/") == "000"
-    # the app is reachable only inside reviews: the node Envoy got there from reviews' netns
+    # the app listens on reviews' own loopback: only its proxy, from inside reviews, gets there
     assert mesh.curl("frontend", f"http://{reviews_ip}:8080/") == "000"
-    # the listeners are inside the pods (one Envoy process holds them all)
+    assert all(a.poll() is None for a in mesh.agents), mesh.describe()
+    if mesh.mode == "sidecar":
+        return
+
+    # node mode: one Envoy process holds every pod's listeners, inside each pod
     for pod in ("frontend", "other"):
         ss = subprocess.run(
             ["ip", "netns", "exec", mesh.pods[pod][0], "ss", "-Hltnp", "sport", "= :15001"],
             capture_output=True, text=True, timeout=10, check=False,
         )  # fmt: skip
         assert "envoy" in ss.stdout, ss.stdout + ss.stderr
-
     # the node's token gets its pods' identities from the CA, no other
     token = (mesh.ca_dir.parent / "node.token").read_text()
     roots = (mesh.ca_dir / ROOTS).read_text()
@@ -213,4 +257,3 @@ def test_one_node_envoy_serves_three_pods_with_their_own_identities(node_mesh: N
     assert ask(Identity("default", "reviews")) == grpc.StatusCode.OK
     assert ask(Identity("default", "ratings")) == grpc.StatusCode.PERMISSION_DENIED
     assert ask(Identity("shop", "frontend")) == grpc.StatusCode.PERMISSION_DENIED
-    assert mesh.agent.poll() is None, mesh.describe()

@@ -32,6 +32,7 @@ def _control_plane(args: argparse.Namespace) -> int:
     settings = Settings(
         config_dir=config_dir,
         host=args.host,
+        xds_extra_hosts=tuple(args.xds_also_on),
         xds_port=args.xds_port,
         admin_port=args.admin_port,
         debounce_s=args.debounce_ms / 1000,
@@ -69,6 +70,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cp.add_argument("--config-dir", help="folder of Istio-compatible YAML files (VMs, local)")
     cp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     cp.add_argument("--xds-port", type=int, default=15010)
+    cp.add_argument(
+        "--xds-also-on",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="serve xDS (and the CA) on HOST too, at the same port: e.g. a pod bridge's address",
+    )
     cp.add_argument("--admin-port", type=int, default=15014)
     cp.add_argument("--debounce-ms", type=int, default=100, help="quiet time before a push")
     add_max_file_bytes(cp)
