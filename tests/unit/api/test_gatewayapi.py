@@ -238,6 +238,12 @@ def test_gateways_of_other_controllers_are_not_served() -> None:
             "spec.rules[0].filters[0].requestRedirect",
             "needs requestRedirect",
         ),
+        (  # found by tests/property/test_envoy_accepts_gatewayapi.py
+            "kind: HTTPRoute\nspec:\n  rules:\n  - filters:\n    - type: RequestRedirect\n"
+            "      requestRedirect: {statusCode: 301}\n",
+            "spec.rules[0].filters[0].requestRedirect.statusCode",
+            "needs scheme, hostname, path or port",
+        ),
         (
             "kind: HTTPRoute\nspec:\n  rules:\n  - timeouts: {request: 10 seconds}\n",
             "spec.rules[0].timeouts.request",

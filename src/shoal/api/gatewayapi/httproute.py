@@ -109,6 +109,15 @@ class RequestRedirect(ApiModel):
     port: Port | None = None
     status_code: Literal[301, 302] = 302
 
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if not (self.scheme or self.hostname or self.path or self.port):
+            # Location would be the request's own URL: a loop, not a redirect
+            raise field_error(
+                "statusCode", "a RequestRedirect needs scheme, hostname, path or port"
+            )
+        return self
+
 
 class URLRewrite(ApiModel):
     hostname: Hostname | None = None
