@@ -187,9 +187,8 @@ def apply_traffic_policy(
     port: Port,
     *,
     mesh_h2: bool = False,
-) -> bool:
-    """Set `cluster`'s load balancing, limits, timeouts and ejection from `policy`; True when
-    HTTP to it travels as HTTP/2.
+) -> None:
+    """Set `cluster`'s load balancing, limits, timeouts and ejection from `policy`.
 
     `mesh_h2`: the cluster reaches sidecars over mesh mTLS (mtls.h2_to_sidecars), so HTTP
     travels as HTTP/2 unless `h2UpgradePolicy: DO_NOT_UPGRADE` says otherwise.
@@ -207,4 +206,3 @@ def apply_traffic_policy(
         packed.Pack(opts)
         cluster.typed_extension_protocol_options[HTTP_OPTIONS].CopyFrom(packed)
     _outlier(cluster, policy.outlier_detection)
-    return opts is not None and opts.explicit_http_config.HasField("http2_protocol_options")

@@ -81,7 +81,7 @@ def outbound(
     policy = dr.policy_for(port.number, subset) if dr else None
     mesh_mtls = secure and service.location == "MESH_INTERNAL"
     tls = policy.tls if policy else None
-    http2 = apply_traffic_policy(
+    apply_traffic_policy(
         cluster, policy, port, mesh_h2=h2_to_sidecars(tls, secure=mesh_mtls, service=service)
     )
     apply_client_tls(
@@ -93,7 +93,6 @@ def outbound(
         subset=subset,
         files=files or {},
         credentials=credentials,
-        http2=http2,
     )
     uses_eds = False
     if service.resolution in ("DNS", "DNS_ROUND_ROBIN"):

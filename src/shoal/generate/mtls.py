@@ -32,10 +32,12 @@ SDS_CLUSTER = "sds-grpc"
 CERT_SECRET = "default"
 ROOT_SECRET = "ROOTCA"
 ALPN_ISTIO = "istio"
-# Istio's ALPN between sidecars (pilot/pkg/networking/util: ALPNInMeshH2, ALPNDownstream):
-# a caller speaking HTTP/2 offers "h2" after "istio", the inbound side offers h2 and
-# http/1.1, so the callee's connection manager knows the codec from the handshake
-ALPN_H2 = "h2"
+# The inbound side offers h2 and http/1.1 (Istio's ALPNDownstream). Callers offer only
+# "istio", never "h2": a cluster carries a gateway's tcp_proxy bytes as well as HTTP, and a
+# handshake that picked h2 makes the callee's connection manager read raw HTTP/1.1 as HTTP/2
+# (the connection then closes with nothing sent back). HTTP/2 between sidecars needs no ALPN:
+# the cluster's explicit http2_protocol_options speak it by prior knowledge and the callee's
+# AUTO codec recognises the preface.
 ALPN_DOWNSTREAM = ("h2", "http/1.1")
 TLS_MODE_KEY = "tlsMode"
 TLS_MODE_ISTIO = "istio"
@@ -110,13 +112,9 @@ def service_sans(service: Service) -> list[str]:
     )
 
 
-def istio_mutual(
-    sni: str, sans: Iterable[str], *, http2: bool = False
-) -> tls_pb2.UpstreamTlsContext:
+def istio_mutual(sni: str, sans: Iterable[str]) -> tls_pb2.UpstreamTlsContext:
     ctx = tls_pb2.UpstreamTlsContext(sni=sni, common_tls_context=mesh_common_context(sans))
     ctx.common_tls_context.alpn_protocols.append(ALPN_ISTIO)
-    if http2:
-        ctx.common_tls_context.alpn_protocols.append(ALPN_H2)
     return ctx
 
 
@@ -223,10 +221,8 @@ def apply_client_tls(
     subset: str,
     files: Mapping[str, str],
     credentials: Mapping[str, Credential] | None = None,
-    http2: bool = False,
 ) -> None:
-    """Set `cluster`'s transport socket(s): DestinationRule `tls`, else automatic mTLS.
-    `http2`: the cluster speaks HTTP/2 (mesh mTLS then offers ALPN h2 too)."""
+    """Set `cluster`'s transport socket(s): DestinationRule `tls`, else automatic mTLS."""
     sni = istio_sni(port, subset, service.hostname)
     if tls is not None and tls.mode == "DISABLE":
         return
@@ -238,9 +234,7 @@ def apply_client_tls(
     if not secure:
         return  # no SDS on this proxy: no mesh certificate to present
     sans = list(tls.subject_alt_names) if tls is not None and tls.subject_alt_names else None
-    ctx = istio_mutual(
-        tls.sni if tls and tls.sni else sni, sans or service_sans(service), http2=http2
-    )
+    ctx = istio_mutual(tls.sni if tls and tls.sni else sni, sans or service_sans(service))
     if tls is not None:  # ISTIO_MUTUAL: every endpoint, whatever its tlsMode
         cluster.transport_socket.CopyFrom(_socket(ctx))
         return
