@@ -103,6 +103,19 @@ def test_shoal_up_serves_a_gateway_api_gateway(tmp_path: Path) -> None:
         assert get(port, "shop.example.com", "/cart")[1]["x-route"] == "cart"
         # a host the route does not name is not served by it
         assert service("/", "other.example.com") == "404"
+
+        # a live edit of the HTTPRoute (the file watcher, no restart): /cart goes to shop now
+        config.write(
+            "gateway.yaml",
+            _gateway_api(port).replace("name: cart, port: 80", "name: shop, port: 80"),
+        )
+        wait_until(
+            lambda: service("/cart/1") == "shop",
+            30,
+            interval=0.3,
+            what="the edited HTTPRoute to be served",
+            describe=lambda: log_path.read_text(errors="replace")[-3000:],
+        )
     finally:
         procs.terminate(proc, 15)
         log.close()
