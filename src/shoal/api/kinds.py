@@ -34,6 +34,8 @@ from shoal.api.ratelimit import LocalRateLimitSpec
 from shoal.api.requestauthentication import RequestAuthenticationSpec
 from shoal.api.serviceentry import ServiceEntrySpec
 from shoal.api.sidecar import SidecarSpec
+from shoal.api.smi import SPLIT_GROUP, SPLIT_VERSIONS
+from shoal.api.smi.trafficsplit import TrafficSplitSpec
 from shoal.api.telemetry import TelemetrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.api.workloadentry import WorkloadEntrySpec
@@ -107,6 +109,10 @@ _GATEWAY_API_KINDS: tuple[KindSpec, ...] = (
     KindSpec(GATEWAY_API, ("v1", "v1alpha2"), "GRPCRoute", GRPCRouteSpec),
     KindSpec(GATEWAY_API, ("v1beta1", "v1alpha2"), "ReferenceGrant", ReferenceGrantSpec),
 )
+# SMI (api/smi): read from files, translated onto VirtualServices (model/smi.py)
+_SMI_KINDS: tuple[KindSpec, ...] = (
+    KindSpec(SPLIT_GROUP, SPLIT_VERSIONS, "TrafficSplit", TrafficSplitSpec),
+)
 # watched on Kubernetes (GatewayClass is cluster-scoped; there the built-in classes serve)
 GATEWAY_API_KIND_SPECS: tuple[KindSpec, ...] = tuple(
     k for k in _GATEWAY_API_KINDS if k.kind != "GatewayClass"
@@ -118,7 +124,7 @@ _GATEWAY_API_BY_KIND: Mapping[str, KindSpec] = MappingProxyType(
 # the config kinds (CRDs on Kubernetes); Kubernetes' own kinds are read from files only
 KIND_SPECS: Mapping[str, KindSpec] = MappingProxyType({k.kind: k for k in _REGISTRY})
 FILE_KIND_SPECS: Mapping[str, KindSpec] = MappingProxyType(
-    {k.key: k for k in (*_REGISTRY, *_KUBERNETES, *_GATEWAY_API_KINDS)}
+    {k.key: k for k in (*_REGISTRY, *_KUBERNETES, *_GATEWAY_API_KINDS, *_SMI_KINDS)}
 )
 KINDS: Mapping[str, type[BaseModel]] = MappingProxyType({k.kind: k.spec for k in _REGISTRY})
 
@@ -146,8 +152,7 @@ _NOT_IMPLEMENTED_KINDS: Mapping[str, str] = MappingProxyType(
 )
 _NOT_IMPLEMENTED_GROUPS: Mapping[str, str] = MappingProxyType(
     {
-        "split.smi-spec.io": "use a VirtualService with weights",
-        "access.smi-spec.io": "use an AuthorizationPolicy",
+        "access.smi-spec.io": "use an AuthorizationPolicy (TrafficSplit is implemented)",
         "specs.smi-spec.io": "use VirtualService matches",
     }
 )

@@ -31,6 +31,7 @@ from shoal.api.ratelimit import LocalRateLimitSpec
 from shoal.api.requestauthentication import RequestAuthenticationSpec
 from shoal.api.serviceentry import ServiceEntrySpec
 from shoal.api.sidecar import SidecarSpec
+from shoal.api.smi.trafficsplit import TrafficSplitSpec
 from shoal.api.telemetry import TelemetrySpec
 from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.api.workloadentry import WorkloadEntrySpec
@@ -60,6 +61,7 @@ Spec = (
     | HTTPRouteSpec
     | GRPCRouteSpec
     | ReferenceGrantSpec
+    | TrafficSplitSpec
 )
 Path = tuple[str | int, ...]
 ResourceKey = tuple[str, str, str]

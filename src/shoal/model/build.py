@@ -20,6 +20,7 @@ from shoal.api.virtualservice import VirtualServiceSpec
 from shoal.memo import Memo
 from shoal.model.fileservices import file_service, tls_secrets
 from shoal.model.gatewayapi import translate as translate_gateway_api
+from shoal.model.smi import translate as translate_smi
 from shoal.model.snapshot import Credential, Endpoint, MeshSnapshot, Port, Service
 from shoal.model.vips import LocalVips
 
@@ -139,6 +140,7 @@ def build_snapshot(
     resources = list(resources)
     # Gateway API kinds are served as the Istio Gateways and VirtualServices they stand for
     resources += translate_gateway_api(resources)
+    resources += translate_smi(resources)  # SMI TrafficSplits: VirtualService weights
     ordered = sorted(resources, key=lambda r: r.key)
     for res in ordered:
         by_kind.setdefault(res.kind, []).append(res)
