@@ -20,14 +20,14 @@ _NAME = ("metadata", "name")
 
 def _winner(definitions: Sequence[Resource], in_force: Resource | None) -> Resource:
     if in_force is not None:
-        for definition in definitions:
-            if definition is in_force:
-                return definition
-        # A whole-file re-parse makes new objects: the same definition is then the equal one
-        # of that file (equality ignores where it sits), or failing that the file's first.
+        # The definition in force is the first of its file equal to it (equality ignores
+        # where it sits), or failing that the file's first. Not the very object in force
+        # first: whether a re-read hands back that object (the document cache) or an equal
+        # new one must not change which of two equal definitions wins, nor where the
+        # error points.
         same_file = [d for d in definitions if d.origin.file == in_force.origin.file]
         for definition in same_file:
-            if definition == in_force:
+            if definition is in_force or definition == in_force:
                 return definition
         if same_file:
             return same_file[0]

@@ -2,7 +2,8 @@
 
 from api_samples import BOOKINFO_SERVICES, REVIEWS_DR, REVIEWS_VS
 
-from shoal.api import ConfigStore, Resource
+from shoal.api import ConfigStore, Resource, parse_text
+from shoal.api.conflicts import settle_conflicts
 from shoal.api.virtualservice import VirtualServiceSpec
 
 BASE = {"services.yaml": BOOKINFO_SERVICES, "dr.yaml": REVIEWS_DR}
@@ -62,3 +63,19 @@ def test_a_conflict_with_a_broken_file_keeps_the_broken_files_last_good_definiti
     # b.yaml does not parse: it keeps its resources, which are still the ones in force
     assert _weights(result.resources) == [50, 50]
     assert sorted(e.file for e in result.errors) == ["a.yaml", "b.yaml"]
+
+
+def test_of_two_equal_definitions_the_first_wins_whether_or_not_it_is_the_object_in_force() -> None:
+    # The store keeps parsed documents by their text, so a re-read may hand back the very
+    # object in force where a whole-file parse makes an equal new one. Which of two equal
+    # definitions wins, and where the error points, must not depend on that (hypothesis found
+    # it: the incremental pipeline's error pointed at line 4, a whole-file store's at line 13).
+    first, second = parse_text(REVIEWS_VS + "---\n" + REVIEWS_VS, "a.yaml")
+    assert first == second and first.origin.line < second.origin.line
+    (again,) = parse_text(REVIEWS_VS, "a.yaml")  # equal to both, a new object
+    for in_force in (second, again):
+        kept, errors = settle_conflicts([first, second], {KEY: in_force})
+        assert kept == [first] and kept[0] is first
+        assert [(e.file, e.line) for e in errors] == [
+            ("a.yaml", second.origin.line_of(("metadata", "name")))
+        ]
