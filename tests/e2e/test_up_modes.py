@@ -233,7 +233,16 @@ def mesh(
         else:
             ready = up.wait_ready(count, timeout=120, proxies=count + 1)
             replicas = {r["replica"]: r for r in ready}
-        yield Mesh(mode, up, gateway_port, replicas)
+        mesh = Mesh(mode, up, gateway_port, replicas)
+        # synced is not served: a registration's push may still be in its debounce window
+        wait_until(
+            lambda: mesh.get("http://reviews:9080/")[0]["status"] == 200,
+            60,
+            interval=0.5,
+            what=f"{mode}: the client reaching reviews",
+            describe=up.describe,
+        )
+        yield mesh
     finally:
         up.stop()
         if mode == "netns":
