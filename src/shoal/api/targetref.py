@@ -16,10 +16,10 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from shoal.api.base import ApiModel, field_error
+from shoal.api.gatewayapi import GATEWAY_NAME_LABEL
 
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 # the label Istio puts on the proxies it deploys for a Gateway API Gateway
-GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 _WAYPOINT_KINDS = ("Service", "ServiceEntry", "GatewayClass")
 
 
